@@ -1,0 +1,1 @@
+//! A DTD reader and validator for MOS messages. (Being written.)

@@ -1,0 +1,21 @@
+//! The MOS 2.8.1 ⇄ NMOS gateway.
+//!
+//! Data flows one way through the modules, each with one job:
+//!
+//! ```text
+//! bytes (TCP 10540 lower / 10541 upper / 10542 query)
+//!   → mos::codec     UTF-16/UTF-8 bytes ⇄ complete <mos> documents (text)
+//!   → mos::message   document text ⇄ typed messages (every MOS 2.8.1 message)
+//!   → session        ack discipline, messageID, heartbeats, queues   (later issues)
+//!   → rundown        pure running-order state transitions            (later issues)
+//!   → mapping / nmos running-order items → IS-05 / IS-08 routes      (later issues)
+//! ```
+//!
+//! Layout:
+//! - [`mos`]: the MOS wire layer (framing, XML, typed messages, times and numbers).
+//! - [`dtd`]: a small DTD reader and validator used by `mos-gateway validate`.
+//! - [`cli`]: the command-line interface of the `mos-gateway` binary.
+
+pub mod cli;
+pub mod dtd;
+pub mod mos;

@@ -1,0 +1,1 @@
+//! Framing: bytes ⇄ complete `<mos>` documents. (Being written.)

@@ -1,0 +1,1 @@
+//! MOS numbers: decimal or hexadecimal. (Being written.)

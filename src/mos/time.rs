@@ -1,0 +1,1 @@
+//! MOS time and duration values. (Being written.)
