@@ -1,0 +1,487 @@
+//! The reading context shared by every message parser: strict or lenient, the element
+//! path for error messages, and the list of tolerated deviations.
+
+use super::error::{Deviation, DeviationKind, ParseError, truncate_chars};
+use super::number;
+use super::time::{MosTime, RoDuration, TimeConformance};
+use super::xml::El;
+
+/// Maximum length of the spec's 128-character strings.
+pub const STRING128: usize = 128;
+
+/// Enumerated MOS values: parsed case-insensitively (a case mismatch is a deviation),
+/// written in the spec's spelling.
+pub trait MosEnum: Sized {
+    /// Every value with its spec spelling.
+    const VALUES: &'static [(&'static str, Self)];
+    /// The value for an exact spec spelling.
+    fn from_wire(text: &str) -> Option<Self>
+    where
+        Self: Clone,
+    {
+        Self::VALUES
+            .iter()
+            .find(|(s, _)| *s == text)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Reading state for one message.
+pub struct Cx {
+    strict: bool,
+    message: &'static str,
+    path: Vec<(&'static str, Option<usize>)>,
+    line: Option<usize>,
+    /// Deviations tolerated so far (lenient mode).
+    pub deviations: Vec<Deviation>,
+}
+
+impl Cx {
+    /// A context for a message named `message`.
+    pub fn new(strict: bool) -> Self {
+        Self {
+            strict,
+            message: "",
+            path: vec![("mos", None)],
+            line: None,
+            deviations: Vec::new(),
+        }
+    }
+
+    /// Whether off-spec input is refused.
+    pub fn strict(&self) -> bool {
+        self.strict
+    }
+
+    /// Sets the message name used in errors.
+    pub fn set_message(&mut self, name: &'static str) {
+        self.message = name;
+    }
+
+    /// Descends into a child element (for paths in errors).
+    pub fn enter(&mut self, name: &'static str, index: Option<usize>) {
+        self.path.push((name, index));
+    }
+
+    /// Leaves the element entered last.
+    pub fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// Runs `f` inside a child element's path.
+    pub fn within<T>(
+        &mut self,
+        name: &'static str,
+        index: Option<usize>,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        self.enter(name, index);
+        let r = f(self);
+        self.leave();
+        r
+    }
+
+    /// The current path, with an optional last segment.
+    pub fn path(&self, leaf: Option<&str>) -> String {
+        let mut s = String::new();
+        for (i, (name, idx)) in self.path.iter().enumerate() {
+            if i > 0 {
+                s.push('/');
+            }
+            s.push_str(name);
+            if let Some(n) = idx {
+                s.push_str(&format!("[{}]", n + 1));
+            }
+        }
+        if let Some(l) = leaf {
+            s.push('/');
+            s.push_str(l);
+        }
+        s
+    }
+
+    /// Remembers the line of the element being read, for errors.
+    pub fn at(&mut self, el: El<'_, '_>) {
+        self.line = Some(el.line());
+    }
+
+    /// An error at the current path.
+    pub fn error(&self, leaf: Option<&str>, detail: impl Into<String>) -> ParseError {
+        ParseError {
+            message: (!self.message.is_empty()).then(|| self.message.to_string()),
+            path: self.path(leaf),
+            detail: detail.into(),
+            line: self.line,
+            kind: None,
+        }
+    }
+
+    /// Accepts an off-spec construct in lenient mode (recording it), refuses it in strict mode.
+    pub fn tolerate(
+        &mut self,
+        kind: DeviationKind,
+        leaf: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<(), ParseError> {
+        let detail = detail.into();
+        if self.strict {
+            let mut e = self.error(leaf, detail);
+            e.kind = Some(kind);
+            return Err(e);
+        }
+        self.deviations.push(Deviation {
+            kind,
+            path: self.path(leaf),
+            detail,
+        });
+        Ok(())
+    }
+
+    /// Checks that the known children of `el` appear in spec order (unknown ones are
+    /// ignored). `order` lists the known names in spec order.
+    pub fn check_order(&mut self, el: El<'_, '_>, order: &[&str]) -> Result<(), ParseError> {
+        let mut last = 0usize;
+        let mut last_name = "";
+        for c in el.children() {
+            let name = c.name();
+            if let Some(pos) = order.iter().position(|n| *n == name) {
+                if pos < last {
+                    self.at(c);
+                    return self.tolerate(
+                        DeviationKind::OutOfOrder,
+                        None,
+                        format!("<{name}> after <{last_name}>; expected order ({})", order.join(", ")),
+                    );
+                }
+                last = pos;
+                last_name = name;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a 128-character limit.
+    fn check_len(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
+        if value.len() > STRING128 {
+            let n = value.chars().count();
+            if n > STRING128 {
+                return self.tolerate(
+                    DeviationKind::OverlongString,
+                    Some(name),
+                    format!("{n} characters, at most {STRING128} allowed"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A required string element (at most 128 characters).
+    pub fn req_str(&mut self, el: El<'_, '_>, name: &'static str) -> Result<String, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                let v = text_of(c);
+                self.check_len(name, &v)?;
+                Ok(v)
+            }
+            None => {
+                self.at(el);
+                self.missing(name)?;
+                Ok(String::new())
+            }
+        }
+    }
+
+    /// Records a missing required element.
+    pub fn missing(&mut self, name: &str) -> Result<(), ParseError> {
+        self.tolerate(
+            DeviationKind::MissingElement,
+            Some(name),
+            "required element missing",
+        )
+    }
+
+    /// An optional string element (at most 128 characters). Present but empty is `Some("")`.
+    pub fn opt_str(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<String>, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                let v = text_of(c);
+                self.check_len(name, &v)?;
+                Ok(Some(v))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// An optional text element of unlimited length.
+    pub fn opt_text(&mut self, el: El<'_, '_>, name: &'static str) -> Option<String> {
+        el.child(name).map(text_of)
+    }
+
+    /// Every value of a repeated string element.
+    pub fn str_list(&mut self, el: El<'_, '_>, name: &'static str) -> Result<Vec<String>, ParseError> {
+        let mut out = Vec::new();
+        for c in el.children_named(name) {
+            let v = text_of(c);
+            self.check_len(name, &v)?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// A time value read from an element's text, with its conformance checked.
+    pub fn time_value(&mut self, name: &str, text: &str) -> Result<MosTime, ParseError> {
+        let t = MosTime::from_wire(text);
+        match t.conformance() {
+            TimeConformance::Spec => {}
+            TimeConformance::Empty => {
+                self.tolerate(DeviationKind::EmptyTime, Some(name), "empty time")?
+            }
+            TimeConformance::Variant => self.tolerate(
+                DeviationKind::NonstandardTime,
+                Some(name),
+                format!("{text:?} is not YYYY-MM-DDThh:mm:ss[,ddd][Z|±hh:mm]"),
+            )?,
+            TimeConformance::Unparseable => self.tolerate(
+                DeviationKind::InvalidTime,
+                Some(name),
+                format!("{text:?} is not a time (YYYY-MM-DDThh:mm:ss[,ddd][Z|±hh:mm])"),
+            )?,
+        }
+        Ok(t)
+    }
+
+    /// A required time element.
+    pub fn req_time(&mut self, el: El<'_, '_>, name: &'static str) -> Result<MosTime, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                self.at(c);
+                let raw = c.text();
+                self.time_value(name, &raw)
+            }
+            None => {
+                self.at(el);
+                self.missing(name)?;
+                Ok(MosTime::from_wire(""))
+            }
+        }
+    }
+
+    /// An optional time element.
+    pub fn opt_time(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<MosTime>, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                self.at(c);
+                let raw = c.text();
+                self.time_value(name, &raw).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// An optional roEdDur-style duration.
+    pub fn opt_duration(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<RoDuration>, ParseError> {
+        let Some(c) = el.child(name) else {
+            return Ok(None);
+        };
+        let raw = c.text();
+        let d = RoDuration::from_wire(&raw);
+        match d.conformance() {
+            TimeConformance::Spec | TimeConformance::Empty => {}
+            TimeConformance::Variant => self.tolerate(
+                DeviationKind::NonstandardTime,
+                Some(name),
+                format!("{raw:?} is not hh:mm:ss"),
+            )?,
+            TimeConformance::Unparseable => self.tolerate(
+                DeviationKind::InvalidTime,
+                Some(name),
+                format!("{raw:?} is not a duration (hh:mm:ss)"),
+            )?,
+        }
+        Ok(Some(d))
+    }
+
+    /// Reads a number with `parse`, recording non-standard spellings. Returns None
+    /// (after a deviation) for a value that is not a number.
+    fn number<T>(
+        &mut self,
+        name: &str,
+        text: &str,
+        parse: impl Fn(&str) -> Result<T, number::NumberError>,
+    ) -> Result<Option<T>, ParseError> {
+        match parse(text) {
+            Ok(v) => {
+                if !number::is_spec_number(text) {
+                    self.tolerate(
+                        DeviationKind::NonstandardNumber,
+                        Some(name),
+                        format!("{text:?} is not a plain decimal or hex number"),
+                    )?;
+                }
+                Ok(Some(v))
+            }
+            Err(e) => {
+                self.tolerate(DeviationKind::InvalidValue, Some(name), e.to_string())?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// An optional unsigned number (samples, revisions). Empty counts as absent.
+    pub fn opt_u32(&mut self, el: El<'_, '_>, name: &'static str) -> Result<Option<u32>, ParseError> {
+        let Some(c) = el.child(name) else {
+            return Ok(None);
+        };
+        let raw = c.text();
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        self.at(c);
+        self.number(name, &raw, number::parse_u32)
+    }
+
+    /// A required unsigned number; missing or invalid reads as 0 in lenient mode.
+    pub fn req_u32(&mut self, el: El<'_, '_>, name: &'static str) -> Result<u32, ParseError> {
+        let Some(c) = el.child(name) else {
+            self.at(el);
+            self.missing(name)?;
+            return Ok(0);
+        };
+        let raw = c.text();
+        self.at(c);
+        if raw.trim().is_empty() {
+            self.tolerate(DeviationKind::InvalidValue, Some(name), "empty, a number is required")?;
+            return Ok(0);
+        }
+        Ok(self.number(name, &raw, number::parse_u32)?.unwrap_or(0))
+    }
+
+    /// A time base (objTB): positive, may be fractional.
+    pub fn opt_time_base(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<f64>, ParseError> {
+        let Some(c) = el.child(name) else {
+            return Ok(None);
+        };
+        let raw = c.text();
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        self.at(c);
+        match number::parse_time_base(&raw) {
+            Ok(v) => {
+                let plain = raw.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                if !plain {
+                    self.tolerate(
+                        DeviationKind::NonstandardNumber,
+                        Some(name),
+                        format!("{raw:?} is not a plain number"),
+                    )?;
+                }
+                Ok(Some(v))
+            }
+            Err(e) => {
+                self.tolerate(DeviationKind::InvalidValue, Some(name), e.to_string())?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads an enumerated value from text: exact spelling, or (a deviation) another
+    /// letter case. Unknown values are a deviation and read as None.
+    pub fn enum_value<T: MosEnum + Clone>(
+        &mut self,
+        name: &str,
+        text: &str,
+    ) -> Result<Option<T>, ParseError> {
+        let t = text.trim();
+        if let Some(v) = T::from_wire(t) {
+            return Ok(Some(v));
+        }
+        if let Some((spelling, v)) = T::VALUES.iter().find(|(s, _)| s.eq_ignore_ascii_case(t)) {
+            self.tolerate(
+                DeviationKind::EnumCase,
+                Some(name),
+                format!("{t:?} should be spelled {spelling:?}"),
+            )?;
+            return Ok(Some(v.clone()));
+        }
+        let allowed: Vec<&str> = T::VALUES.iter().map(|(s, _)| *s).collect();
+        self.tolerate(
+            DeviationKind::InvalidValue,
+            Some(name),
+            format!("{t:?} is not one of {}", allowed.join(" | ")),
+        )?;
+        Ok(None)
+    }
+
+    /// An optional enumerated element.
+    pub fn opt_enum<T: MosEnum + Clone>(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<T>, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                self.at(c);
+                let t = c.text();
+                if t.trim().is_empty() {
+                    return Ok(None);
+                }
+                self.enum_value(name, &t)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A required enumerated element; `default` when missing or invalid (lenient).
+    pub fn req_enum<T: MosEnum + Clone>(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ParseError> {
+        match el.child(name) {
+            Some(c) => {
+                self.at(c);
+                let t = c.text();
+                Ok(self.enum_value(name, &t)?.unwrap_or(default))
+            }
+            None => {
+                self.at(el);
+                self.missing(name)?;
+                Ok(default)
+            }
+        }
+    }
+}
+
+/// An element's text, trimmed of surrounding XML whitespace.
+pub fn text_of(el: El<'_, '_>) -> String {
+    let t = el.text();
+    let trimmed = t.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if trimmed.len() == t.len() {
+        t.into_owned()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// Truncates a value to 128 characters for sending.
+pub fn clip128(s: &str) -> String {
+    truncate_chars(s, STRING128)
+}
