@@ -11,7 +11,7 @@ pub const STRING128: usize = 128;
 
 /// Enumerated MOS values: parsed case-insensitively (a case mismatch is a deviation),
 /// written in the spec's spelling.
-pub trait MosEnum: Sized {
+pub trait MosEnum: Sized + 'static {
     /// Every value with its spec spelling.
     const VALUES: &'static [(&'static str, Self)];
     /// The value for an exact spec spelling.
@@ -150,7 +150,10 @@ impl Cx {
                     return self.tolerate(
                         DeviationKind::OutOfOrder,
                         None,
-                        format!("<{name}> after <{last_name}>; expected order ({})", order.join(", ")),
+                        format!(
+                            "<{name}> after <{last_name}>; expected order ({})",
+                            order.join(", ")
+                        ),
                     );
                 }
                 last = pos;
@@ -222,7 +225,11 @@ impl Cx {
     }
 
     /// Every value of a repeated string element.
-    pub fn str_list(&mut self, el: El<'_, '_>, name: &'static str) -> Result<Vec<String>, ParseError> {
+    pub fn str_list(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Vec<String>, ParseError> {
         let mut out = Vec::new();
         for c in el.children_named(name) {
             let v = text_of(c);
@@ -340,7 +347,11 @@ impl Cx {
     }
 
     /// An optional unsigned number (samples, revisions). Empty counts as absent.
-    pub fn opt_u32(&mut self, el: El<'_, '_>, name: &'static str) -> Result<Option<u32>, ParseError> {
+    pub fn opt_u32(
+        &mut self,
+        el: El<'_, '_>,
+        name: &'static str,
+    ) -> Result<Option<u32>, ParseError> {
         let Some(c) = el.child(name) else {
             return Ok(None);
         };
@@ -362,7 +373,11 @@ impl Cx {
         let raw = c.text();
         self.at(c);
         if raw.trim().is_empty() {
-            self.tolerate(DeviationKind::InvalidValue, Some(name), "empty, a number is required")?;
+            self.tolerate(
+                DeviationKind::InvalidValue,
+                Some(name),
+                "empty, a number is required",
+            )?;
             return Ok(0);
         }
         Ok(self.number(name, &raw, number::parse_u32)?.unwrap_or(0))

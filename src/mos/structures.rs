@@ -14,7 +14,7 @@ macro_rules! mos_enum {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vm])* $variant),+ }
-        impl MosEnum for $name {
+        impl $crate::mos::read::MosEnum for $name {
             const VALUES: &'static [(&'static str, Self)] = &[$(($wire, Self::$variant)),+];
         }
         impl $name {
@@ -178,7 +178,11 @@ fn write_obj_paths(paths: &[ObjPath], w: &mut XmlWriter) {
         return;
     }
     w.open("objPaths");
-    for kind in [ObjPathKind::Path, ObjPathKind::ProxyPath, ObjPathKind::MetadataPath] {
+    for kind in [
+        ObjPathKind::Path,
+        ObjPathKind::ProxyPath,
+        ObjPathKind::MetadataPath,
+    ] {
         for p in paths.iter().filter(|p| p.kind == kind) {
             w.open_with(kind.as_wire(), &[("techDescription", &p.tech_description)]);
             w.text(&p.url);
@@ -256,7 +260,9 @@ impl Item {
             object_id: cx.req_str(el, "objID")?,
             mos_id: cx.req_str(el, "mosID")?,
             plugin_id: cx.opt_str(el, "mosPlugInID")?,
-            abstract_: el.child("mosAbstract").map(|c| RawXml(c.raw_inner().to_string())),
+            abstract_: el
+                .child("mosAbstract")
+                .map(|c| RawXml(c.raw_inner().to_string())),
             paths: read_obj_paths(el),
             channel: cx.opt_str(el, "itemChannel")?,
             ed_start: cx.opt_u32(el, "itemEdStart")?,
@@ -338,7 +344,13 @@ pub struct Story {
 }
 
 impl Story {
-    const ORDER: &[&str] = &["storyID", "storySlug", "storyNum", "mosExternalMetadata", "item"];
+    const ORDER: &[&str] = &[
+        "storyID",
+        "storySlug",
+        "storyNum",
+        "mosExternalMetadata",
+        "item",
+    ];
 
     /// Reads a `story` element.
     pub fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
@@ -560,7 +572,9 @@ impl MosObj {
         Ok(Self {
             id: cx.req_str(el, "objID")?,
             slug: cx.req_str(el, "objSlug")?,
-            abstract_: el.child("mosAbstract").map(|c| RawXml(c.raw_inner().to_string())),
+            abstract_: el
+                .child("mosAbstract")
+                .map(|c| RawXml(c.raw_inner().to_string())),
             group: cx.opt_str(el, "objGroup")?,
             obj_type: cx.req_enum(el, "objType", ObjType::Other)?,
             time_base,
@@ -639,7 +653,7 @@ pub enum BodyElement {
     /// A paragraph `p`, content kept as received (pi, pkg, b, i, u, em, tab).
     Paragraph(RawXml),
     /// An embedded item reference (storyItem).
-    Item(Item),
+    Item(Box<Item>),
     /// Text directly inside storyBody.
     Text(String),
     /// Another element, kept verbatim so the order survives.
@@ -677,9 +691,10 @@ impl StoryBody {
                     "storyPresenterRR" => BodyElement::PresenterReadRate(text_of(c)),
                     "p" => BodyElement::Paragraph(RawXml(c.raw_inner().to_string())),
                     "storyItem" => {
-                        let item = cx.within("storyItem", Some(item_index), |cx| Item::read(c, cx))?;
+                        let item =
+                            cx.within("storyItem", Some(item_index), |cx| Item::read(c, cx))?;
                         item_index += 1;
-                        BodyElement::Item(item)
+                        BodyElement::Item(Box::new(item))
                     }
                     other => BodyElement::Other {
                         name: other.to_string(),
@@ -716,7 +731,7 @@ impl StoryBody {
     /// The item references in the body, in order.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
         self.elements.iter().filter_map(|e| match e {
-            BodyElement::Item(i) => Some(i),
+            BodyElement::Item(i) => Some(i.as_ref()),
             _ => None,
         })
     }

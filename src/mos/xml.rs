@@ -86,7 +86,10 @@ impl<'a> Document<'a> {
 /// 1-based line number of a byte offset in `src`.
 pub fn line_of(src: &str, offset: usize) -> usize {
     let end = offset.min(src.len());
-    1 + src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+    1 + src.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 /// A reference to one element of a [`Document`].
@@ -118,7 +121,9 @@ impl<'d, 'a> El<'d, 'a> {
     /// The element's attributes.
     pub fn attrs(&self) -> &'d [Attr<'a>] {
         match &self.node().kind {
-            Kind::Element { attrs, .. } => &self.doc.attrs[attrs.start as usize..attrs.end as usize],
+            Kind::Element { attrs, .. } => {
+                &self.doc.attrs[attrs.start as usize..attrs.end as usize]
+            }
             Kind::Text(_) => &[],
         }
     }
@@ -184,7 +189,10 @@ impl<'d, 'a> El<'d, 'a> {
     /// whitespace untouched).
     pub fn raw_inner(&self) -> &'a str {
         let r = &self.node().inner;
-        self.doc.src.get(r.start as usize..r.end as usize).unwrap_or("")
+        self.doc
+            .src
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or("")
     }
 
     /// Byte offset of the start tag.
@@ -273,7 +281,8 @@ impl<'a> Builder<'a> {
                     // Merge adjacent text pieces (text, entity, CDATA) into one node.
                     if is_text {
                         let prev = &mut self.nodes[*last as usize];
-                        if let (Kind::Text(prev_text), Kind::Text(new_text)) = (&mut prev.kind, &kind)
+                        if let (Kind::Text(prev_text), Kind::Text(new_text)) =
+                            (&mut prev.kind, &kind)
                         {
                             prev_text.to_mut().push_str(new_text);
                             return Ok(*last);
@@ -319,9 +328,9 @@ impl<'a> Builder<'a> {
         let name = element_name(raw, empty);
         let first_attr = self.attrs.len() as u32;
         for a in e.attributes() {
-            let a = a.map_err(|err| self.err(start, format!("bad attribute in <{name}>: {err}")))?;
+            let a =
+                a.map_err(|err| self.err(start, format!("bad attribute in <{name}>: {err}")))?;
             let key = a.key.as_ref();
-            let key = std::str::from_utf8(key).unwrap_or("");
             let key_off = key.as_ptr() as usize;
             // Borrow the name from the source when it points into it.
             let key: &'a str = if key_off >= self.src.as_ptr() as usize
@@ -333,8 +342,10 @@ impl<'a> Builder<'a> {
                 ""
             };
             let value = a
-                .unescape_value()
-                .map_err(|err| self.err(start, format!("bad attribute value in <{name}>: {err}")))?;
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|err| {
+                    self.err(start, format!("bad attribute value in <{name}>: {err}"))
+                })?;
             let value = match value {
                 Cow::Borrowed(v) => Cow::Owned(v.to_string()),
                 Cow::Owned(v) => Cow::Owned(v),
@@ -410,7 +421,9 @@ impl<'a> Builder<'a> {
                                 return Err(self.err(before, format!("unknown entity &{other};")));
                             }
                         },
-                        Err(e) => return Err(self.err(before, format!("bad character reference: {e}"))),
+                        Err(e) => {
+                            return Err(self.err(before, format!("bad character reference: {e}")));
+                        }
                     };
                     if self.stack.is_empty() {
                         return Err(self.err(before, "entity outside the root element"));
@@ -575,7 +588,8 @@ mod tests {
 
     #[test]
     fn tree_keeps_order_spans_and_text() {
-        let src = "<mos><a x=\"1 &amp; 2\">t&#160;u<![CDATA[<v>]]></a><b/><c><d>e</d> tail</c></mos>";
+        let src =
+            "<mos><a x=\"1 &amp; 2\">t&#160;u<![CDATA[<v>]]></a><b/><c><d>e</d> tail</c></mos>";
         let doc = Document::parse(src).unwrap();
         let root = doc.root();
         assert_eq!(root.name(), "mos");

@@ -4,7 +4,7 @@
 use super::Body;
 use crate::mos::error::ParseError;
 use crate::mos::read::{Cx, text_of};
-use crate::mos::structures::{AirStatus, Item, MosExternalMetadata, RoHeader, RunningOrder, Story, mos_enum};
+use crate::mos::structures::{AirStatus, Item, RoHeader, RunningOrder, Story, mos_enum};
 use crate::mos::time::MosTime;
 use crate::mos::xml::{El, XmlWriter};
 
@@ -268,7 +268,18 @@ pub struct RoItemStat {
 impl Body for RoItemStat {
     const NAME: &'static str = "roItemStat";
     fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
-        cx.check_order(el, &["roID", "storyID", "itemID", "objID", "itemChannel", "status", "time"])?;
+        cx.check_order(
+            el,
+            &[
+                "roID",
+                "storyID",
+                "itemID",
+                "objID",
+                "itemChannel",
+                "status",
+                "time",
+            ],
+        )?;
         Ok(Self {
             ro_id: cx.req_str(el, "roID")?,
             story_id: cx.req_str(el, "storyID")?,
@@ -321,7 +332,18 @@ pub struct RoElementStat {
 impl Body for RoElementStat {
     const NAME: &'static str = "roElementStat";
     fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
-        cx.check_order(el, &["roID", "storyID", "itemID", "objID", "itemChannel", "status", "time"])?;
+        cx.check_order(
+            el,
+            &[
+                "roID",
+                "storyID",
+                "itemID",
+                "objID",
+                "itemChannel",
+                "status",
+                "time",
+            ],
+        )?;
         let element = match el.attr("element") {
             Some(e) => cx.enum_value("@element", e)?,
             None => {
@@ -494,7 +516,13 @@ impl Body for RoElementAction {
             }
             many => {
                 cx.at(src);
-                let e = cx.error(None, format!("mixes {}; all elements must be of one kind", many.join(" and ")));
+                let e = cx.error(
+                    None,
+                    format!(
+                        "mixes {}; all elements must be of one kind",
+                        many.join(" and ")
+                    ),
+                );
                 cx.leave();
                 return Err(e);
             }
@@ -526,9 +554,4 @@ impl Body for RoElementAction {
         w.close("element_source");
         w.close(Self::NAME);
     }
-}
-
-/// Reads the mosExternalMetadata of a message that has them (helper for other modules).
-pub(crate) fn metadata(el: El<'_, '_>, cx: &mut Cx) -> Result<Vec<MosExternalMetadata>, ParseError> {
-    MosExternalMetadata::read_all(el, cx)
 }

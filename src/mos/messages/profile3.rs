@@ -4,7 +4,9 @@
 use super::Body;
 use crate::mos::error::ParseError;
 use crate::mos::read::{Cx, text_of};
-use crate::mos::structures::{Item, MosExternalMetadata, MosObj, ObjType, RawXml, format_number, mos_enum, write_opt_u32};
+use crate::mos::structures::{
+    Item, MosExternalMetadata, MosObj, ObjType, RawXml, format_number, mos_enum, write_opt_u32,
+};
 use crate::mos::time::MosTime;
 use crate::mos::xml::{El, XmlWriter};
 
@@ -29,7 +31,9 @@ pub struct MosReqSearchableSchema {
 impl Body for MosReqSearchableSchema {
     const NAME: &'static str = "mosReqSearchableSchema";
     fn read(el: El<'_, '_>, _: &mut Cx) -> Result<Self, ParseError> {
-        Ok(Self { username: username(el) })
+        Ok(Self {
+            username: username(el),
+        })
     }
     fn write(&self, w: &mut XmlWriter) {
         match &self.username {
@@ -61,7 +65,10 @@ impl Body for MosListSearchableSchema {
                 String::new()
             }
         };
-        Ok(Self { username: username(el), schema })
+        Ok(Self {
+            username: username(el),
+            schema,
+        })
     }
     fn write(&self, w: &mut XmlWriter) {
         open_user(w, Self::NAME, &self.username);
@@ -112,7 +119,14 @@ impl Body for MosReqObjList {
     fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
         cx.check_order(
             el,
-            &["queryID", "listReturnStart", "listReturnEnd", "generalSearch", "mosSchema", "searchGroup"],
+            &[
+                "queryID",
+                "listReturnStart",
+                "listReturnEnd",
+                "generalSearch",
+                "mosSchema",
+                "searchGroup",
+            ],
         )?;
         if el.child("listReturnStart").is_none() {
             cx.at(el);
@@ -144,8 +158,20 @@ impl Body for MosReqObjList {
     fn write(&self, w: &mut XmlWriter) {
         open_user(w, Self::NAME, &self.username);
         w.leaf("queryID", &self.query_id);
-        w.leaf("listReturnStart", &self.list_return_start.map(|n| n.to_string()).unwrap_or_default());
-        w.leaf("listReturnEnd", &self.list_return_end.map(|n| n.to_string()).unwrap_or_default());
+        w.leaf(
+            "listReturnStart",
+            &self
+                .list_return_start
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        );
+        w.leaf(
+            "listReturnEnd",
+            &self
+                .list_return_end
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        );
         w.leaf("generalSearch", &self.general_search);
         w.leaf("mosSchema", &self.schema);
         for g in &self.groups {
@@ -191,7 +217,14 @@ impl Body for MosObjList {
     fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
         cx.check_order(
             el,
-            &["queryID", "listReturnStart", "listReturnEnd", "listReturnTotal", "listReturnStatus", "list"],
+            &[
+                "queryID",
+                "listReturnStart",
+                "listReturnEnd",
+                "listReturnTotal",
+                "listReturnStatus",
+                "list",
+            ],
         )?;
         let objects = match el.child("list") {
             Some(l) => cx.within("list", None, |cx| MosObj::read_all(l, cx))?,
@@ -212,7 +245,13 @@ impl Body for MosObjList {
         w.leaf("queryID", &self.query_id);
         w.leaf("listReturnStart", &self.list_return_start.to_string());
         w.leaf("listReturnEnd", &self.list_return_end.to_string());
-        w.leaf("listReturnTotal", &self.list_return_total.map(|n| n.to_string()).unwrap_or_default());
+        w.leaf(
+            "listReturnTotal",
+            &self
+                .list_return_total
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        );
         w.opt_leaf("listReturnStatus", self.list_return_status.as_deref());
         if !self.objects.is_empty() {
             w.open("list");
@@ -253,7 +292,17 @@ impl Body for MosObjCreate {
     fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
         cx.check_order(
             el,
-            &["objSlug", "objGroup", "objType", "objTB", "objDur", "time", "createdBy", "description", "mosExternalMetadata"],
+            &[
+                "objSlug",
+                "objGroup",
+                "objType",
+                "objTB",
+                "objDur",
+                "time",
+                "createdBy",
+                "description",
+                "mosExternalMetadata",
+            ],
         )?;
         let time_base = cx.opt_time_base(el, "objTB")?;
         if el.child("objTB").is_none() {
@@ -268,7 +317,9 @@ impl Body for MosObjCreate {
             duration: cx.opt_u32(el, "objDur")?,
             time: cx.opt_time(el, "time")?,
             created_by: cx.opt_str(el, "createdBy")?,
-            description: el.child("description").map(|d| RawXml(d.raw_inner().to_string())),
+            description: el
+                .child("description")
+                .map(|d| RawXml(d.raw_inner().to_string())),
             metadata: MosExternalMetadata::read_all(el, cx)?,
         })
     }
@@ -277,7 +328,10 @@ impl Body for MosObjCreate {
         w.leaf("objSlug", &self.slug);
         w.opt_leaf("objGroup", self.group.as_deref());
         w.leaf("objType", self.obj_type.as_wire());
-        w.leaf("objTB", &self.time_base.map(format_number).unwrap_or_default());
+        w.leaf(
+            "objTB",
+            &self.time_base.map(format_number).unwrap_or_default(),
+        );
         write_opt_u32(w, "objDur", self.duration);
         w.opt_leaf("time", self.time.as_ref().map(|t| t.as_wire()));
         w.opt_leaf("createdBy", self.created_by.as_deref());
@@ -382,7 +436,9 @@ impl Body for MosReqObjAction {
             created_by: cx.opt_str(el, "createdBy")?,
             changed_by: cx.opt_str(el, "changedBy")?,
             changed: cx.opt_time(el, "changed")?,
-            description: el.child("description").map(|d| RawXml(d.raw_inner().to_string())),
+            description: el
+                .child("description")
+                .map(|d| RawXml(d.raw_inner().to_string())),
             metadata: MosExternalMetadata::read_all(el, cx)?,
         })
     }
