@@ -6,18 +6,23 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "mos-gateway", version, about, long_about = None)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// What to do.
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway: listen for newsroom systems on the MOS ports.
+    /// Run the gateway: accept newsroom systems on the MOS lower, upper and query ports.
     Run,
     /// Check MOS message files against the MOS 2.8.1 DTD and the message structure.
+    ///
+    /// Each file may hold one or many messages, in UTF-16BE, UTF-16LE or UTF-8. For every
+    /// message it prints its type and "valid", or each violation with its line. Exits
+    /// with status 1 when any message is invalid.
     Validate {
-        /// Files holding one or more MOS messages (UTF-16BE, UTF-16LE or UTF-8).
+        /// Files holding one or more MOS messages.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },

@@ -14,8 +14,10 @@
 //! Layout:
 //! - [`mos`]: the MOS wire layer (framing, XML, typed messages, times and numbers).
 //! - [`dtd`]: a small DTD reader and validator used by `mos-gateway validate`.
+//! - [`validate`]: `mos-gateway validate`, message files checked against the DTD.
 //! - [`cli`]: the command-line interface of the `mos-gateway` binary.
 
 pub mod cli;
 pub mod dtd;
 pub mod mos;
+pub mod validate;
