@@ -2,7 +2,7 @@
 //! The 2.6 legacy roStory*/roItem* messages are in `legacy`.
 
 use super::Body;
-use crate::mos::error::ParseError;
+use crate::mos::error::{DeviationKind, ParseError};
 use crate::mos::read::{Cx, text_of};
 use crate::mos::structures::{AirStatus, Item, RoHeader, RunningOrder, Story, mos_enum};
 use crate::mos::time::MosTime;
@@ -112,8 +112,14 @@ impl Body for RoAck {
                 String::new()
             }
         };
+        let ro_id = cx.opt_str(el, "roID")?.unwrap_or_default();
+        if ro_id.is_empty() {
+            // ENPS buddy servers answer with an empty roID.
+            cx.at(el);
+            cx.tolerate(DeviationKind::MissingElement, Some("roID"), "empty or missing roID")?;
+        }
         Ok(Self {
-            ro_id: cx.opt_str(el, "roID")?.unwrap_or_default(),
+            ro_id,
             status,
             items,
         })
