@@ -54,7 +54,9 @@ fn decode_and_parse(wire: &[u8]) -> Mos {
     let mut codec = MosCodec::new(CodecConfig::default());
     let mut buf = BytesMut::from(wire);
     let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
-    Mos::parse(&frame.text, ParseOptions::lenient()).unwrap().mos
+    Mos::parse(&frame.text, ParseOptions::lenient())
+        .unwrap()
+        .mos
 }
 
 fn bench(c: &mut Criterion) {

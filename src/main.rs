@@ -17,7 +17,11 @@ fn main() -> ExitCode {
                 print!("{}", mos_gateway::validate::render(file, &report));
                 all_valid &= report.is_valid();
             }
-            if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -43,7 +43,9 @@ pub struct FileReport {
 impl FileReport {
     /// Whether every message is valid and nothing else was wrong.
     pub fn is_valid(&self) -> bool {
-        self.problems.is_empty() && !self.messages.is_empty() && self.messages.iter().all(MessageReport::is_valid)
+        self.problems.is_empty()
+            && !self.messages.is_empty()
+            && self.messages.iter().all(MessageReport::is_valid)
     }
 }
 
@@ -71,20 +73,31 @@ pub fn validate_bytes(bytes: &[u8]) -> FileReport {
     let mut buf = BytesMut::from(text.as_bytes());
     let mut pos = 0usize;
     loop {
-        let item = match codec.decode_eof(&mut buf) {
+        let next = match codec.decode(&mut buf) {
+            Ok(None) => codec.decode_eof(&mut buf),
+            other => other,
+        };
+        let item = match next {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(e) => {
-                report.problems.push((crate::mos::xml::line_of(&text, pos), e.to_string()));
+                report
+                    .problems
+                    .push((crate::mos::xml::line_of(&text, pos), e.to_string()));
                 break;
             }
         };
         match item {
             Ok(frame) => {
-                let start = text[pos..].find(&frame.text).map(|i| pos + i).unwrap_or(pos);
+                let start = text[pos..]
+                    .find(&frame.text)
+                    .map(|i| pos + i)
+                    .unwrap_or(pos);
                 pos = start + frame.text.len();
                 let first_line = crate::mos::xml::line_of(&text, start);
-                report.messages.push(validate_message(&frame.text, first_line));
+                report
+                    .messages
+                    .push(validate_message(&frame.text, first_line));
             }
             Err(e) => report
                 .problems
@@ -105,7 +118,10 @@ fn validate_message(text: &str, first_line: usize) -> MessageReport {
         strict_any: false,
     };
     for v in Dtd::mos_2_8_1().validate_with(text, &options) {
-        problems.push((first_line + v.line - 1, format!("{}: {}", v.path, v.message)));
+        problems.push((
+            first_line + v.line - 1,
+            format!("{}: {}", v.path, v.message),
+        ));
     }
     let message = match Mos::parse(text, ParseOptions::strict()) {
         Ok(p) => Some(p.mos.message.name().to_string()),

@@ -43,6 +43,9 @@ fn frames(bytes: &[u8], encoding: Option<WireEncoding>) -> Vec<String> {
     });
     let mut buf = BytesMut::from(bytes);
     let mut out = Vec::new();
+    while let Some(item) = codec.decode(&mut buf).expect("io") {
+        out.push(item.expect("frame").text);
+    }
     while let Some(item) = codec.decode_eof(&mut buf).expect("io") {
         out.push(item.expect("frame").text);
     }
@@ -52,7 +55,12 @@ fn frames(bytes: &[u8], encoding: Option<WireEncoding>) -> Vec<String> {
 fn messages_of(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
     let (text, enc) = decode_bytes(&bytes).unwrap();
-    assert_eq!(enc, WireEncoding::Utf8, "{}: examples are UTF-8 on disk", path.display());
+    assert_eq!(
+        enc,
+        WireEncoding::Utf8,
+        "{}: examples are UTF-8 on disk",
+        path.display()
+    );
     let out = frames(text.as_bytes(), None);
     assert!(!out.is_empty(), "{}: no message", path.display());
     out
@@ -60,13 +68,30 @@ fn messages_of(path: &Path) -> Vec<String> {
 
 #[test]
 fn every_example_frames_identically_in_every_encoding() {
-    for path in valid_files().into_iter().chain(files_in(&root().join("off-spec"))) {
+    for path in valid_files()
+        .into_iter()
+        .chain(files_in(&root().join("off-spec")))
+    {
         let text = std::fs::read_to_string(&path).unwrap();
         let expected = frames(text.as_bytes(), None);
-        for enc in [WireEncoding::Utf16Be, WireEncoding::Utf16Le, WireEncoding::Utf8] {
+        for enc in [
+            WireEncoding::Utf16Be,
+            WireEncoding::Utf16Le,
+            WireEncoding::Utf8,
+        ] {
             let wire = encode_text(&text, enc);
-            assert_eq!(frames(&wire, None), expected, "{} auto-detected {enc:?}", path.display());
-            assert_eq!(frames(&wire, Some(enc)), expected, "{} configured {enc:?}", path.display());
+            assert_eq!(
+                frames(&wire, None),
+                expected,
+                "{} auto-detected {enc:?}",
+                path.display()
+            );
+            assert_eq!(
+                frames(&wire, Some(enc)),
+                expected,
+                "{} configured {enc:?}",
+                path.display()
+            );
         }
     }
 }
@@ -86,8 +111,18 @@ fn every_valid_example_parses_strictly_writes_and_reparses_equal() {
             let written = parsed.mos.to_xml();
             let again = Mos::parse(&written, ParseOptions::strict())
                 .unwrap_or_else(|e| panic!("{}: rewritten: {e}\n{written}", path.display()));
-            assert_eq!(again.mos, parsed.mos, "{}: round trip changed the message", path.display());
-            assert_eq!(again.mos.to_xml(), written, "{}: writing is not stable", path.display());
+            assert_eq!(
+                again.mos,
+                parsed.mos,
+                "{}: round trip changed the message",
+                path.display()
+            );
+            assert_eq!(
+                again.mos.to_xml(),
+                written,
+                "{}: writing is not stable",
+                path.display()
+            );
         }
     }
 }
@@ -101,7 +136,10 @@ fn the_corpus_covers_every_message_type() {
             seen.insert(p.mos.message.name().to_string());
         }
     }
-    let missing: Vec<_> = Message::NAMES.iter().filter(|n| !seen.contains(**n)).collect();
+    let missing: Vec<_> = Message::NAMES
+        .iter()
+        .filter(|n| !seen.contains(**n))
+        .collect();
     assert!(missing.is_empty(), "no example for {missing:?}");
 }
 
@@ -111,12 +149,16 @@ fn expected_deviations() -> Vec<(String, BTreeSet<DeviationKind>)> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (file, kinds) = l.split_once(':').unwrap_or_else(|| panic!("bad line {l:?}"));
+            let (file, kinds) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
             let kinds = kinds
                 .split(',')
                 .map(str::trim)
                 .filter(|k| !k.is_empty())
-                .map(|k| DeviationKind::from_name(k).unwrap_or_else(|| panic!("unknown kind {k:?}")))
+                .map(|k| {
+                    DeviationKind::from_name(k).unwrap_or_else(|| panic!("unknown kind {k:?}"))
+                })
                 .collect();
             (file.trim().to_string(), kinds)
         })
@@ -127,20 +169,31 @@ fn expected_deviations() -> Vec<(String, BTreeSet<DeviationKind>)> {
 fn off_spec_examples_are_accepted_leniently_with_their_deviations_and_refused_strictly() {
     let expected = expected_deviations();
     let files = files_in(&root().join("off-spec"));
-    assert_eq!(files.len(), expected.len(), "every off-spec file needs a line in expected-deviations.txt");
+    assert_eq!(
+        files.len(),
+        expected.len(),
+        "every off-spec file needs a line in expected-deviations.txt"
+    );
     for (file, kinds) in expected {
         let path = root().join("off-spec").join(&file);
         for text in messages_of(&path) {
             let parsed = Mos::parse(&text, ParseOptions::lenient())
                 .unwrap_or_else(|e| panic!("{file}: lenient parse failed: {e}"));
             let got: BTreeSet<DeviationKind> = parsed.deviations.iter().map(|d| d.kind).collect();
-            assert!(got.is_superset(&kinds), "{file}: expected {kinds:?}, got {:?}", parsed.deviations);
+            assert!(
+                got.is_superset(&kinds),
+                "{file}: expected {kinds:?}, got {:?}",
+                parsed.deviations
+            );
             assert!(!got.is_empty(), "{file}: no deviation reported");
             let err = Mos::parse(&text, ParseOptions::strict())
                 .err()
                 .unwrap_or_else(|| panic!("{file}: strict parsing accepted it"));
             let reason = err.error.reason();
-            assert!(!reason.is_empty() && reason.chars().count() <= 128, "{file}: {reason}");
+            assert!(
+                !reason.is_empty() && reason.chars().count() <= 128,
+                "{file}: {reason}"
+            );
             // What lenient parsing produced can be written spec-clean.
             let rewritten = parsed.mos.to_xml();
             Mos::parse(&rewritten, ParseOptions::lenient()).unwrap();
@@ -172,13 +225,22 @@ fn everything_we_write_is_valid_against_the_dtd() {
         for (j, text) in messages_of(path).into_iter().enumerate() {
             let parsed = Mos::parse(&text, ParseOptions::lenient()).unwrap();
             written_names.insert(parsed.mos.message.name().to_string());
-            let out = dir.path().join(format!("{i:03}-{j}-{}", path.file_name().unwrap().to_string_lossy()));
+            let out = dir.path().join(format!(
+                "{i:03}-{j}-{}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
             std::fs::write(&out, parsed.mos.to_xml()).unwrap();
             paths.push(out);
         }
     }
-    let missing: Vec<_> = Message::NAMES.iter().filter(|n| !written_names.contains(**n)).collect();
-    assert!(missing.is_empty(), "not checked against the DTD: {missing:?}");
+    let missing: Vec<_> = Message::NAMES
+        .iter()
+        .filter(|n| !written_names.contains(**n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not checked against the DTD: {missing:?}"
+    );
     for chunk in paths.chunks(50) {
         let out = Command::new(&xmllint)
             .arg("--noout")

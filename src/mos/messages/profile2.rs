@@ -116,7 +116,11 @@ impl Body for RoAck {
         if ro_id.is_empty() {
             // ENPS buddy servers answer with an empty roID.
             cx.at(el);
-            cx.tolerate(DeviationKind::MissingElement, Some("roID"), "empty or missing roID")?;
+            cx.tolerate(
+                DeviationKind::MissingElement,
+                Some("roID"),
+                "empty or missing roID",
+            )?;
         }
         Ok(Self {
             ro_id,
