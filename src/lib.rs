@@ -20,4 +20,6 @@
 pub mod cli;
 pub mod dtd;
 pub mod mos;
+pub mod session;
+pub mod store;
 pub mod validate;

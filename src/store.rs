@@ -1,0 +1,403 @@
+//! The durable store: SQLite (WAL, `synchronous = FULL`) under the data directory.
+//!
+//! Running orders are kept as a snapshot (the roList document, the story bodies as
+//! roStorySend documents, the roReadyToAir flag) plus a journal of the edit messages
+//! accepted since the snapshot, so a small edit to a long running order writes only the
+//! edit. Every acknowledged message is committed in one transaction together with its
+//! reply (for retries with the same messageID) before the ack is sent: a crash at any
+//! moment loses nothing acknowledged. This module knows documents and rows, not MOS
+//! semantics.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running order as a snapshot: documents as written by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// The running order as a roList document.
+    pub ro_list: String,
+    /// Story bodies as roStorySend documents, by storyID.
+    pub bodies: Vec<(String, String)>,
+    /// roReadyToAir value, if one was received.
+    pub ready: Option<String>,
+}
+
+/// A running order as stored: the snapshot and the edits accepted after it, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredRunningOrder {
+    /// roID.
+    pub ro_id: String,
+    /// The last snapshot.
+    pub snapshot: Snapshot,
+    /// Edit messages accepted since the snapshot, oldest first.
+    pub journal: Vec<String>,
+}
+
+/// The reply kept for a processed message, so a retry gets the same reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    /// A digest of the request's content.
+    pub digest: String,
+    /// The reply document sent.
+    pub reply: String,
+}
+
+/// What one acknowledged message changes.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// The running order changed, if any.
+    pub ro_id: Option<String>,
+    /// How it changed.
+    pub change: RoChange,
+    /// The processed-message record: (ncsID, port, messageID, record).
+    pub processed: Option<(String, String, String, Processed)>,
+}
+
+/// How a commit changes one running order.
+#[derive(Debug, Clone, Default)]
+pub enum RoChange {
+    /// Nothing.
+    #[default]
+    None,
+    /// A new snapshot replaces everything stored for the running order.
+    Snapshot(Snapshot),
+    /// An edit message appended to the journal.
+    Journal(String),
+    /// The running order is gone.
+    Delete,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Journal entries kept per running order before a snapshot is due.
+    pub journal_limit: usize,
+    /// Processed-message records kept per NCS and port.
+    pub processed_limit: usize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS snapshot (ro_id TEXT PRIMARY KEY, ro_list TEXT NOT NULL, ready TEXT);
+CREATE TABLE IF NOT EXISTS snapshot_body (ro_id TEXT NOT NULL, story_id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (ro_id, story_id));
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, ro_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_ro ON journal (ro_id, seq);
+CREATE TABLE IF NOT EXISTS processed (ncs_id TEXT NOT NULL, port TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL, reply TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ncs_id, port, message_id));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+impl Store {
+    /// Opens (or creates) `gateway.db` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("gateway.db");
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let store = Self {
+            conn,
+            path,
+            journal_limit: 256,
+            processed_limit: 1024,
+        };
+        store
+            .conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;",
+            )
+            .map_err(|e| store.err(e))?;
+        store.conn.execute_batch(SCHEMA).map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every stored running order.
+    pub fn load_running_orders(&self) -> Result<Vec<StoredRunningOrder>, StoreError> {
+        let e = |x| self.err(x);
+        let mut out = Vec::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT ro_id, ro_list, ready FROM snapshot ORDER BY ro_id")
+            .map_err(e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(StoredRunningOrder {
+                    ro_id: r.get(0)?,
+                    snapshot: Snapshot {
+                        ro_list: r.get(1)?,
+                        bodies: Vec::new(),
+                        ready: r.get(2)?,
+                    },
+                    journal: Vec::new(),
+                })
+            })
+            .map_err(e)?;
+        for row in rows {
+            out.push(row.map_err(e)?);
+        }
+        let mut bodies = self
+            .conn
+            .prepare("SELECT story_id, doc FROM snapshot_body WHERE ro_id = ?1 ORDER BY story_id")
+            .map_err(e)?;
+        let mut journal = self
+            .conn
+            .prepare("SELECT doc FROM journal WHERE ro_id = ?1 ORDER BY seq")
+            .map_err(e)?;
+        for ro in &mut out {
+            let b = bodies
+                .query_map([&ro.ro_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(e)?;
+            for x in b {
+                ro.snapshot.bodies.push(x.map_err(e)?);
+            }
+            let j = journal.query_map([&ro.ro_id], |r| r.get(0)).map_err(e)?;
+            for x in j {
+                ro.journal.push(x.map_err(e)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The reply recorded for a message, if it was processed before.
+    pub fn processed(
+        &self,
+        ncs_id: &str,
+        port: &str,
+        message_id: &str,
+    ) -> Result<Option<Processed>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT digest, reply FROM processed WHERE ncs_id = ?1 AND port = ?2 AND message_id = ?3",
+                params![ncs_id, port, message_id],
+                |r| {
+                    Ok(Processed {
+                        digest: r.get(0)?,
+                        reply: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Number of journal entries stored for a running order.
+    pub fn journal_len(&self, ro_id: &str) -> Result<usize, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM journal WHERE ro_id = ?1",
+                [ro_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Commits one message's changes atomically and durably.
+    pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let processed_limit = self.processed_limit as i64;
+        let tx = self.conn.transaction().map_err(err)?;
+        if let Some(ro_id) = &commit.ro_id {
+            match &commit.change {
+                RoChange::None => {}
+                RoChange::Snapshot(s) => {
+                    tx.execute("DELETE FROM journal WHERE ro_id = ?1", [ro_id])
+                        .map_err(err)?;
+                    tx.execute("DELETE FROM snapshot_body WHERE ro_id = ?1", [ro_id])
+                        .map_err(err)?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO snapshot (ro_id, ro_list, ready) VALUES (?1, ?2, ?3)",
+                        params![ro_id, s.ro_list, s.ready],
+                    )
+                    .map_err(err)?;
+                    let mut ins = tx
+                        .prepare_cached("INSERT OR REPLACE INTO snapshot_body (ro_id, story_id, doc) VALUES (?1, ?2, ?3)")
+                        .map_err(err)?;
+                    for (story, doc) in &s.bodies {
+                        ins.execute(params![ro_id, story, doc]).map_err(err)?;
+                    }
+                }
+                RoChange::Journal(doc) => {
+                    tx.execute(
+                        "INSERT INTO journal (ro_id, doc) VALUES (?1, ?2)",
+                        params![ro_id, doc],
+                    )
+                    .map_err(err)?;
+                }
+                RoChange::Delete => {
+                    for table in ["journal", "snapshot_body", "snapshot"] {
+                        tx.execute(&format!("DELETE FROM {table} WHERE ro_id = ?1"), [ro_id])
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        if let Some((ncs, port, id, p)) = &commit.processed {
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM processed WHERE ncs_id = ?1 AND port = ?2",
+                    params![ncs, port],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO processed (ncs_id, port, message_id, digest, reply, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ncs, port, id, p.digest, p.reply, seq],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "DELETE FROM processed WHERE ncs_id = ?1 AND port = ?2 AND seq <= ?3",
+                params![ncs, port, seq - processed_limit],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Reads a value of the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Writes a value of the meta table (durably).
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_journal_and_delete_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.commit(&Commit {
+                ro_id: Some("R1".into()),
+                change: RoChange::Snapshot(Snapshot {
+                    ro_list: "<roList/>".into(),
+                    bodies: vec![("S1".into(), "<roStorySend/>".into())],
+                    ready: Some("READY".into()),
+                }),
+                processed: Some((
+                    "N".into(),
+                    "upper".into(),
+                    "7".into(),
+                    Processed {
+                        digest: "d".into(),
+                        reply: "<ack/>".into(),
+                    },
+                )),
+            })
+            .unwrap();
+            s.commit(&Commit {
+                ro_id: Some("R1".into()),
+                change: RoChange::Journal("<edit1/>".into()),
+                processed: None,
+            })
+            .unwrap();
+            s.commit(&Commit {
+                ro_id: Some("R2".into()),
+                change: RoChange::Snapshot(Snapshot::default()),
+                processed: None,
+            })
+            .unwrap();
+            s.commit(&Commit {
+                ro_id: Some("R2".into()),
+                change: RoChange::Delete,
+                processed: None,
+            })
+            .unwrap();
+            s.set_meta("message_id", "42").unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let ros = s.load_running_orders().unwrap();
+        assert_eq!(ros.len(), 1);
+        assert_eq!(ros[0].snapshot.ready.as_deref(), Some("READY"));
+        assert_eq!(ros[0].snapshot.bodies.len(), 1);
+        assert_eq!(ros[0].journal, ["<edit1/>"]);
+        assert_eq!(
+            s.processed("N", "upper", "7").unwrap().unwrap().reply,
+            "<ack/>"
+        );
+        assert_eq!(s.meta("message_id").unwrap().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn processed_records_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.processed_limit = 3;
+        for i in 0..10 {
+            s.commit(&Commit {
+                processed: Some((
+                    "N".into(),
+                    "upper".into(),
+                    i.to_string(),
+                    Processed {
+                        digest: "d".into(),
+                        reply: "r".into(),
+                    },
+                )),
+                ..Commit::default()
+            })
+            .unwrap();
+        }
+        assert!(s.processed("N", "upper", "0").unwrap().is_none());
+        assert!(s.processed("N", "upper", "9").unwrap().is_some());
+        assert!(s.processed("N", "upper", "7").unwrap().is_some());
+    }
+}
