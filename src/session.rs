@@ -74,7 +74,7 @@ impl SessionPolicy {
 #[derive(Debug)]
 pub enum Decision {
     /// Send this reply on the same socket.
-    Reply(Mos),
+    Reply(Box<Mos>),
     /// Hand the message to the running-order state; it produces the reply.
     Apply(Box<Mos>),
     /// Answer roReq from the running-order state.
@@ -144,30 +144,16 @@ pub fn ro_id_of(message: &Message) -> &str {
 
 impl SessionPolicy {
     /// Checks the envelope: our mosID, a known ncsID. Returns the NACK to send otherwise.
-    pub fn check_envelope(&self, port: PortRole, mos: &Mos) -> Result<(), Mos> {
+    pub fn check_envelope(&self, port: PortRole, mos: &Mos) -> Result<(), Box<Mos>> {
         let env = mos.envelope();
         let ro_id = ro_id_of(&mos.message);
         if mos.mos_id != self.mos_id {
-            return Err(nack(
-                port,
-                &env,
-                ro_id,
-                &format!(
-                    "Wrong mosID {:?}: this device is {}",
-                    mos.mos_id, self.mos_id
-                ),
-            ));
+            let reason = format!("Wrong mosID {:?}: this device is {}", mos.mos_id, self.mos_id);
+            return Err(Box::new(nack(port, &env, ro_id, &reason)));
         }
         if !self.accept_any_ncs && !self.known_ncs.iter().any(|n| *n == mos.ncs_id) {
-            return Err(nack(
-                port,
-                &env,
-                ro_id,
-                &format!(
-                    "Unknown ncsID {:?}: not configured on this device",
-                    mos.ncs_id
-                ),
-            ));
+            let reason = format!("Unknown ncsID {:?}: not configured on this device", mos.ncs_id);
+            return Err(Box::new(nack(port, &env, ro_id, &reason)));
         }
         Ok(())
     }
@@ -180,16 +166,16 @@ impl SessionPolicy {
         }
         let env = mos.envelope();
         match &mos.message {
-            Message::Heartbeat(_) => Decision::Reply(reply_to(
+            Message::Heartbeat(_) => Decision::Reply(Box::new(reply_to(
                 &env,
                 Message::Heartbeat(Heartbeat {
                     time: Some(MosTime::now()),
                 }),
-            )),
-            Message::ReqMachInfo(_) => Decision::Reply(reply_to(
+            ))),
+            Message::ReqMachInfo(_) => Decision::Reply(Box::new(reply_to(
                 &env,
                 Message::ListMachInfo(self.machine_info(&mos.ncs_id)),
-            )),
+            ))),
             // Replies have no reply of their own.
             Message::MosAck(_)
             | Message::RoAck(_)
@@ -199,12 +185,12 @@ impl SessionPolicy {
             Message::Unknown { name } if name == "keepAlive" => {
                 Decision::Ignore("keepAlive is a MOS 3/4 message")
             }
-            Message::Unknown { name } => Decision::Reply(nack(
+            Message::Unknown { name } => Decision::Reply(Box::new(nack(
                 port,
                 &env,
                 "",
                 &format!("Unsupported message: {name}"),
-            )),
+            ))),
             Message::RoReq(_) => Decision::RunningOrderRequest(Box::new(mos.clone())),
             Message::RoCreate(_)
             | Message::RoReplace(_)
@@ -228,26 +214,26 @@ impl SessionPolicy {
                 if port == PortRole::Upper {
                     Decision::Apply(Box::new(mos.clone()))
                 } else {
-                    Decision::Reply(nack(
+                    Decision::Reply(Box::new(nack(
                         port,
                         &env,
                         ro_id_of(&mos.message),
                         &format!("{} belongs on the upper port", mos.message.name()),
-                    ))
+                    )))
                 }
             }
-            Message::MosReqObjAction(_) => Decision::Reply(nack(
+            Message::MosReqObjAction(_) => Decision::Reply(Box::new(nack(
                 port,
                 &env,
                 "",
                 "mosReqObjAction is not supported in MOS 2.8.1",
-            )),
-            other => Decision::Reply(nack(
+            ))),
+            other => Decision::Reply(Box::new(nack(
                 port,
                 &env,
                 ro_id_of(other),
                 &format!("Unsupported message: {}", other.name()),
-            )),
+            ))),
         }
     }
 
