@@ -1,1 +1,0 @@
-//! A DTD reader and validator for MOS messages. (Being written.)
