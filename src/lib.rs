@@ -19,3 +19,4 @@
 pub mod cli;
 pub mod dtd;
 pub mod mos;
+pub mod rundown;
