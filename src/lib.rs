@@ -14,12 +14,16 @@
 //! Layout:
 //! - [`mos`]: the MOS wire layer (framing, XML, typed messages, times and numbers).
 //! - [`dtd`]: a small DTD reader and validator used by `mos-gateway validate`.
+//! - [`rundown`]: the pure running-order model and its edits (no I/O).
+//! - [`session`]: inbound message decisions: envelope checks, heartbeats, NACKs.
+//! - [`store`]: the durable SQLite store of running orders and processed messages.
 //! - [`validate`]: `mos-gateway validate`, message files checked against the DTD.
 //! - [`cli`]: the command-line interface of the `mos-gateway` binary.
 
 pub mod cli;
 pub mod dtd;
 pub mod mos;
+pub mod rundown;
 pub mod session;
 pub mod store;
 pub mod validate;
