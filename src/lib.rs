@@ -25,5 +25,6 @@ pub mod dtd;
 pub mod mos;
 pub mod rundown;
 pub mod session;
+pub mod state;
 pub mod store;
 pub mod validate;

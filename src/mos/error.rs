@@ -15,6 +15,8 @@ pub struct ParseError {
     pub detail: String,
     /// 1-based line in the document, when known.
     pub line: Option<usize>,
+    /// Byte offset in the document, when known.
+    pub offset: Option<usize>,
     /// The kind of deviation, when the error is a deviation strict parsing refused.
     pub kind: Option<DeviationKind>,
 }

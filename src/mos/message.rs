@@ -91,6 +91,7 @@ impl Mos {
                 path: String::new(),
                 detail: format!("not well-formed XML: {e}"),
                 line: Some(e.line),
+                offset: Some(e.offset),
                 kind: None,
             },
         })?;
@@ -115,9 +116,14 @@ impl Mos {
             message_id: root.child("messageID").map(text_of),
             message_name: body.map(|b| b.name().to_string()),
         };
-        let reject = |error: ParseError| Rejected {
-            envelope: Some(Box::new(envelope.clone())),
-            error,
+        let reject = |mut error: ParseError| {
+            if error.line.is_none() {
+                error.line = error.offset.map(|o| doc.line_of(o));
+            }
+            Rejected {
+                envelope: Some(Box::new(envelope.clone())),
+                error,
+            }
         };
         let Some(body) = body else {
             return Err(reject(

@@ -31,7 +31,7 @@ pub struct Cx {
     strict: bool,
     message: &'static str,
     path: Vec<(&'static str, Option<usize>)>,
-    line: Option<usize>,
+    offset: Option<usize>,
     /// Deviations tolerated so far (lenient mode).
     pub deviations: Vec<Deviation>,
 }
@@ -43,7 +43,7 @@ impl Cx {
             strict,
             message: "",
             path: vec![("mos", None)],
-            line: None,
+            offset: None,
             deviations: Vec::new(),
         }
     }
@@ -102,7 +102,7 @@ impl Cx {
 
     /// Remembers the line of the element being read, for errors.
     pub fn at(&mut self, el: El<'_, '_>) {
-        self.line = Some(el.line());
+        self.offset = Some(el.offset());
     }
 
     /// An error at the current path.
@@ -111,7 +111,8 @@ impl Cx {
             message: (!self.message.is_empty()).then(|| self.message.to_string()),
             path: self.path(leaf),
             detail: detail.into(),
-            line: self.line,
+            line: None,
+            offset: self.offset,
             kind: None,
         }
     }

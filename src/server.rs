@@ -1,0 +1,383 @@
+//! The TCP side: listeners on the lower, upper and query ports, one task per connection
+//! handling its messages strictly in order, and the running-order state on its own
+//! thread (SQLite is blocking). Every message is answered on the socket it came on.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::config::{Config, Encoding};
+use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
+use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions};
+use crate::session::{Decision, PortRole, ProfileStyle, SessionPolicy, nack};
+use crate::state::{Outcome, State, StateError};
+
+/// Server errors at startup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr} ({role} port): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// lower / upper / query.
+        role: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The state could not be opened.
+    #[error("cannot open the running-order store: {0}")]
+    State(#[from] StateError),
+}
+
+enum StateCmd {
+    Apply {
+        port: PortRole,
+        request: Box<Mos>,
+        reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    RoReq {
+        request: Box<Mos>,
+        reply: oneshot::Sender<Mos>,
+    },
+}
+
+/// Handle to the state thread.
+#[derive(Clone)]
+struct StateHandle {
+    tx: mpsc::Sender<StateCmd>,
+}
+
+impl StateHandle {
+    fn spawn(mut state: State) -> (Self, std::thread::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<StateCmd>(256);
+        let thread = std::thread::Builder::new()
+            .name("running-order-state".into())
+            .spawn(move || {
+                while let Some(cmd) = rx.blocking_recv() {
+                    match cmd {
+                        StateCmd::Apply {
+                            port,
+                            request,
+                            reply,
+                        } => {
+                            let r = state.handle(port, &request).map_err(|e| e.to_string());
+                            let _ = reply.send(r);
+                        }
+                        StateCmd::RoReq { request, reply } => {
+                            let ro_id = crate::session::ro_id_of(&request.message).to_string();
+                            let _ = reply.send(state.answer_ro_req(&request, &ro_id));
+                        }
+                    }
+                }
+                info!("running-order store closed");
+            })
+            .expect("spawning the state thread");
+        (Self { tx }, thread)
+    }
+}
+
+/// Shared by every connection.
+struct Shared {
+    config: Config,
+    policy: SessionPolicy,
+    state: StateHandle,
+    /// (peer, ncsID, deviation kind) already logged.
+    logged: Mutex<HashSet<(String, DeviationKind)>>,
+}
+
+/// The gateway with its ports bound, ready to run.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listeners: Vec<(PortRole, TcpListener)>,
+    state_thread: std::thread::JoinHandle<()>,
+}
+
+/// Builds the session policy from the configuration.
+pub fn policy_of(config: &Config) -> SessionPolicy {
+    let mut p = SessionPolicy::new(&config.mos.id, config.ncs.iter().map(|n| n.id.clone()).collect());
+    p.accept_any_ncs = config.mos.accept_any_ncs;
+    p.profile_style = config
+        .ncs
+        .iter()
+        .map(|n| {
+            let style = match n.listmachinfo_style {
+                crate::config::ListMachInfoStyle::Flat => ProfileStyle::Flat,
+                crate::config::ListMachInfoStyle::Container => ProfileStyle::Container,
+            };
+            (n.id.clone(), style)
+        })
+        .collect();
+    p
+}
+
+impl Gateway {
+    /// Opens the store and binds the configured ports.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let state = State::open(&config.mos.data_dir)?;
+        for w in &state.restore_warnings {
+            warn!("{w}");
+        }
+        info!(
+            running_orders = state.rundowns().len(),
+            "restored running orders from {}",
+            config.mos.data_dir.display()
+        );
+        let mut listeners = Vec::new();
+        let mut ports = vec![
+            (PortRole::Lower, config.mos.lower_addr()),
+            (PortRole::Upper, config.mos.upper_addr()),
+        ];
+        if let Some(q) = config.mos.query_addr() {
+            ports.push((PortRole::Query, q));
+        }
+        for (role, addr) in ports {
+            let l = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+                addr,
+                role: role.name(),
+                source,
+            })?;
+            listeners.push((role, l));
+        }
+        let (state, state_thread) = StateHandle::spawn(state);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                policy: policy_of(&config),
+                config,
+                state,
+                logged: Mutex::new(HashSet::new()),
+            }),
+            listeners,
+            state_thread,
+        })
+    }
+
+    /// The bound address of each port.
+    pub fn local_addrs(&self) -> Vec<(PortRole, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(r, l)| l.local_addr().ok().map(|a| (*r, a)))
+            .collect()
+    }
+
+    /// The bound address of one port.
+    pub fn local_addr(&self, role: PortRole) -> Option<SocketAddr> {
+        self.local_addrs().into_iter().find(|(r, _)| *r == role).map(|(_, a)| a)
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets every connection
+    /// finish the message it is handling, and closes the store.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        for (role, listener) in self.listeners {
+            let shared = self.shared.clone();
+            let shutdown = shutdown.clone();
+            let conns = tracker.clone();
+            let limit = Arc::new(Semaphore::new(shared.config.mos.max_connections.max(1)));
+            tracker.spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        a = listener.accept() => a,
+                    };
+                    let (socket, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            warn!(port = role.name(), "accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        warn!(port = role.name(), %peer, "connection refused: too many connections on this port");
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    let shutdown = shutdown.clone();
+                    let span = info_span!("conn", port = role.name(), %peer);
+                    conns.spawn(
+                        async move {
+                            let _permit = permit;
+                            if let Err(e) = serve_connection(shared, role, socket, peer, shutdown).await {
+                                debug!("connection ended: {e}");
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+            });
+        }
+        tracker.close();
+        shutdown.cancelled().await;
+        info!("shutting down: no new connections; finishing messages in flight");
+        if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+            warn!("some connections did not finish within 10 s");
+        }
+        drop(self.shared);
+        let _ = tokio::task::spawn_blocking(move || self.state_thread.join()).await;
+        info!("stopped");
+    }
+}
+
+/// The codec settings for a peer: its configured encoding when exactly its NCS is known.
+fn codec_for(config: &Config, peer: SocketAddr) -> CodecConfig {
+    let candidates = config.ncs_for_address(peer.ip());
+    let encoding = match candidates.as_slice() {
+        [one] => match one.encoding {
+            Encoding::Auto => None,
+            Encoding::Utf16Be => Some(WireEncoding::Utf16Be),
+            Encoding::Utf16Le => Some(WireEncoding::Utf16Le),
+            Encoding::Utf8 => Some(WireEncoding::Utf8),
+        },
+        _ => None,
+    };
+    CodecConfig {
+        encoding,
+        max_message_bytes: config.mos.max_message_bytes,
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    role: PortRole,
+    socket: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    let (rd, mut wr) = socket.into_split();
+    let mut frames = FramedRead::new(rd, MosCodec::new(codec_for(&shared.config, peer)));
+    debug!("connected");
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            n = frames.next() => n,
+        };
+        let Some(item) = next else { break };
+        let item = item?;
+        let encoding = frames.decoder().write_encoding();
+        let reply = match item {
+            Ok(frame) => handle_frame(&shared, role, peer, &frame).await,
+            Err(e) => Some(frame_error_reply(&shared, role, &e)),
+        };
+        if let Some(reply) = reply {
+            wr.write_all(&encode_text(&reply, encoding)).await?;
+        }
+    }
+    debug!("disconnected");
+    Ok(())
+}
+
+fn frame_error_reply(shared: &Shared, role: PortRole, e: &FrameError) -> String {
+    warn!("bad bytes: {e}");
+    let env = Envelope {
+        mos_id: shared.config.mos.id.clone(),
+        ..Envelope::default()
+    };
+    nack(role, &env, "", &e.reason()).to_xml()
+}
+
+/// Handles one complete document; returns the reply to send, if any.
+async fn handle_frame(shared: &Shared, role: PortRole, peer: SocketAddr, frame: &Frame) -> Option<String> {
+    let parsed = match Mos::parse(&frame.text, ParseOptions::lenient()) {
+        Ok(p) => p,
+        Err(rejected) => {
+            let env = rejected.envelope.map(|e| *e).unwrap_or_else(|| Envelope {
+                mos_id: shared.config.mos.id.clone(),
+                ..Envelope::default()
+            });
+            warn!(message = env.message_name.as_deref().unwrap_or("?"), "rejected: {}", rejected.error);
+            return Some(nack(role, &env, "", &rejected.error.reason()).to_xml());
+        }
+    };
+    let mos = &parsed.mos;
+    let span = info_span!("msg", name = mos.message.name(), id = mos.message_id.as_deref().unwrap_or(""), ncs = %mos.ncs_id);
+    async move {
+        let ncs = shared.config.ncs(&mos.ncs_id);
+        // The NCS's address must match its configuration.
+        if let Some(ncs) = ncs {
+            if !shared.config.mos.accept_any_ncs && !ncs.accepts_address(peer.ip()) {
+                let reason = format!("Address {} is not allowed for ncsID {}", peer.ip(), ncs.id);
+                warn!("{reason}");
+                return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
+            }
+        }
+        // Strict peers: off-spec input is refused with the first deviation as the reason.
+        if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first()) {
+            if ncs.strict {
+                let reason = format!("{}: {}", mos.message.name(), d);
+                warn!("strict: {reason}");
+                return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
+            }
+        }
+        for d in &parsed.deviations {
+            let key = (format!("{}/{}", peer.ip(), mos.ncs_id), d.kind);
+            let first = shared.logged.lock().map(|mut s| s.insert(key)).unwrap_or(false);
+            if first {
+                info!(kind = %d.kind, "tolerated off-spec input (logged once per peer and kind): {d}");
+            }
+        }
+        match shared.policy.decide(role, &parsed) {
+            Decision::Reply(reply) => Some(reply.to_xml()),
+            Decision::Ignore(why) => {
+                debug!("no reply: {why}");
+                None
+            }
+            Decision::RunningOrderRequest(request) => {
+                let (tx, rx) = oneshot::channel();
+                if shared.state.tx.send(StateCmd::RoReq { request, reply: tx }).await.is_err() {
+                    return Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml());
+                }
+                match rx.await {
+                    Ok(reply) => Some(reply.to_xml()),
+                    Err(_) => Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml()),
+                }
+            }
+            Decision::Apply(request) => {
+                let (tx, rx) = oneshot::channel();
+                let ro_id = crate::session::ro_id_of(&request.message).to_string();
+                if shared
+                    .state
+                    .tx
+                    .send(StateCmd::Apply { port: role, request, reply: tx })
+                    .await
+                    .is_err()
+                {
+                    return Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml());
+                }
+                match rx.await {
+                    Ok(Ok(outcome)) => {
+                        if outcome.duplicate {
+                            info!("retry of an applied message: same reply again, not applied twice");
+                        }
+                        if let Some((ro, change)) = &outcome.change {
+                            info!(ro = %ro, "applied: {change:?}");
+                        }
+                        if let Some(ro) = &outcome.needs_resync {
+                            warn!(ro = %ro, "refused: unknown ID; the NCS's copy should be requested with roReq");
+                        }
+                        Some(outcome.reply.to_xml())
+                    }
+                    Ok(Err(e)) => {
+                        error!("store failure, not acknowledged: {e}");
+                        Some(nack(role, &mos.envelope(), &ro_id, &format!("Internal error: {e}")).to_xml())
+                    }
+                    Err(_) => Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml()),
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,295 @@
+//! The running-order state: the pure model ([`crate::rundown`]) kept durable in the
+//! [`crate::store`]. One owner applies every edit in arrival order: check for a retried
+//! messageID, apply, commit to disk, then install and reply. A refused edit changes
+//! nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::mos::messages::{RoAck, RoList, RoStorySend};
+use crate::mos::structures::{AirStatus, RunningOrder};
+use crate::mos::{Message, Mos, ParseOptions};
+use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message};
+use crate::session::{PortRole, reply_to};
+use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError};
+
+/// State errors: only storage failures; refused edits are replies, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What happened to a message handed to the state.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The reply to send.
+    pub reply: Mos,
+    /// What changed, when an edit was applied now.
+    pub change: Option<(String, Change)>,
+    /// A retry of a message already applied (the stored reply is sent again).
+    pub duplicate: bool,
+    /// The edit was refused because an ID is unknown: the NCS's copy should be requested.
+    pub needs_resync: Option<String>,
+}
+
+/// The running orders and their store.
+pub struct State {
+    rundowns: Rundowns,
+    store: Store,
+    journal_len: HashMap<String, usize>,
+    /// Problems met while restoring (logged by the caller).
+    pub restore_warnings: Vec<String>,
+}
+
+/// A stable 64-bit FNV-1a digest, written as hex.
+pub fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The content of a request without its messageID, for comparing retries.
+fn content_digest(request: &Mos) -> String {
+    let mut m = request.clone();
+    m.message_id = None;
+    digest(&m.to_xml())
+}
+
+fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str) -> Snapshot {
+    let ro_list = Mos::new(mos_id, ncs_id, None, Message::RoList(RoList(rundown.to_running_order())));
+    let bodies = rundown
+        .stories()
+        .filter_map(|s| {
+            let c = s.content.as_ref()?;
+            let send = RoStorySend {
+                ro_id: rundown.id().to_string(),
+                story_id: s.story.id.clone(),
+                slug: c.slug.clone(),
+                number: c.number.clone(),
+                body: c.body.clone(),
+                metadata: c.metadata.clone(),
+            };
+            let doc = Mos::new(mos_id, ncs_id, None, Message::RoStorySend(send)).to_xml();
+            Some((s.story.id.clone(), doc))
+        })
+        .collect();
+    Snapshot {
+        ro_list: ro_list.to_xml(),
+        bodies,
+        ready: rundown.ready_to_air().map(|a| a.as_wire().to_string()),
+    }
+}
+
+fn parse_doc(doc: &str) -> Option<Message> {
+    Mos::parse(doc, ParseOptions::lenient()).ok().map(|p| p.mos.message)
+}
+
+impl State {
+    /// Opens the store under `data_dir` and restores every running order.
+    pub fn open(data_dir: &Path) -> Result<Self, StateError> {
+        let store = Store::open(data_dir)?;
+        let mut state = Self {
+            rundowns: Rundowns::new(),
+            store,
+            journal_len: HashMap::new(),
+            restore_warnings: Vec::new(),
+        };
+        for stored in state.store.load_running_orders()? {
+            let ro_id = stored.ro_id.clone();
+            let mut warn = |w: String| state.restore_warnings.push(format!("running order {ro_id}: {w}"));
+            let Some(Message::RoList(RoList(ro))) = parse_doc(&stored.snapshot.ro_list) else {
+                warn("unreadable snapshot; dropped".into());
+                continue;
+            };
+            if let Err(e) = state.rundowns.update(&ro_id, &Edit::Create(ro)) {
+                warn(format!("snapshot refused: {e}"));
+                continue;
+            }
+            for (story, doc) in &stored.snapshot.bodies {
+                match parse_doc(doc) {
+                    Some(Message::RoStorySend(s)) => {
+                        if let Err(e) = state.rundowns.update(&ro_id, &Edit::StorySend(s)) {
+                            warn(format!("body of {story} refused: {e}"));
+                        }
+                    }
+                    _ => warn(format!("unreadable body of {story}")),
+                }
+            }
+            if let Some(ready) = &stored.snapshot.ready {
+                let air = if ready == "READY" { AirStatus::Ready } else { AirStatus::NotReady };
+                let _ = state.rundowns.update(&ro_id, &Edit::ReadyToAir(air));
+            }
+            for doc in &stored.journal {
+                let edit = parse_doc(doc).as_ref().and_then(edit_from_message);
+                match edit {
+                    Some(Ok((id, edit))) if id == ro_id => {
+                        if let Err(e) = state.rundowns.update(&ro_id, &edit) {
+                            warn(format!("journal entry refused: {e}"));
+                        }
+                    }
+                    _ => warn("unreadable journal entry".into()),
+                }
+            }
+            state.journal_len.insert(ro_id.clone(), stored.journal.len());
+        }
+        Ok(state)
+    }
+
+    /// The running orders.
+    pub fn rundowns(&self) -> &Rundowns {
+        &self.rundowns
+    }
+
+    /// The running order `ro_id` as the NCS sent it, for roList.
+    pub fn running_order(&self, ro_id: &str) -> Option<RunningOrder> {
+        self.rundowns.get(ro_id).map(Rundown::to_running_order)
+    }
+
+    /// Answers roReq: roList, or roAck with an error.
+    pub fn answer_ro_req(&self, request: &Mos, ro_id: &str) -> Mos {
+        let env = request.envelope();
+        match self.running_order(ro_id) {
+            Some(ro) => reply_to(&env, Message::RoList(RoList(ro))),
+            None => reply_to(
+                &env,
+                Message::RoAck(RoAck::error(ro_id, &format!("Unknown roID {ro_id}"))),
+            ),
+        }
+    }
+
+    /// Applies a running-order message from `ncs_id` received on `port`: dedup by
+    /// messageID, apply, commit durably, then reply.
+    pub fn handle(&mut self, port: PortRole, request: &Mos) -> Result<Outcome, StateError> {
+        let env = request.envelope();
+        let key = request
+            .message_id
+            .as_ref()
+            .filter(|id| !id.is_empty())
+            .map(|id| (request.ncs_id.clone(), port.name().to_string(), id.clone()));
+        let content = key.as_ref().map(|_| content_digest(request));
+        if let (Some((ncs, p, id)), Some(content)) = (&key, &content) {
+            if let Some(done) = self.store.processed(ncs, p, id)? {
+                let reply = if done.digest == *content {
+                    parse_doc(&done.reply)
+                        .map(|m| reply_to(&env, m))
+                        .unwrap_or_else(|| reply_to(&env, Message::RoAck(RoAck::ok(crate::session::ro_id_of(&request.message)))))
+                } else {
+                    reply_to(
+                        &env,
+                        Message::RoAck(RoAck::error(
+                            crate::session::ro_id_of(&request.message),
+                            &format!("messageID {id} was already used for a different message"),
+                        )),
+                    )
+                };
+                return Ok(Outcome {
+                    reply,
+                    change: None,
+                    duplicate: done.digest == *content,
+                    needs_resync: None,
+                });
+            }
+        }
+        let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
+        let (ro_id, edit) = match edit_from_message(&request.message) {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                return Ok(Outcome {
+                    reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
+                    change: None,
+                    duplicate: false,
+                    needs_resync: e.needs_resync().then(|| ro_id_hint.clone()),
+                });
+            }
+            None => {
+                return Ok(Outcome {
+                    reply: reply_to(
+                        &env,
+                        Message::RoAck(RoAck::error(
+                            &ro_id_hint,
+                            &format!("{} is not a running-order edit", request.message.name()),
+                        )),
+                    ),
+                    change: None,
+                    duplicate: false,
+                    needs_resync: None,
+                });
+            }
+        };
+        let applied = match self.rundowns.apply(&ro_id, &edit) {
+            Ok(a) => a,
+            Err(e) => {
+                return Ok(Outcome {
+                    reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
+                    change: None,
+                    duplicate: false,
+                    needs_resync: e.needs_resync().then(|| ro_id.clone()),
+                });
+            }
+        };
+        let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
+        let journal_len = self.journal_len.get(&ro_id).copied().unwrap_or(0);
+        let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
+        let change = match applied.rundown() {
+            None => RoChange::Delete,
+            Some(r) if whole || journal_len >= self.store.journal_limit => {
+                RoChange::Snapshot(snapshot_of(r, &request.mos_id, &request.ncs_id))
+            }
+            Some(_) => {
+                let mut doc = request.clone();
+                doc.message_id = None;
+                RoChange::Journal(doc.to_xml())
+            }
+        };
+        let processed = key.map(|(ncs, p, id)| {
+            (
+                ncs,
+                p,
+                id,
+                Processed {
+                    digest: content.unwrap_or_default(),
+                    reply: reply.to_xml(),
+                },
+            )
+        });
+        self.store.commit(&Commit {
+            ro_id: Some(ro_id.clone()),
+            change: change.clone(),
+            processed,
+        })?;
+        match change {
+            RoChange::Journal(_) => *self.journal_len.entry(ro_id.clone()).or_default() += 1,
+            _ => {
+                self.journal_len.remove(&ro_id);
+            }
+        }
+        let what = applied.change().clone();
+        self.rundowns.commit(&ro_id, applied);
+        Ok(Outcome {
+            reply,
+            change: Some((ro_id, what)),
+            duplicate: false,
+            needs_resync: None,
+        })
+    }
+
+    /// Reserves the next block of outgoing messageIDs; returns the first ID to use.
+    /// The block's end is stored first, so a restart never reuses an ID.
+    pub fn reserve_message_ids(&mut self, block: i32) -> Result<i32, StateError> {
+        let start = self
+            .store
+            .meta("next_message_id")?
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1);
+        let end = start.checked_add(block).unwrap_or(1);
+        self.store.set_meta("next_message_id", &end.to_string())?;
+        Ok(start)
+    }
+}
