@@ -15,7 +15,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway: accept newsroom systems on the MOS lower, upper and query ports.
-    Run,
+    ///
+    /// Every setting has a default (the documented config/gateway.toml is built in), so
+    /// `mos-gateway run` works without a file. Stops cleanly on SIGINT or SIGTERM.
+    Run {
+        /// Configuration file (TOML); see config/gateway.toml.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Settings that override the file.
+        #[command(flatten)]
+        overrides: crate::config::Overrides,
+    },
     /// Check MOS message files against the MOS 2.8.1 DTD and the message structure.
     ///
     /// Each file may hold one or many messages, in UTF-16BE, UTF-16LE or UTF-8. For every

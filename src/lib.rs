@@ -21,9 +21,11 @@
 //! - [`cli`]: the command-line interface of the `mos-gateway` binary.
 
 pub mod cli;
+pub mod config;
 pub mod dtd;
 pub mod mos;
 pub mod rundown;
+pub mod server;
 pub mod session;
 pub mod state;
 pub mod store;

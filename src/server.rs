@@ -301,9 +301,14 @@ async fn handle_frame(shared: &Shared, role: PortRole, peer: SocketAddr, frame: 
             return Some(nack(role, &env, "", &rejected.error.reason()).to_xml());
         }
     };
-    let mos = &parsed.mos;
-    let span = info_span!("msg", name = mos.message.name(), id = mos.message_id.as_deref().unwrap_or(""), ncs = %mos.ncs_id);
+    let span = info_span!(
+        "msg",
+        name = parsed.mos.message.name(),
+        id = parsed.mos.message_id.as_deref().unwrap_or(""),
+        ncs = %parsed.mos.ncs_id
+    );
     async move {
+        let mos = &parsed.mos;
         let ncs = shared.config.ncs(&mos.ncs_id);
         // The NCS's address must match its configuration.
         if let Some(ncs) = ncs {

@@ -1,0 +1,218 @@
+//! Test support: a gateway started in-process on free loopback ports, and an NCS client
+//! that speaks UTF-16BE over real TCP.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use mos_gateway::config::Config;
+use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::{Message, Mos, ParseOptions};
+use mos_gateway::server::Gateway;
+use mos_gateway::session::PortRole;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+pub const MOS_ID: &str = "nmos.gateway.mos";
+pub const NCS_ID: &str = "ENPS.NCS";
+
+/// Three free loopback ports.
+pub fn free_ports() -> [u16; 3] {
+    let ls: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    [0, 1, 2].map(|i| ls[i].local_addr().unwrap().port())
+}
+
+pub fn config(data_dir: &Path, extra_ncs: &str) -> Config {
+    let [l, u, q] = free_ports();
+    let text = format!(
+        r#"
+[mos]
+id = "{MOS_ID}"
+listen = "127.0.0.1"
+lower_port = {l}
+upper_port = {u}
+query_port = {q}
+data_dir = "{}"
+
+[[ncs]]
+id = "{NCS_ID}"
+host = "127.0.0.1"
+lower_port = 1
+upper_port = 2
+heartbeat_interval_s = 0
+{extra_ncs}
+"#,
+        data_dir.display()
+    );
+    Config::from_toml_str(&text, "test").unwrap()
+}
+
+pub struct Running {
+    pub lower: SocketAddr,
+    pub upper: SocketAddr,
+    pub query: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+pub async fn start(config: Config) -> Running {
+    let gw = Gateway::bind(config).await.unwrap();
+    let lower = gw.local_addr(PortRole::Lower).unwrap();
+    let upper = gw.local_addr(PortRole::Upper).unwrap();
+    let query = gw.local_addr(PortRole::Query).unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(gw.run(shutdown.clone()));
+    Running {
+        lower,
+        upper,
+        query,
+        shutdown,
+        task,
+    }
+}
+
+/// An NCS-side connection to one of the gateway's ports.
+pub struct Ncs {
+    rd: FramedRead<OwnedReadHalf, MosCodec>,
+    wr: OwnedWriteHalf,
+    pub encoding: WireEncoding,
+    next_id: u32,
+}
+
+impl Ncs {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self::connect_with(addr, WireEncoding::Utf16Be).await
+    }
+
+    pub async fn connect_with(addr: SocketAddr, encoding: WireEncoding) -> Self {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (rd, wr) = s.into_split();
+        Self {
+            rd: FramedRead::new(rd, MosCodec::new(CodecConfig::default())),
+            wr,
+            encoding,
+            next_id: 100,
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.wr.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        let b = encode_text(text, self.encoding);
+        self.send_raw(&b).await;
+    }
+
+    /// The next reply as text (fails after 5 s).
+    pub async fn recv_text(&mut self) -> String {
+        let item = tokio::time::timeout(Duration::from_secs(5), self.rd.next())
+            .await
+            .expect("no reply within 5 s")
+            .expect("connection closed")
+            .expect("io");
+        item.expect("reply framing").text
+    }
+
+    pub async fn recv(&mut self) -> Mos {
+        let t = self.recv_text().await;
+        Mos::parse(&t, ParseOptions::strict())
+            .unwrap_or_else(|e| panic!("reply not strictly valid: {e}\n{t}"))
+            .mos
+    }
+
+    /// Nothing arrives within `ms`.
+    pub async fn expect_silence(&mut self, ms: u64) {
+        if let Ok(Some(x)) = tokio::time::timeout(Duration::from_millis(ms), self.rd.next()).await {
+            panic!("unexpected reply: {x:?}");
+        }
+    }
+
+    /// Wraps a message body in our envelope with a fresh messageID; returns the ID.
+    pub fn envelope(&mut self, body: &str) -> (String, String) {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        (
+            id.clone(),
+            format!("<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>{id}</messageID>{body}</mos>"),
+        )
+    }
+
+    /// Sends `body` and returns the reply.
+    pub async fn request(&mut self, body: &str) -> Mos {
+        let (id, text) = self.envelope(body);
+        self.send_text(&text).await;
+        let reply = self.recv().await;
+        assert_eq!(reply.message_id.as_deref(), Some(id.as_str()), "reply echoes the messageID");
+        reply
+    }
+
+    /// Sends `body`, expects roAck OK.
+    pub async fn ok(&mut self, body: &str) {
+        let r = self.request(body).await;
+        match &r.message {
+            Message::RoAck(a) if a.is_ok() => {}
+            other => panic!("expected roAck OK for {body}, got {other:?}"),
+        }
+    }
+
+    /// Sends `body`, expects a roAck error; returns its text.
+    pub async fn refused(&mut self, body: &str) -> String {
+        let r = self.request(body).await;
+        match r.message {
+            Message::RoAck(a) if !a.is_ok() => a.status,
+            other => panic!("expected roAck error for {body}, got {other:?}"),
+        }
+    }
+
+    /// roReq: the story IDs, each with its item IDs.
+    pub async fn order(&mut self, ro_id: &str) -> Vec<(String, Vec<String>)> {
+        let r = self.request(&format!("<roReq><roID>{ro_id}</roID></roReq>")).await;
+        let Message::RoList(list) = r.message else {
+            panic!("expected roList, got {:?}", r.message)
+        };
+        list.0
+            .stories
+            .iter()
+            .map(|s| (s.id.clone(), s.items.iter().map(|i| i.id.clone()).collect()))
+            .collect()
+    }
+}
+
+/// `<story>` with items, each item referencing an object.
+pub fn story(id: &str, items: &[&str]) -> String {
+    let items: String = items
+        .iter()
+        .map(|i| format!("<item><itemID>{i}</itemID><objID>OBJ-{i}</objID><mosID>{MOS_ID}</mosID></item>"))
+        .collect();
+    format!("<story><storyID>{id}</storyID><storySlug>Story {id}</storySlug>{items}</story>")
+}
+
+pub fn ro_create(ro_id: &str, stories: &[(&str, &[&str])]) -> String {
+    let s: String = stories.iter().map(|(id, items)| story(id, items)).collect();
+    format!("<roCreate><roID>{ro_id}</roID><roSlug>Show {ro_id}</roSlug>{s}</roCreate>")
+}
+
+/// Story IDs of an order.
+pub fn ids(order: &[(String, Vec<String>)]) -> Vec<&str> {
+    order.iter().map(|(s, _)| s.as_str()).collect()
+}
+
+#[allow(dead_code)]
+pub fn bytes_mut(b: &[u8]) -> BytesMut {
+    BytesMut::from(b)
+}
