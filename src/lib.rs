@@ -17,5 +17,6 @@
 //! - [`cli`]: the command-line interface of the `mos-gateway` binary.
 
 pub mod cli;
+pub mod config;
 pub mod dtd;
 pub mod mos;

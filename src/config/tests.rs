@@ -1,0 +1,556 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawNcs};
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, "t.toml")
+}
+
+fn ok(text: &str) -> Config {
+    match load(text) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+/// Loads `text` and checks the error names `key` and contains every fragment.
+fn fails(text: &str, key: &str, fragments: &[&str]) {
+    let err = match load(text) {
+        Ok(_) => panic!("accepted, expected an error at {key}:\n{text}"),
+        Err(e) => e,
+    };
+    let message = err.to_string();
+    assert!(message.starts_with("t.toml"), "{message}");
+    assert_eq!(err.key(), Some(key), "{message}");
+    for f in fragments {
+        assert!(message.contains(f), "{message:?} lacks {f:?}");
+    }
+}
+
+/// A minimal valid NCS entry followed by `extra` lines.
+fn ncs(extra: &str) -> String {
+    format!(
+        "[[ncs]]\nid = \"N1\"\nhost = \"127.0.0.1\"\nlower_port = 10550\nupper_port = 10551\n{extra}\n"
+    )
+}
+
+#[test]
+fn empty_text_gives_the_documented_defaults() {
+    let empty = ok("");
+    let example = ok(DEFAULT_TOML);
+    assert_eq!(empty.mos, example.mos);
+    assert_eq!(empty.log, example.log);
+    assert!(empty.ncs.is_empty());
+    assert!(
+        empty
+            .warnings()
+            .iter()
+            .any(|w| w.contains("every NCS will be refused"))
+    );
+    // An entry with only the keys that have no default equals the example's entry.
+    let minimal = ok(
+        "[[ncs]]\nid = \"ENPS.NCS\"\nhost = \"127.0.0.1\"\nlower_port = 10550\nupper_port = 10551\n",
+    );
+    assert_eq!(minimal.ncs, example.ncs);
+}
+
+#[test]
+fn raw_defaults_round_trip_through_toml() {
+    let mut raw = RawConfig::default();
+    raw.ncs.push(RawNcs {
+        id: "N".into(),
+        host: "127.0.0.1".into(),
+        lower_port: 1,
+        upper_port: 2,
+        ..RawNcs::default()
+    });
+    let text = toml::to_string(&raw).unwrap_or_default();
+    let back: RawConfig = toml::from_str(&text).unwrap_or_default();
+    assert_eq!(back, raw);
+}
+
+#[test]
+fn effective_toml_loads_back_to_the_same_config() {
+    let lab = include_str!("../../config/lab.toml");
+    let c = ok(lab);
+    let again = ok(c.effective_toml());
+    assert_eq!(c, again);
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = load("[mos]\nid = \"x\"\nlower_port = = 3\n").err();
+    let m = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(m.starts_with("t.toml:3: not valid TOML"), "{m}");
+}
+
+#[test]
+fn wrong_types_and_values_name_the_key() {
+    fails(
+        "[mos]\nlower_port = \"x\"\n",
+        "mos.lower_port",
+        &["t.toml:2:", "u16"],
+    );
+    fails("[mos]\nlower_port = 70000\n", "mos.lower_port", &["70000"]);
+    fails(
+        &ncs("ack_timeout_s = \"ten\""),
+        "ncs[0].ack_timeout_s",
+        &["number of seconds"],
+    );
+    fails("ncs = 3\n", "ncs", &["invalid type"]);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    fails(
+        "[mos]\nlisten_port = 1\n",
+        "mos.listen_port",
+        &["unknown field `listen_port`"],
+    );
+    fails("[logging]\n", "logging", &["unknown field `logging`"]);
+    fails(
+        &ncs("heartbeat_s = 1"),
+        "ncs[0].heartbeat_s",
+        &["unknown field `heartbeat_s`"],
+    );
+    fails(
+        &ncs("buddy = { host = \"127.0.0.1\", port = 1 }"),
+        "ncs[0].buddy.port",
+        &["unknown field `port`"],
+    );
+}
+
+#[test]
+fn enumerations_list_the_allowed_values() {
+    fails(
+        &ncs("encoding = \"utf16\""),
+        "ncs[0].encoding",
+        &["`auto`, `utf16be`, `utf16le`, `utf8`"],
+    );
+    fails(
+        &ncs("listmachinfo_style = \"nested\""),
+        "ncs[0].listmachinfo_style",
+        &["`flat` or `container`"],
+    );
+    fails(
+        &ncs("status_messages = \"roStat\""),
+        "ncs[0].status_messages",
+        &["`roItemStat` or `roElementStat`"],
+    );
+    fails(
+        &ncs("failover = \"hot\""),
+        "ncs[0].failover",
+        &["`buddy` or `hot_standby`"],
+    );
+    let c = ok(&ncs(
+        "encoding = \"utf16le\"\nlistmachinfo_style = \"container\"\nstatus_messages = \"roElementStat\"",
+    ));
+    assert_eq!(c.ncs[0].encoding, Encoding::Utf16Le);
+    assert_eq!(c.ncs[0].listmachinfo_style, ListMachInfoStyle::Container);
+    assert_eq!(c.ncs[0].status_messages, StatusMessages::RoElementStat);
+}
+
+#[test]
+fn mos_id_rules() {
+    fails(
+        "[mos]\nid = \"\"\n",
+        "mos.id",
+        &["must not be empty", "mosID"],
+    );
+    let long = "m".repeat(129);
+    fails(
+        &format!("[mos]\nid = \"{long}\"\n"),
+        "mos.id",
+        &["129 characters", "at most 128"],
+    );
+    ok(&format!("[mos]\nid = \"{}\"\n", "é".repeat(128)));
+    fails("[mos]\nid = \" gw.mos\"\n", "mos.id", &["white space"]);
+    fails(
+        "[mos]\nid = \"gw\\tmos\"\n",
+        "mos.id",
+        &["control character"],
+    );
+}
+
+#[test]
+fn ncs_id_rules() {
+    fails(
+        "[[ncs]]\nhost = \"127.0.0.1\"\nlower_port = 10550\nupper_port = 10551\n",
+        "ncs[0].id",
+        &["t.toml:1:", "must not be empty", "ncsID"],
+    );
+    let long = "n".repeat(129);
+    fails(
+        &ncs("").replace("\"N1\"", &format!("\"{long}\"")),
+        "ncs[0].id",
+        &["at most 128"],
+    );
+    let two = format!(
+        "{}{}",
+        ncs(""),
+        ncs("").replace("10550", "10560").replace("10551", "10561")
+    );
+    fails(
+        &two,
+        "ncs[1].id",
+        &["t.toml:8:", "\"N1\" is already the id of ncs[0]", "unique"],
+    );
+}
+
+#[test]
+fn listen_must_be_an_ip_address() {
+    fails(
+        "[mos]\nlisten = \"gateway.local\"\n",
+        "mos.listen",
+        &["expected an IP address", "0.0.0.0"],
+    );
+    let c = ok("[mos]\nlisten = \"::\"\n");
+    assert_eq!(c.mos.listen, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let c = ok("[mos]\nlisten = \"[::1]\"\n");
+    assert_eq!(c.mos.listen, IpAddr::V6(Ipv6Addr::LOCALHOST));
+}
+
+#[test]
+fn our_ports_must_be_distinct_and_nonzero() {
+    fails("[mos]\nlower_port = 0\n", "mos.lower_port", &["1 to 65535"]);
+    fails("[mos]\nupper_port = 0\n", "mos.upper_port", &["1 to 65535"]);
+    fails(
+        "[mos]\nupper_port = 10540\n",
+        "mos.upper_port",
+        &["also mos.lower_port", "must differ"],
+    );
+    fails(
+        "[mos]\nquery_port = 10540\n",
+        "mos.query_port",
+        &["also mos.lower_port"],
+    );
+    fails(
+        "[mos]\nquery_port = 10541\n",
+        "mos.query_port",
+        &["also mos.upper_port"],
+    );
+    let c = ok("[mos]\nquery_port = 0\n");
+    assert_eq!(c.mos.query_port, None);
+    assert_eq!(c.mos.query_addr(), None);
+    assert_eq!(c.mos.lower_addr().port(), 10540);
+}
+
+#[test]
+fn mos_limits() {
+    fails(
+        "[mos]\ndata_dir = \"\"\n",
+        "mos.data_dir",
+        &["must not be empty"],
+    );
+    fails(
+        "[mos]\nmax_message_bytes = 100\n",
+        "mos.max_message_bytes",
+        &["1024 to"],
+    );
+    fails(
+        "[mos]\nmax_message_bytes = 2000000000\n",
+        "mos.max_message_bytes",
+        &["out of range"],
+    );
+    fails(
+        "[mos]\nmax_connections = 1\n",
+        "mos.max_connections",
+        &["2 to 65535"],
+    );
+    fails(
+        "[mos]\nmax_connections = -1\n",
+        "mos.max_connections",
+        &["u32"],
+    );
+}
+
+#[test]
+fn log_level_must_be_a_filter() {
+    fails("[log]\nlevel = \"\"\n", "log.level", &["must not be empty"]);
+    fails(
+        "[log]\nlevel = \"loud=[\"\n",
+        "log.level",
+        &["not a valid log filter"],
+    );
+    assert_eq!(
+        ok("[log]\nlevel = \"warn,mos_gateway=trace\"\n").log.level,
+        "warn,mos_gateway=trace"
+    );
+}
+
+#[test]
+fn ncs_ports_must_be_distinct_and_nonzero() {
+    fails(
+        &ncs("").replace("10550", "0"),
+        "ncs[0].lower_port",
+        &["1 to 65535"],
+    );
+    fails(
+        &ncs("").replace("10551", "0"),
+        "ncs[0].upper_port",
+        &["1 to 65535"],
+    );
+    fails(
+        &ncs("").replace("10551", "10550"),
+        "ncs[0].upper_port",
+        &["also ncs[0].lower_port"],
+    );
+    fails(
+        &ncs("query_port = 10551"),
+        "ncs[0].query_port",
+        &["also ncs[0].upper_port"],
+    );
+    assert_eq!(
+        ok(&ncs("query_port = 10552")).ncs[0].query_port,
+        Some(10552)
+    );
+}
+
+#[test]
+fn hosts_and_addresses() {
+    fails(
+        &ncs("").replace("host = \"127.0.0.1\"\n", ""),
+        "ncs[0].host",
+        &["missing"],
+    );
+    fails(
+        &ncs("").replace("\"127.0.0.1\"", "\"127.0.0.1:10540\""),
+        "ncs[0].host",
+        &["without a port"],
+    );
+    fails(
+        &ncs("").replace("\"127.0.0.1\"", "\"enps main\""),
+        "ncs[0].host",
+        &["not a valid host name"],
+    );
+    fails(
+        &ncs("allowed_addresses = [\"127.0.0.3\", \"ws.local\"]"),
+        "ncs[0].allowed_addresses[1]",
+        &["t.toml:6:", "expected an IP address"],
+    );
+    let c = ok(&ncs("").replace("\"127.0.0.1\"", "\"localhost\""));
+    assert!(
+        c.ncs[0]
+            .addresses
+            .contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))
+    );
+}
+
+#[test]
+fn times_are_typed_and_checked() {
+    let c = ok(&ncs(
+        "heartbeat_interval_s = 0\nack_timeout_s = 0.25\nreconnect_max_s = 5",
+    ));
+    let n = &c.ncs[0];
+    assert_eq!(n.heartbeat_interval, None);
+    assert_eq!(n.ack_timeout, Duration::from_millis(250));
+    assert_eq!(n.reconnect_max, Duration::from_secs(5));
+    fails(
+        &ncs("ack_timeout_s = 0"),
+        "ncs[0].ack_timeout_s",
+        &["more than 0"],
+    );
+    fails(
+        &ncs("reconnect_max_s = 0.0"),
+        "ncs[0].reconnect_max_s",
+        &["more than 0"],
+    );
+    fails(
+        &ncs("heartbeat_interval_s = -1"),
+        "ncs[0].heartbeat_interval_s",
+        &["out of range"],
+    );
+    fails(
+        &ncs("ack_timeout_s = nan"),
+        "ncs[0].ack_timeout_s",
+        &["out of range"],
+    );
+    fails(
+        &ncs("ack_timeout_s = 1e30"),
+        "ncs[0].ack_timeout_s",
+        &["out of range"],
+    );
+    fails(
+        &ncs("queue_limit = 0"),
+        "ncs[0].queue_limit",
+        &["1 to 1000000"],
+    );
+}
+
+#[test]
+fn buddy_rules() {
+    let c = ok(&ncs(
+        "failover = \"hot_standby\"\nbuddy = { host = \"127.0.0.1\", lower_port = 10552, upper_port = 10553 }",
+    ));
+    let b = c.ncs[0]
+        .buddy
+        .as_ref()
+        .map(|b| (b.lower_port, b.upper_port, b.query_port));
+    assert_eq!(b, Some((10552, 10553, None)));
+    assert_eq!(c.ncs[0].failover, Failover::HotStandby);
+    fails(
+        &ncs("failover = \"hot_standby\""),
+        "ncs[0].failover",
+        &["needs a buddy"],
+    );
+    fails(
+        &ncs("buddy = { lower_port = 10552, upper_port = 10553 }"),
+        "ncs[0].buddy.host",
+        &["missing"],
+    );
+    fails(
+        &ncs("buddy = { host = \"127.0.0.1\", lower_port = 10552, upper_port = 10552 }"),
+        "ncs[0].buddy.upper_port",
+        &["also ncs[0].buddy.lower_port"],
+    );
+    fails(
+        &ncs("buddy = { host = \"127.0.0.1\", lower_port = 10550, upper_port = 10551 }"),
+        "ncs[0].buddy",
+        &["same host and ports"],
+    );
+}
+
+#[test]
+fn self_connection_is_refused() {
+    // NCS on our lower port over loopback.
+    fails(
+        &ncs("").replace("10550", "10540"),
+        "ncs[0].lower_port",
+        &["connect to itself", "mos.lower_port = 10540"],
+    );
+    // NCS query port on our query port.
+    fails(
+        &ncs("query_port = 10542"),
+        "ncs[0].query_port",
+        &["mos.query_port"],
+    );
+    // Any loopback address counts, and `localhost` too.
+    fails(
+        &ncs("")
+            .replace("10551", "10541")
+            .replace("\"127.0.0.1\"", "\"127.0.0.9\""),
+        "ncs[0].upper_port",
+        &["connect to itself"],
+    );
+    fails(
+        &ncs("")
+            .replace("10551", "10541")
+            .replace("\"127.0.0.1\"", "\"localhost\""),
+        "ncs[0].upper_port",
+        &["connect to itself"],
+    );
+    // The listen address itself (not loopback) and all-interfaces listening.
+    fails(
+        &format!(
+            "[mos]\nlisten = \"10.1.2.3\"\n{}",
+            ncs("")
+                .replace("\"127.0.0.1\"", "\"10.1.2.3\"")
+                .replace("10550", "10540")
+        ),
+        "ncs[0].lower_port",
+        &["mos.listen = 10.1.2.3"],
+    );
+    fails(
+        &format!(
+            "[mos]\nlisten = \"0.0.0.0\"\n{}",
+            ncs("").replace("10550", "10540")
+        ),
+        "ncs[0].lower_port",
+        &["connect to itself"],
+    );
+    // Buddy on our ports.
+    fails(
+        &ncs("buddy = { host = \"127.0.0.1\", lower_port = 10540, upper_port = 10553 }"),
+        "ncs[0].buddy.lower_port",
+        &["connect to itself"],
+    );
+    // A different host with our port numbers is fine, and so are our ports with query off.
+    ok(&ncs("")
+        .replace("\"127.0.0.1\"", "\"192.0.2.10\"")
+        .replace("10550", "10540")
+        .replace("10551", "10541"));
+    ok(&format!(
+        "[mos]\nquery_port = 0\n{}",
+        ncs("query_port = 10542")
+    ));
+}
+
+#[test]
+fn lookups() {
+    let text = format!(
+        "{}allowed_addresses = [\"127.0.0.5\"]\nbuddy = {{ host = \"127.0.0.7\", lower_port = 10552, upper_port = 10553 }}\n{}",
+        ncs(""),
+        ncs("")
+            .replace("N1", "N2")
+            .replace("10550", "10560")
+            .replace("10551", "10561"),
+    );
+    let c = ok(&text);
+    assert_eq!(c.ncs("N1").map(|n| n.upper_port), Some(10551));
+    assert!(c.ncs("n1").is_none());
+    let ids = |ip: IpAddr| {
+        c.ncs_for_address(ip)
+            .iter()
+            .map(|n| n.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(IpAddr::V4(Ipv4Addr::LOCALHOST)), ["N1", "N2"]);
+    assert_eq!(ids(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5))), ["N1"]);
+    assert_eq!(ids(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7))), ["N1"]);
+    // An IPv4-mapped IPv6 peer address matches its IPv4 form.
+    assert_eq!(
+        ids("::ffff:127.0.0.5"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+        ["N1"]
+    );
+    assert!(ids(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6))).is_empty());
+}
+
+#[test]
+fn summary_lists_listeners_and_ncss() {
+    let c = ok(DEFAULT_TOML);
+    let s = c.summary();
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(
+        lines[0].contains("embedded default") || lines[0].contains("t.toml"),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "mosID nmos.gateway.mos listening on 127.0.0.1: lower 10540, upper 10541, query 10542"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("expecting NCS ENPS.NCS at 127.0.0.1: lower 10550, upper 10551;"),
+        "{s}"
+    );
+    let lab = ok(include_str!("../../config/lab.toml"));
+    let s = lab.summary();
+    assert!(s.contains("accept_any_ncs = true"), "{s}");
+    assert!(
+        s.contains("buddy 127.0.0.1 (lower 10592, upper 10593, hot_standby)"),
+        "{s}"
+    );
+    assert!(s.contains("no heartbeats"), "{s}");
+    assert!(lab.warnings().iter().any(|w| w.contains("accept_any_ncs")));
+}
+
+#[test]
+fn unlisted_ncs_gets_the_documented_defaults() {
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+    let n = NcsConfig::for_unlisted("LAB.NCS", ip);
+    let documented = ok(&ncs("")).ncs.remove(0);
+    assert_eq!(n.encoding, documented.encoding);
+    assert_eq!(n.heartbeat_interval, documented.heartbeat_interval);
+    assert_eq!(n.ack_timeout, documented.ack_timeout);
+    assert_eq!(n.queue_limit, documented.queue_limit);
+    assert!(n.accepts_address(ip));
+    assert_eq!(
+        n.upper_targets(),
+        vec![std::net::SocketAddr::new(ip, 10541)]
+    );
+}
