@@ -469,7 +469,7 @@ fn seconds(
 ) -> Result<Duration, ConfigError> {
     let v = value.0;
     let lower = if zero_ok { "0" } else { "more than 0" };
-    let ok = v.is_finite() && v >= 0.0 && v <= MAX_SECONDS && (zero_ok || v > 0.0);
+    let ok = v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) && (zero_ok || v > 0.0);
     if !ok {
         return Err(src.err(
             key,
