@@ -106,7 +106,10 @@ pub struct Gateway {
 
 /// Builds the session policy from the configuration.
 pub fn policy_of(config: &Config) -> SessionPolicy {
-    let mut p = SessionPolicy::new(&config.mos.id, config.ncs.iter().map(|n| n.id.clone()).collect());
+    let mut p = SessionPolicy::new(
+        &config.mos.id,
+        config.ncs.iter().map(|n| n.id.clone()).collect(),
+    );
     p.accept_any_ncs = config.mos.accept_any_ncs;
     p.profile_style = config
         .ncs
@@ -143,11 +146,13 @@ impl Gateway {
             ports.push((PortRole::Query, q));
         }
         for (role, addr) in ports {
-            let l = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
-                addr,
-                role: role.name(),
-                source,
-            })?;
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr,
+                    role: role.name(),
+                    source,
+                })?;
             listeners.push((role, l));
         }
         let (state, state_thread) = StateHandle::spawn(state);
@@ -173,7 +178,10 @@ impl Gateway {
 
     /// The bound address of one port.
     pub fn local_addr(&self, role: PortRole) -> Option<SocketAddr> {
-        self.local_addrs().into_iter().find(|(r, _)| *r == role).map(|(_, a)| a)
+        self.local_addrs()
+            .into_iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, a)| a)
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets every connection
@@ -221,7 +229,10 @@ impl Gateway {
         tracker.close();
         shutdown.cancelled().await;
         info!("shutting down: no new connections; finishing messages in flight");
-        if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("some connections did not finish within 10 s");
         }
         drop(self.shared);
@@ -289,7 +300,12 @@ fn frame_error_reply(shared: &Shared, role: PortRole, e: &FrameError) -> String 
 }
 
 /// Handles one complete document; returns the reply to send, if any.
-async fn handle_frame(shared: &Shared, role: PortRole, peer: SocketAddr, frame: &Frame) -> Option<String> {
+async fn handle_frame(
+    shared: &Shared,
+    role: PortRole,
+    peer: SocketAddr,
+    frame: &Frame,
+) -> Option<String> {
     let parsed = match Mos::parse(&frame.text, ParseOptions::lenient()) {
         Ok(p) => p,
         Err(rejected) => {
@@ -297,7 +313,10 @@ async fn handle_frame(shared: &Shared, role: PortRole, peer: SocketAddr, frame: 
                 mos_id: shared.config.mos.id.clone(),
                 ..Envelope::default()
             });
-            warn!(message = env.message_name.as_deref().unwrap_or("?"), "rejected: {}", rejected.error);
+            warn!(
+                message = env.message_name.as_deref().unwrap_or("?"),
+                "rejected: {}", rejected.error
+            );
             return Some(nack(role, &env, "", &rejected.error.reason()).to_xml());
         }
     };
@@ -311,16 +330,21 @@ async fn handle_frame(shared: &Shared, role: PortRole, peer: SocketAddr, frame: 
         let mos = &parsed.mos;
         let ncs = shared.config.ncs(&mos.ncs_id);
         // The NCS's address must match its configuration.
-        if let Some(ncs) = ncs {
-            if !shared.config.mos.accept_any_ncs && !ncs.accepts_address(peer.ip()) {
+        if let Some(ncs) = ncs
+            && !shared.config.mos.accept_any_ncs
+            && !ncs.accepts_address(peer.ip())
+        {
+            {
                 let reason = format!("Address {} is not allowed for ncsID {}", peer.ip(), ncs.id);
                 warn!("{reason}");
                 return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
             }
         }
         // Strict peers: off-spec input is refused with the first deviation as the reason.
-        if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first()) {
-            if ncs.strict {
+        if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first())
+            && ncs.strict
+        {
+            {
                 let reason = format!("{}: {}", mos.message.name(), d);
                 warn!("strict: {reason}");
                 return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());

@@ -148,11 +148,17 @@ impl SessionPolicy {
         let env = mos.envelope();
         let ro_id = ro_id_of(&mos.message);
         if mos.mos_id != self.mos_id {
-            let reason = format!("Wrong mosID {:?}: this device is {}", mos.mos_id, self.mos_id);
+            let reason = format!(
+                "Wrong mosID {:?}: this device is {}",
+                mos.mos_id, self.mos_id
+            );
             return Err(Box::new(nack(port, &env, ro_id, &reason)));
         }
-        if !self.accept_any_ncs && !self.known_ncs.iter().any(|n| *n == mos.ncs_id) {
-            let reason = format!("Unknown ncsID {:?}: not configured on this device", mos.ncs_id);
+        if !self.accept_any_ncs && !self.known_ncs.contains(&mos.ncs_id) {
+            let reason = format!(
+                "Unknown ncsID {:?}: not configured on this device",
+                mos.ncs_id
+            );
             return Err(Box::new(nack(port, &env, ro_id, &reason)));
         }
         Ok(())

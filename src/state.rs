@@ -62,7 +62,12 @@ fn content_digest(request: &Mos) -> String {
 }
 
 fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str) -> Snapshot {
-    let ro_list = Mos::new(mos_id, ncs_id, None, Message::RoList(RoList(rundown.to_running_order())));
+    let ro_list = Mos::new(
+        mos_id,
+        ncs_id,
+        None,
+        Message::RoList(RoList(rundown.to_running_order())),
+    );
     let bodies = rundown
         .stories()
         .filter_map(|s| {
@@ -87,7 +92,9 @@ fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str) -> Snapshot {
 }
 
 fn parse_doc(doc: &str) -> Option<Message> {
-    Mos::parse(doc, ParseOptions::lenient()).ok().map(|p| p.mos.message)
+    Mos::parse(doc, ParseOptions::lenient())
+        .ok()
+        .map(|p| p.mos.message)
 }
 
 impl State {
@@ -102,7 +109,11 @@ impl State {
         };
         for stored in state.store.load_running_orders()? {
             let ro_id = stored.ro_id.clone();
-            let mut warn = |w: String| state.restore_warnings.push(format!("running order {ro_id}: {w}"));
+            let mut warn = |w: String| {
+                state
+                    .restore_warnings
+                    .push(format!("running order {ro_id}: {w}"))
+            };
             let Some(Message::RoList(RoList(ro))) = parse_doc(&stored.snapshot.ro_list) else {
                 warn("unreadable snapshot; dropped".into());
                 continue;
@@ -122,7 +133,11 @@ impl State {
                 }
             }
             if let Some(ready) = &stored.snapshot.ready {
-                let air = if ready == "READY" { AirStatus::Ready } else { AirStatus::NotReady };
+                let air = if ready == "READY" {
+                    AirStatus::Ready
+                } else {
+                    AirStatus::NotReady
+                };
                 let _ = state.rundowns.update(&ro_id, &Edit::ReadyToAir(air));
             }
             for doc in &stored.journal {
@@ -136,7 +151,9 @@ impl State {
                     _ => warn("unreadable journal entry".into()),
                 }
             }
-            state.journal_len.insert(ro_id.clone(), stored.journal.len());
+            state
+                .journal_len
+                .insert(ro_id.clone(), stored.journal.len());
         }
         Ok(state)
     }
@@ -173,12 +190,21 @@ impl State {
             .filter(|id| !id.is_empty())
             .map(|id| (request.ncs_id.clone(), port.name().to_string(), id.clone()));
         let content = key.as_ref().map(|_| content_digest(request));
-        if let (Some((ncs, p, id)), Some(content)) = (&key, &content) {
-            if let Some(done) = self.store.processed(ncs, p, id)? {
+        if let (Some((ncs, p, id)), Some(content)) = (&key, &content)
+            && let Some(done) = self.store.processed(ncs, p, id)?
+        {
+            {
                 let reply = if done.digest == *content {
                     parse_doc(&done.reply)
                         .map(|m| reply_to(&env, m))
-                        .unwrap_or_else(|| reply_to(&env, Message::RoAck(RoAck::ok(crate::session::ro_id_of(&request.message)))))
+                        .unwrap_or_else(|| {
+                            reply_to(
+                                &env,
+                                Message::RoAck(RoAck::ok(crate::session::ro_id_of(
+                                    &request.message,
+                                ))),
+                            )
+                        })
                 } else {
                     reply_to(
                         &env,

@@ -32,7 +32,11 @@ fn help_explains_each_subcommand() {
 #[test]
 fn validate_reports_each_message_and_succeeds_on_valid_files() {
     let out = gateway()
-        .args(["validate", &example("profile2/roCreate.xml"), &example("profile0/heartbeat.xml")])
+        .args([
+            "validate",
+            &example("profile2/roCreate.xml"),
+            &example("profile0/heartbeat.xml"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -44,7 +48,10 @@ fn validate_reports_each_message_and_succeeds_on_valid_files() {
 #[test]
 fn validate_names_each_violation_with_its_line_and_fails() {
     let out = gateway()
-        .args(["validate", &example("off-spec/roElementAction-children-out-of-order.xml")])
+        .args([
+            "validate",
+            &example("off-spec/roElementAction-children-out-of-order.xml"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -59,7 +66,11 @@ fn validate_reads_many_messages_per_file_in_any_encoding() {
     let a = std::fs::read_to_string(example("profile0/heartbeat.xml")).unwrap();
     let b = std::fs::read_to_string(example("profile2/roDelete.xml")).unwrap();
     let bad = "<mos><mosID>m</mosID><ncsID>n</ncsID><messageID>3</messageID><roDelete/></mos>";
-    for enc in [WireEncoding::Utf16Be, WireEncoding::Utf16Le, WireEncoding::Utf8] {
+    for enc in [
+        WireEncoding::Utf16Be,
+        WireEncoding::Utf16Le,
+        WireEncoding::Utf8,
+    ] {
         let path = dir.path().join(format!("{enc:?}.mos"));
         std::fs::write(&path, encode_text(&format!("{a}\r\n{b}\n{bad}"), enc)).unwrap();
         let out = gateway().arg("validate").arg(&path).output().unwrap();

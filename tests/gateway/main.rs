@@ -14,8 +14,12 @@ async fn heartbeats_are_answered_on_every_port_with_the_same_message_id() {
     let gw = start(config(dir.path(), "")).await;
     for addr in [gw.lower, gw.upper] {
         let mut ncs = Ncs::connect(addr).await;
-        let r = ncs.request("<heartbeat><time>2026-11-25T18:00:00,000Z</time></heartbeat>").await;
-        let Message::Heartbeat(h) = r.message else { panic!("{r:?}") };
+        let r = ncs
+            .request("<heartbeat><time>2026-11-25T18:00:00,000Z</time></heartbeat>")
+            .await;
+        let Message::Heartbeat(h) = r.message else {
+            panic!("{r:?}")
+        };
         assert!(h.time.is_some());
         assert_eq!((r.mos_id.as_str(), r.ncs_id.as_str()), (MOS_ID, NCS_ID));
     }
@@ -28,10 +32,15 @@ async fn req_mach_info_lists_profiles_zero_to_four() {
     let gw = start(config(dir.path(), "")).await;
     let mut ncs = Ncs::connect(gw.upper).await;
     let r = ncs.request("<reqMachInfo/>").await;
-    let Message::ListMachInfo(info) = r.message else { panic!() };
+    let Message::ListMachInfo(info) = r.message else {
+        panic!()
+    };
     assert_eq!(info.id, MOS_ID);
     assert_eq!(info.mos_rev, "2.8.1");
-    assert_eq!(info.profiles, ProfileSupport::Flat(vec![true, true, true, true, true, false, false]));
+    assert_eq!(
+        info.profiles,
+        ProfileSupport::Flat(vec![true, true, true, true, true, false, false])
+    );
     gw.stop().await;
 }
 
@@ -39,7 +48,11 @@ async fn req_mach_info_lists_profiles_zero_to_four() {
 async fn every_encoding_is_answered_in_kind() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;
-    for enc in [WireEncoding::Utf16Le, WireEncoding::Utf8, WireEncoding::Utf16Be] {
+    for enc in [
+        WireEncoding::Utf16Le,
+        WireEncoding::Utf8,
+        WireEncoding::Utf16Be,
+    ] {
         let mut ncs = Ncs::connect_with(gw.lower, enc).await;
         let (_, text) = ncs.envelope("<heartbeat/>");
         ncs.send_text(&text).await;
@@ -53,7 +66,11 @@ async fn running_order_is_built_and_edited_as_the_ncs_orders_it() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;
     let mut ncs = Ncs::connect(gw.upper).await;
-    ncs.ok(&ro_create("RO1", &[("S1", &["1", "2"]), ("S2", &["1"]), ("S3", &[])])).await;
+    ncs.ok(&ro_create(
+        "RO1",
+        &[("S1", &["1", "2"]), ("S2", &["1"]), ("S3", &[])],
+    ))
+    .await;
     assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S2", "S3"]);
 
     // roElementAction: insert before, append with an empty target, move, swap, delete.
@@ -67,11 +84,20 @@ async fn running_order_is_built_and_edited_as_the_ncs_orders_it() {
         story("S10", &[])
     ))
     .await;
-    assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S9", "S2", "S3", "S10"]);
+    assert_eq!(
+        ids(&ncs.order("RO1").await),
+        ["S1", "S9", "S2", "S3", "S10"]
+    );
     ncs.ok("<roElementAction operation=\"MOVE\"><roID>RO1</roID><element_target><storyID>S1</storyID></element_target><element_source><storyID>S3</storyID><storyID>S10</storyID></element_source></roElementAction>").await;
-    assert_eq!(ids(&ncs.order("RO1").await), ["S3", "S10", "S1", "S9", "S2"]);
+    assert_eq!(
+        ids(&ncs.order("RO1").await),
+        ["S3", "S10", "S1", "S9", "S2"]
+    );
     ncs.ok("<roElementAction operation=\"SWAP\"><roID>RO1</roID><element_source><storyID>S3</storyID><storyID>S2</storyID></element_source></roElementAction>").await;
-    assert_eq!(ids(&ncs.order("RO1").await), ["S2", "S10", "S1", "S9", "S3"]);
+    assert_eq!(
+        ids(&ncs.order("RO1").await),
+        ["S2", "S10", "S1", "S9", "S3"]
+    );
     ncs.ok("<roElementAction operation=\"DELETE\"><roID>RO1</roID><element_source><storyID>S10</storyID></element_source></roElementAction>").await;
     // Items: insert before, move, delete.
     ncs.ok(&format!(
@@ -85,29 +111,61 @@ async fn running_order_is_built_and_edited_as_the_ncs_orders_it() {
     assert_eq!(order[1].1, ["2", "1", "5"]);
 
     // The 2.6 legacy messages.
-    ncs.ok(&format!("<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>", story("S4", &["1"]))).await;
+    ncs.ok(&format!(
+        "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+        story("S4", &["1"])
+    ))
+    .await;
     ncs.ok("<roStoryMoveMultiple><roID>RO1</roID><storyID>S4</storyID><storyID>S3</storyID><storyID>S2</storyID></roStoryMoveMultiple>").await;
     assert_eq!(ids(&ncs.order("RO1").await), ["S4", "S3", "S2", "S1", "S9"]);
-    ncs.ok("<roStoryMove><roID>RO1</roID><storyID>S4</storyID><storyID></storyID></roStoryMove>").await;
-    ncs.ok("<roStorySwap><roID>RO1</roID><storyID>S3</storyID><storyID>S9</storyID></roStorySwap>").await;
-    ncs.ok("<roStoryDelete><roID>RO1</roID><storyID>S2</storyID></roStoryDelete>").await;
+    ncs.ok("<roStoryMove><roID>RO1</roID><storyID>S4</storyID><storyID></storyID></roStoryMove>")
+        .await;
+    ncs.ok("<roStorySwap><roID>RO1</roID><storyID>S3</storyID><storyID>S9</storyID></roStorySwap>")
+        .await;
+    ncs.ok("<roStoryDelete><roID>RO1</roID><storyID>S2</storyID></roStoryDelete>")
+        .await;
     assert_eq!(ids(&ncs.order("RO1").await), ["S9", "S1", "S3", "S4"]);
-    ncs.ok(&format!("<roStoryInsert><roID>RO1</roID><storyID>S9</storyID>{}</roStoryInsert>", story("S5", &[]))).await;
-    ncs.ok(&format!("<roStoryReplace><roID>RO1</roID><storyID>S5</storyID>{}{}</roStoryReplace>", story("S6", &[]), story("S7", &[]))).await;
-    assert_eq!(ids(&ncs.order("RO1").await), ["S6", "S7", "S9", "S1", "S3", "S4"]);
+    ncs.ok(&format!(
+        "<roStoryInsert><roID>RO1</roID><storyID>S9</storyID>{}</roStoryInsert>",
+        story("S5", &[])
+    ))
+    .await;
+    ncs.ok(&format!(
+        "<roStoryReplace><roID>RO1</roID><storyID>S5</storyID>{}{}</roStoryReplace>",
+        story("S6", &[]),
+        story("S7", &[])
+    ))
+    .await;
+    assert_eq!(
+        ids(&ncs.order("RO1").await),
+        ["S6", "S7", "S9", "S1", "S3", "S4"]
+    );
     ncs.ok("<roItemInsert><roID>RO1</roID><storyID>S1</storyID><itemID></itemID><item><itemID>7</itemID><objID>O7</objID><mosID>nmos.gateway.mos</mosID></item></roItemInsert>").await;
     ncs.ok("<roItemMoveMultiple><roID>RO1</roID><storyID>S1</storyID><itemID>7</itemID><itemID>5</itemID><itemID>2</itemID></roItemMoveMultiple>").await;
     ncs.ok("<roItemReplace><roID>RO1</roID><storyID>S1</storyID><itemID>1</itemID><item><itemID>8</itemID><objID>O8</objID><mosID>nmos.gateway.mos</mosID></item></roItemReplace>").await;
-    ncs.ok("<roItemDelete><roID>RO1</roID><storyID>S1</storyID><itemID>5</itemID></roItemDelete>").await;
+    ncs.ok("<roItemDelete><roID>RO1</roID><storyID>S1</storyID><itemID>5</itemID></roItemDelete>")
+        .await;
     let order = ncs.order("RO1").await;
-    assert_eq!(order[3], ("S1".to_string(), vec!["7".to_string(), "2".to_string(), "8".to_string()]));
+    assert_eq!(
+        order[3],
+        (
+            "S1".to_string(),
+            vec!["7".to_string(), "2".to_string(), "8".to_string()]
+        )
+    );
 
     // Readiness, metadata, body, delete.
-    ncs.ok("<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>").await;
-    ncs.ok("<roMetadataReplace><roID>RO1</roID><roSlug>Late show</roSlug></roMetadataReplace>").await;
+    ncs.ok("<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>")
+        .await;
+    ncs.ok("<roMetadataReplace><roID>RO1</roID><roSlug>Late show</roSlug></roMetadataReplace>")
+        .await;
     ncs.ok("<roStorySend><roID>RO1</roID><storyID>S1</storyID><storySlug>Fire</storySlug><storyBody><p>Good evening.</p><storyItem><itemID>7</itemID><objID>O7</objID><mosID>nmos.gateway.mos</mosID></storyItem></storyBody></roStorySend>").await;
     ncs.ok("<roDelete><roID>RO1</roID></roDelete>").await;
-    assert!(ncs.refused("<roReq><roID>RO1</roID></roReq>").await.contains("RO1"));
+    assert!(
+        ncs.refused("<roReq><roID>RO1</roID></roReq>")
+            .await
+            .contains("RO1")
+    );
     gw.stop().await;
 }
 
@@ -116,13 +174,23 @@ async fn a_refused_edit_changes_nothing_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;
     let mut ncs = Ncs::connect(gw.upper).await;
-    ncs.ok(&ro_create("RO1", &[("S1", &["1"]), ("S2", &[])])).await;
+    ncs.ok(&ro_create("RO1", &[("S1", &["1"]), ("S2", &[])]))
+        .await;
     let before = ncs.order("RO1").await;
     let why = ncs.refused("<roElementAction operation=\"MOVE\"><roID>RO1</roID><element_target><storyID>S2</storyID></element_target><element_source><storyID>S1</storyID><storyID>S404</storyID></element_source></roElementAction>").await;
     assert!(why.contains("S404"), "{why}");
-    let why = ncs.refused("<roStorySwap><roID>RO1</roID><storyID>S1</storyID><storyID>S1</storyID></roStorySwap>").await;
+    let why = ncs
+        .refused(
+            "<roStorySwap><roID>RO1</roID><storyID>S1</storyID><storyID>S1</storyID></roStorySwap>",
+        )
+        .await;
     assert!(!why.is_empty());
-    let why = ncs.refused(&format!("<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>", story("S1", &[]))).await;
+    let why = ncs
+        .refused(&format!(
+            "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+            story("S1", &[])
+        ))
+        .await;
     assert!(why.contains("S1"), "{why}");
     assert_eq!(ncs.order("RO1").await, before);
     gw.stop().await;
@@ -148,7 +216,9 @@ async fn a_retried_message_is_not_applied_twice_and_a_reused_id_is_refused() {
     let other = append.replace("S2", "S3");
     ncs.send_text(&other).await;
     let r = ncs.recv().await;
-    let Message::RoAck(a) = r.message else { panic!() };
+    let Message::RoAck(a) = r.message else {
+        panic!()
+    };
     assert!(a.status.contains("already used"), "{}", a.status);
     assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S2"]);
     gw.stop().await;
@@ -160,10 +230,14 @@ async fn unknown_ncs_and_wrong_mos_id_get_distinct_nacks() {
     let gw = start(config(dir.path(), "")).await;
     let mut ncs = Ncs::connect(gw.upper).await;
     ncs.send_text("<mos><mosID>other.mos</mosID><ncsID>ENPS.NCS</ncsID><messageID>1</messageID><roReq><roID>R</roID></roReq></mos>").await;
-    let Message::RoAck(a) = ncs.recv().await.message else { panic!() };
+    let Message::RoAck(a) = ncs.recv().await.message else {
+        panic!()
+    };
     assert!(a.status.contains("Wrong mosID"), "{}", a.status);
     ncs.send_text("<mos><mosID>nmos.gateway.mos</mosID><ncsID>STRANGER</ncsID><messageID>2</messageID><roReq><roID>R</roID></roReq></mos>").await;
-    let Message::RoAck(a) = ncs.recv().await.message else { panic!() };
+    let Message::RoAck(a) = ncs.recv().await.message else {
+        panic!()
+    };
     assert!(a.status.contains("Unknown ncsID"), "{}", a.status);
     gw.stop().await;
 }
@@ -182,7 +256,9 @@ async fn bad_bytes_get_a_nack_and_the_connection_goes_on() {
     ncs.send_text("<mos><mosID>nmos.gateway.mos</mosID><ncsID>ENPS.NCS</ncsID><messageID>3</messageID><heartbeat></mos>").await;
     assert!(ncs.recv_text().await.contains("NACK"));
     let r = ncs.request("<fancyNewMessage/>").await;
-    let Message::MosAck(a) = r.message else { panic!() };
+    let Message::MosAck(a) = r.message else {
+        panic!()
+    };
     assert_eq!(a.description, "Unsupported message: fancyNewMessage");
     let r = ncs.request("<heartbeat/>").await;
     assert!(matches!(r.message, Message::Heartbeat(_)));
@@ -192,7 +268,10 @@ async fn bad_bytes_get_a_nack_and_the_connection_goes_on() {
     ncs.expect_silence(200).await;
     // Other connections are served meanwhile.
     let mut other = Ncs::connect(gw.lower).await;
-    assert!(matches!(other.request("<heartbeat/>").await.message, Message::Heartbeat(_)));
+    assert!(matches!(
+        other.request("<heartbeat/>").await.message,
+        Message::Heartbeat(_)
+    ));
     gw.stop().await;
 }
 
@@ -202,11 +281,17 @@ async fn running_orders_and_bodies_survive_a_restart() {
     let cfg = config(dir.path(), "");
     let gw = start(cfg.clone()).await;
     let mut ncs = Ncs::connect(gw.upper).await;
-    ncs.ok(&ro_create("RO1", &[("S1", &["1"]), ("S2", &[])])).await;
+    ncs.ok(&ro_create("RO1", &[("S1", &["1"]), ("S2", &[])]))
+        .await;
     for i in 0..300 {
-        ncs.ok(&format!("<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>", story(&format!("A{i}"), &["1"]))).await;
+        ncs.ok(&format!(
+            "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+            story(&format!("A{i}"), &["1"])
+        ))
+        .await;
     }
-    ncs.ok("<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>").await;
+    ncs.ok("<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>")
+        .await;
     let before = ncs.order("RO1").await;
     drop(ncs);
     gw.stop().await;

@@ -148,7 +148,9 @@ impl Ncs {
         let id = self.next_id.to_string();
         (
             id.clone(),
-            format!("<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>{id}</messageID>{body}</mos>"),
+            format!(
+                "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>{id}</messageID>{body}</mos>"
+            ),
         )
     }
 
@@ -157,7 +159,11 @@ impl Ncs {
         let (id, text) = self.envelope(body);
         self.send_text(&text).await;
         let reply = self.recv().await;
-        assert_eq!(reply.message_id.as_deref(), Some(id.as_str()), "reply echoes the messageID");
+        assert_eq!(
+            reply.message_id.as_deref(),
+            Some(id.as_str()),
+            "reply echoes the messageID"
+        );
         reply
     }
 
@@ -181,7 +187,9 @@ impl Ncs {
 
     /// roReq: the story IDs, each with its item IDs.
     pub async fn order(&mut self, ro_id: &str) -> Vec<(String, Vec<String>)> {
-        let r = self.request(&format!("<roReq><roID>{ro_id}</roID></roReq>")).await;
+        let r = self
+            .request(&format!("<roReq><roID>{ro_id}</roID></roReq>"))
+            .await;
         let Message::RoList(list) = r.message else {
             panic!("expected roList, got {:?}", r.message)
         };
@@ -197,7 +205,11 @@ impl Ncs {
 pub fn story(id: &str, items: &[&str]) -> String {
     let items: String = items
         .iter()
-        .map(|i| format!("<item><itemID>{i}</itemID><objID>OBJ-{i}</objID><mosID>{MOS_ID}</mosID></item>"))
+        .map(|i| {
+            format!(
+                "<item><itemID>{i}</itemID><objID>OBJ-{i}</objID><mosID>{MOS_ID}</mosID></item>"
+            )
+        })
         .collect();
     format!("<story><storyID>{id}</storyID><storySlug>Story {id}</storySlug>{items}</story>")
 }
