@@ -1056,7 +1056,7 @@ fn utf16_to_string(
     encoding: WireEncoding,
 ) -> Result<String, FrameError> {
     let invalid = |detail: String| FrameError::InvalidEncoding { encoding, detail };
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(invalid(format!("odd number of bytes ({})", bytes.len())));
     }
     let mut out = String::with_capacity(bytes.len() / 2 + bytes.len() / 8);
