@@ -57,6 +57,7 @@ heartbeat_interval_s = 0
 pub struct Running {
     pub lower: SocketAddr,
     pub upper: SocketAddr,
+    #[allow(dead_code)] // the query-port family arrives with the objects issue
     pub query: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
