@@ -1,5 +1,6 @@
 //! Fuzz target: arbitrary bytes, split at a fuzzer-chosen point, through the MOS framing
-//! decoder with each configured encoding and with auto-detection.
+//! decoder with each configured encoding and with auto-detection, and every frame through
+//! the message parser and writer.
 //!
 //! Run with `cargo +nightly fuzz run codec` from the repository root.
 
@@ -8,6 +9,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, decode_bytes};
+use mos_gateway::mos::{Mos, ParseOptions};
 use tokio_util::codec::Decoder;
 
 /// Small enough that the fuzzer reaches the oversize paths.
@@ -57,9 +59,16 @@ fn decode_stream(config: CodecConfig, first: &[u8], second: &[u8]) {
     }
 }
 
-/// Invariants of a decoded frame; later steps (e.g. parsing the message) go here.
+/// Invariants of a decoded frame, then the message layer: parsing (both modes) never
+/// panics, and whatever parses leniently writes XML that parses back to the same message.
 fn check_frame(frame: &Frame) {
     assert!(frame.text.starts_with("<mos"));
     assert!(frame.text.ends_with('>'));
     assert!(frame.wire_bytes <= MAX_MESSAGE_BYTES);
+    let _ = Mos::parse(&frame.text, ParseOptions::strict());
+    if let Ok(parsed) = Mos::parse(&frame.text, ParseOptions::lenient()) {
+        let written = parsed.mos.to_xml();
+        let again = Mos::parse(&written, ParseOptions::lenient()).expect("what we write parses");
+        assert_eq!(again.mos.to_xml(), written, "writing is stable");
+    }
 }
