@@ -58,7 +58,11 @@ fn split_at_sizes<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
     let mut rest = bytes;
     let mut k = 0;
     while !rest.is_empty() {
-        let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).clamp(1, rest.len());
+        let n = sizes
+            .get(k % sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, rest.len());
         let (a, b) = rest.split_at(n);
         chunks.push(a);
         rest = b;
@@ -80,7 +84,11 @@ fn message() -> impl Strategy<Value = String> {
         Just("<mosID>x</mosID>".to_owned()),
     ];
     (proptest::collection::vec(text, 0..5), any::<bool>()).prop_map(|(parts, attrs)| {
-        let open = if attrs { "<mos version=\"2.8.1\">" } else { "<mos>" };
+        let open = if attrs {
+            "<mos version=\"2.8.1\">"
+        } else {
+            "<mos>"
+        };
         format!("{open}<p>{}</p></mos>", parts.join("</p><p>"))
     })
 }
@@ -253,7 +261,10 @@ fn large_message_in_any_order_of_reads_is_an_oversize_with_small_buffer() {
         },
         wire.chunks(8192),
     );
-    assert_eq!(out, vec![Out::Error("too large"), Out::Frame("<mos/>".to_owned())]);
+    assert_eq!(
+        out,
+        vec![Out::Error("too large"), Out::Frame("<mos/>".to_owned())]
+    );
     assert!(max_buf <= limit + 8192 + 64, "{max_buf}");
 }
 
@@ -300,5 +311,27 @@ fn big_ro_create_decodes_in_any_chunking() {
             "{enc}: {} MB in one read {one:?}, in 1460-byte reads {many:?}",
             wire.len() / 1_000_000
         );
+    }
+}
+
+#[test]
+#[ignore = "timing breakdown; run with --release --ignored --nocapture"]
+fn timing_breakdown() {
+    let text = big_ro_create();
+    for enc in ENCODINGS {
+        let start = std::time::Instant::now();
+        let wire = encode_text(&text, enc);
+        let enc_time = start.elapsed();
+        let start = std::time::Instant::now();
+        let (decoded, _) = decode_bytes(&wire).unwrap();
+        let dec = start.elapsed();
+        assert_eq!(decoded.len(), text.len());
+        let mut codec = MosCodec::new(CodecConfig::default());
+        let mut buf = BytesMut::from(&wire[..]);
+        let start = std::time::Instant::now();
+        let item = codec.decode(&mut buf).unwrap().unwrap().unwrap();
+        let all = start.elapsed();
+        assert_eq!(item.text.len(), text.len());
+        eprintln!("{enc}: encode {enc_time:?}, transcode {dec:?}, decode total {all:?}");
     }
 }

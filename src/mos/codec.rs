@@ -32,7 +32,7 @@ use std::fmt;
 use std::io;
 use std::str::FromStr;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Default for [`CodecConfig::max_message_bytes`]: 16 MiB.
@@ -364,28 +364,21 @@ fn find_unit<E: Units>(b: &[u8], from: usize, to: usize, t: u8) -> Option<usize>
         return b[from..to].iter().position(|&x| x == t).map(|p| from + p);
     }
     let t = u32::from(t);
-    let mut i = from;
-    while i + E::W <= to {
-        if E::unit(b, i) == t {
-            return Some(i);
-        }
-        i += E::W;
-    }
-    None
+    b[from..to]
+        .chunks_exact(E::W)
+        .position(|c| E::unit(c, 0) == t)
+        .map(|k| from + k * E::W)
 }
 
 /// First position `>= from` of a code unit that is `>`, `"` or `'`.
 #[inline(always)]
 fn find_tag_stop<E: Units>(b: &[u8], from: usize) -> Option<(usize, u8)> {
-    let mut i = from;
-    while i + E::W <= b.len() {
-        let u = E::unit(b, i);
-        if u == u32::from(b'>') || u == u32::from(b'"') || u == u32::from(b'\'') {
-            return Some((i, u as u8));
-        }
-        i += E::W;
-    }
-    None
+    let rest = b.get(from..)?;
+    rest.chunks_exact(E::W).enumerate().find_map(|(k, c)| {
+        let u = E::unit(c, 0);
+        (u == u32::from(b'>') || u == u32::from(b'"') || u == u32::from(b'\''))
+            .then(|| (from + k * E::W, u as u8))
+    })
 }
 
 #[inline(always)]
@@ -411,6 +404,34 @@ fn is_mos_start<E: Units>(b: &[u8], p: usize) -> Option<bool> {
     }
     let u = unit_at::<E>(b, p + 4 * E::W)?;
     Some(is_xml_space(u) || u == u32::from(b'>') || u == u32::from(b'/'))
+}
+
+/// Fast path inside a message: skips text and ordinary (non-`mos`) tags that are complete in
+/// `b`, and returns the next `<` that needs the general state machine (`None`: out of data).
+#[inline(always)]
+fn fast_scan<E: Units>(b: &[u8], from: usize) -> Option<usize> {
+    let w = E::W;
+    let mut i = from;
+    'outer: loop {
+        let p = find_unit::<E>(b, i, b.len(), b'<')?;
+        if classify::<E>(b, p) != Some(Markup::OtherTag) {
+            return Some(p);
+        }
+        let mut j = p + w;
+        loop {
+            match find_tag_stop::<E>(b, j) {
+                Some((g, b'>')) => {
+                    i = g + w;
+                    continue 'outer;
+                }
+                Some((q, quote)) => match find_unit::<E>(b, q + w, b.len(), quote) {
+                    Some(e) => j = e + w,
+                    None => return Some(p),
+                },
+                None => return Some(p),
+            }
+        }
+    }
 }
 
 /// Classifies the markup starting with the `<` at `p` (`None` if more bytes are needed).
@@ -621,7 +642,7 @@ impl MosCodec {
                     if self.ctx == Ctx::Prolog {
                         self.step_prolog_text::<E>(b, pos)
                     } else {
-                        match find_unit::<E>(b, pos, b.len(), b'<') {
+                        match fast_scan::<E>(b, pos) {
                             Some(p) => {
                                 self.pos = self.abs(p);
                                 self.lex = Lex::Lt;
@@ -999,11 +1020,11 @@ impl Encoder<String> for MosCodec {
 }
 
 /// Appends `text` in `encoding` (no BOM) to `dst`.
-fn encode_into(text: &str, encoding: WireEncoding, dst: &mut impl Extend<u8>) {
+fn encode_into(text: &str, encoding: WireEncoding, dst: &mut impl BufMut) {
     match encoding {
-        WireEncoding::Utf8 => dst.extend(text.bytes()),
-        WireEncoding::Utf16Be => dst.extend(text.encode_utf16().flat_map(u16::to_be_bytes)),
-        WireEncoding::Utf16Le => dst.extend(text.encode_utf16().flat_map(u16::to_le_bytes)),
+        WireEncoding::Utf8 => dst.put_slice(text.as_bytes()),
+        WireEncoding::Utf16Be => text.encode_utf16().for_each(|u| dst.put_u16(u)),
+        WireEncoding::Utf16Le => text.encode_utf16().for_each(|u| dst.put_u16_le(u)),
     }
 }
 
@@ -1044,51 +1065,58 @@ fn decode_text(bytes: &[u8], encoding: WireEncoding) -> Result<String, FrameErro
                 detail: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
             }),
         },
-        WireEncoding::Utf16Be => utf16_to_string(bytes, u16::from_be_bytes, encoding),
-        WireEncoding::Utf16Le => utf16_to_string(bytes, u16::from_le_bytes, encoding),
+        WireEncoding::Utf16Be => utf16_to_string::<BeUnits>(bytes, encoding),
+        WireEncoding::Utf16Le => utf16_to_string::<LeUnits>(bytes, encoding),
     }
 }
 
-/// Strict UTF-16 → UTF-8 with an ASCII fast path.
-fn utf16_to_string(
-    bytes: &[u8],
-    read: fn([u8; 2]) -> u16,
-    encoding: WireEncoding,
-) -> Result<String, FrameError> {
+/// Strict UTF-16 → UTF-8 (vectorised by `encoding_rs::mem`).
+fn utf16_to_string<E: Units>(bytes: &[u8], encoding: WireEncoding) -> Result<String, FrameError> {
     let invalid = |detail: String| FrameError::InvalidEncoding { encoding, detail };
     if !bytes.len().is_multiple_of(2) {
         return Err(invalid(format!("odd number of bytes ({})", bytes.len())));
     }
-    let mut out = String::with_capacity(bytes.len() / 2 + bytes.len() / 8);
-    let mut units = bytes
-        .chunks_exact(2)
-        .map(|c| read([c[0], c[1]]))
-        .enumerate();
-    while let Some((k, u)) = units.next() {
-        if u < 0x80 {
-            out.push(char::from(u as u8));
-            continue;
+    // Blocks keep the working set small; `encoding_rs::mem` does the vectorised work.
+    const BLOCK: usize = 4096;
+    let mut units = [0u16; BLOCK + 1];
+    let mut utf8 = vec![0u8; (BLOCK + 1) * 3];
+    let mut out = String::with_capacity(bytes.len() / 2);
+    let mut carry: Option<u16> = None;
+    let mut done_units = 0;
+    let total = bytes.len() / 2;
+    for chunk in bytes.chunks(BLOCK * 2) {
+        // Index (in the message) of `units[0]`.
+        let first = done_units - usize::from(carry.is_some());
+        let mut n = 0;
+        if let Some(c) = carry.take() {
+            units[0] = c;
+            n = 1;
         }
-        let c = if !(0xD800..0xE000).contains(&u) {
-            char::from_u32(u32::from(u))
-        } else if u < 0xDC00 {
-            match units.next() {
-                Some((_, lo)) if (0xDC00..0xE000).contains(&lo) => char::from_u32(
-                    0x10000 + ((u32::from(u) - 0xD800) << 10) + (u32::from(lo) - 0xDC00),
-                ),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        match c {
-            Some(c) => out.push(c),
-            None => {
-                return Err(invalid(format!(
-                    "unpaired surrogate {u:#06X} at byte {}",
-                    k * 2
-                )));
-            }
+        for (dst, pair) in units[n..].iter_mut().zip(chunk.chunks_exact(2)) {
+            *dst = E::unit(pair, 0) as u16;
+        }
+        n += chunk.len() / 2;
+        done_units += chunk.len() / 2;
+        // A high surrogate at the end of a block waits for its partner in the next one.
+        if let Some(&last) = units[..n].last()
+            && done_units < total
+            && (0xD800..0xDC00).contains(&last)
+        {
+            carry = Some(last);
+            n -= 1;
+        }
+        let block = &units[..n];
+        let valid = encoding_rs::mem::utf16_valid_up_to(block);
+        if let Some(u) = block.get(valid) {
+            return Err(invalid(format!(
+                "unpaired surrogate {u:#06X} at byte {}",
+                (first + valid) * 2
+            )));
+        }
+        let written = encoding_rs::mem::convert_utf16_to_utf8(block, &mut utf8);
+        match std::str::from_utf8(&utf8[..written]) {
+            Ok(text) => out.push_str(text),
+            Err(e) => return Err(invalid(e.to_string())),
         }
     }
     Ok(out)
@@ -1572,6 +1600,25 @@ mod tests {
             expected.push(Out::NotAMessage);
             expected.extend(frames(&[SHORT]));
             check_all_splits(&auto(), &wire, &expected);
+        }
+    }
+
+    #[test]
+    fn transcoding_across_block_boundaries() {
+        for pad in [4094, 4095, 4096, 8191] {
+            let text = format!("{}𝄞é{}", "a".repeat(pad), "b".repeat(pad));
+            for enc in [WireEncoding::Utf16Be, WireEncoding::Utf16Le] {
+                assert_eq!(decode_text(&encode_text(&text, enc), enc).unwrap(), text);
+                let mut bad = encode_text(&"a".repeat(pad), enc);
+                bad.extend(encode_text("𝄞", enc).get(..2).unwrap());
+                bad.extend(encode_text("zz", enc));
+                match decode_text(&bad, enc) {
+                    Err(FrameError::InvalidEncoding { detail, .. }) => {
+                        assert!(detail.ends_with(&format!("byte {}", pad * 2)), "{detail}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 
