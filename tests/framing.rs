@@ -335,3 +335,25 @@ fn timing_breakdown() {
         eprintln!("{enc}: encode {enc_time:?}, transcode {dec:?}, decode total {all:?}");
     }
 }
+
+/// A caller that only ever calls `decode_eof` (a whole file at once) gets every message.
+#[test]
+fn decode_eof_alone_decodes_a_whole_buffer() {
+    use mos_gateway::mos::codec::{CodecConfig, MosCodec};
+    use tokio_util::codec::Decoder;
+    let text = "<mos><mosID>m</mosID><ncsID>n</ncsID><heartbeat/></mos>\r\n<mos><mosID>m</mosID><ncsID>n</ncsID><reqMachInfo/></mos>";
+    for enc in [
+        WireEncoding::Utf16Be,
+        WireEncoding::Utf16Le,
+        WireEncoding::Utf8,
+    ] {
+        let mut codec = MosCodec::new(CodecConfig::default());
+        let mut buf = bytes::BytesMut::from(&encode_text(text, enc)[..]);
+        let mut n = 0;
+        while let Some(item) = codec.decode_eof(&mut buf).unwrap() {
+            assert!(item.is_ok(), "{enc:?}: {item:?}");
+            n += 1;
+        }
+        assert_eq!(n, 2, "{enc:?}");
+    }
+}

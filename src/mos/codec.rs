@@ -981,6 +981,14 @@ impl Decoder for MosCodec {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<Item>> {
+        // A caller may hand the whole stream to decode_eof without calling decode first:
+        // detect the encoding and decode as usual before treating what is left.
+        if self.read_encoding().is_none()
+            && src.len() >= 2
+            && let Some(item) = self.decode_inner(src, true)?
+        {
+            return Ok(Some(item));
+        }
         if self.read_encoding().is_none() {
             // Fewer than two bytes ever arrived.
             let junk = src.iter().any(|&c| !is_xml_space(u32::from(c)));
