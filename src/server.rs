@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +20,7 @@ use crate::config::{Config, Encoding};
 use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions};
 use crate::session::{Decision, PortRole, ProfileStyle, SessionPolicy, nack};
-use crate::state::{Outcome, State, StateError};
+use crate::state::{State, StateError, StateHandle};
 
 /// Server errors at startup.
 #[derive(Debug, thiserror::Error)]
@@ -36,56 +36,15 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The state thread could not be started.
+    #[error("cannot start the state thread: {source}")]
+    Thread {
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The state could not be opened.
     #[error("cannot open the running-order store: {0}")]
     State(#[from] StateError),
-}
-
-enum StateCmd {
-    Apply {
-        port: PortRole,
-        request: Box<Mos>,
-        reply: oneshot::Sender<Result<Outcome, String>>,
-    },
-    RoReq {
-        request: Box<Mos>,
-        reply: oneshot::Sender<Mos>,
-    },
-}
-
-/// Handle to the state thread.
-#[derive(Clone)]
-struct StateHandle {
-    tx: mpsc::Sender<StateCmd>,
-}
-
-impl StateHandle {
-    fn spawn(mut state: State) -> (Self, std::thread::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<StateCmd>(256);
-        let thread = std::thread::Builder::new()
-            .name("running-order-state".into())
-            .spawn(move || {
-                while let Some(cmd) = rx.blocking_recv() {
-                    match cmd {
-                        StateCmd::Apply {
-                            port,
-                            request,
-                            reply,
-                        } => {
-                            let r = state.handle(port, &request).map_err(|e| e.to_string());
-                            let _ = reply.send(r);
-                        }
-                        StateCmd::RoReq { request, reply } => {
-                            let ro_id = crate::session::ro_id_of(&request.message).to_string();
-                            let _ = reply.send(state.answer_ro_req(&request, &ro_id));
-                        }
-                    }
-                }
-                info!("running-order store closed");
-            })
-            .expect("spawning the state thread");
-        (Self { tx }, thread)
-    }
 }
 
 /// Shared by every connection.
@@ -155,7 +114,8 @@ impl Gateway {
                 })?;
             listeners.push((role, l));
         }
-        let (state, state_thread) = StateHandle::spawn(state);
+        let (state, state_thread) =
+            StateHandle::spawn(state).map_err(|source| ServerError::Thread { source })?;
         Ok(Self {
             shared: Arc::new(Shared {
                 policy: policy_of(&config),
@@ -363,30 +323,14 @@ async fn handle_frame(
                 debug!("no reply: {why}");
                 None
             }
-            Decision::RunningOrderRequest(request) => {
-                let (tx, rx) = oneshot::channel();
-                if shared.state.tx.send(StateCmd::RoReq { request, reply: tx }).await.is_err() {
-                    return Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml());
-                }
-                match rx.await {
-                    Ok(reply) => Some(reply.to_xml()),
-                    Err(_) => Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml()),
-                }
-            }
+            Decision::RunningOrderRequest(request) => match shared.state.ro_req(*request).await {
+                Some(reply) => Some(reply.to_xml()),
+                None => Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml()),
+            },
             Decision::Apply(request) => {
-                let (tx, rx) = oneshot::channel();
                 let ro_id = crate::session::ro_id_of(&request.message).to_string();
-                if shared
-                    .state
-                    .tx
-                    .send(StateCmd::Apply { port: role, request, reply: tx })
-                    .await
-                    .is_err()
-                {
-                    return Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml());
-                }
-                match rx.await {
-                    Ok(Ok(outcome)) => {
+                match shared.state.apply(role, *request).await {
+                    Some(Ok(outcome)) => {
                         if outcome.duplicate {
                             info!("retry of an applied message: same reply again, not applied twice");
                         }
@@ -398,11 +342,11 @@ async fn handle_frame(
                         }
                         Some(outcome.reply.to_xml())
                     }
-                    Ok(Err(e)) => {
+                    Some(Err(e)) => {
                         error!("store failure, not acknowledged: {e}");
                         Some(nack(role, &mos.envelope(), &ro_id, &format!("Internal error: {e}")).to_xml())
                     }
-                    Err(_) => Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml()),
+                    None => Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml()),
                 }
             }
         }

@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
 use crate::mos::messages::{RoAck, RoList, RoStorySend};
 use crate::mos::structures::{AirStatus, RunningOrder};
 use crate::mos::{Message, Mos, ParseOptions};
@@ -317,5 +320,94 @@ impl State {
         let end = start.checked_add(block).unwrap_or(1);
         self.store.set_meta("next_message_id", &end.to_string())?;
         Ok(start)
+    }
+}
+
+enum StateCmd {
+    Apply {
+        port: PortRole,
+        request: Box<Mos>,
+        reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    RoReq {
+        request: Box<Mos>,
+        reply: oneshot::Sender<Mos>,
+    },
+    ReserveIds {
+        block: i32,
+        reply: oneshot::Sender<Result<i32, String>>,
+    },
+}
+
+/// Handle to the state, which runs on its own thread (SQLite is blocking). Cloneable;
+/// the thread ends when every handle is dropped.
+#[derive(Clone)]
+pub struct StateHandle {
+    tx: mpsc::Sender<StateCmd>,
+}
+
+impl StateHandle {
+    /// Starts the state thread.
+    pub fn spawn(mut state: State) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, mut rx) = mpsc::channel::<StateCmd>(256);
+        let thread = std::thread::Builder::new()
+            .name("running-order-state".into())
+            .spawn(move || {
+                while let Some(cmd) = rx.blocking_recv() {
+                    match cmd {
+                        StateCmd::Apply {
+                            port,
+                            request,
+                            reply,
+                        } => {
+                            let r = state.handle(port, &request).map_err(|e| e.to_string());
+                            let _ = reply.send(r);
+                        }
+                        StateCmd::RoReq { request, reply } => {
+                            let ro_id = crate::session::ro_id_of(&request.message).to_string();
+                            let _ = reply.send(state.answer_ro_req(&request, &ro_id));
+                        }
+                        StateCmd::ReserveIds { block, reply } => {
+                            let _ = reply
+                                .send(state.reserve_message_ids(block).map_err(|e| e.to_string()));
+                        }
+                    }
+                }
+                info!("running-order store closed");
+            })?;
+        Ok((Self { tx }, thread))
+    }
+
+    /// Applies a running-order message (see [`State::handle`]). None when the state is gone.
+    pub async fn apply(&self, port: PortRole, request: Mos) -> Option<Result<Outcome, String>> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::Apply {
+            port,
+            request: Box::new(request),
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Answers roReq with roList or a roAck error. None when the state is gone.
+    pub async fn ro_req(&self, request: Mos) -> Option<Mos> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::RoReq {
+            request: Box::new(request),
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Reserves a block of outgoing messageIDs (persisted first); returns the first.
+    pub async fn reserve_ids(&self, block: i32) -> Result<i32, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(StateCmd::ReserveIds { block, reply })
+            .await
+            .map_err(|_| "store closed".to_string())?;
+        rx.await.map_err(|_| "store closed".to_string())?
     }
 }
