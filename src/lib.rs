@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod dtd;
 pub mod mos;
+pub mod outbound;
 pub mod rundown;
 pub mod server;
 pub mod session;

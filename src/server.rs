@@ -2,10 +2,11 @@
 //! handling its messages strictly in order, and the running-order state on its own
 //! thread (SQLite is blocking). Every message is answered on the socket it came on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -16,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::config::{Config, Encoding};
+use crate::config::{Config, Encoding, NcsConfig};
+use crate::mos::Message;
 use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
+use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions};
+use crate::outbound::{Link, LinkParams, MessageIds};
 use crate::session::{Decision, PortRole, ProfileStyle, SessionPolicy, nack};
 use crate::state::{State, StateError, StateHandle};
 
@@ -54,11 +58,29 @@ struct Shared {
     state: StateHandle,
     /// (peer, ncsID, deviation kind) already logged.
     logged: Mutex<HashSet<(String, DeviationKind)>>,
+    /// Outbound links per ncsID.
+    links: HashMap<String, NcsLinks>,
+    /// When a roReq resync was last asked for, per (ncsID, roID).
+    resync_asked: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// The gateway's outbound links to one NCS.
+#[derive(Clone)]
+pub struct NcsLinks {
+    /// To the NCS's lower port (mos* family).
+    pub lower: Link,
+    /// To the NCS's upper port (ro* family).
+    pub upper: Link,
+}
+
+/// How often the same running order may be re-requested after a refused edit.
+const RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The gateway with its ports bound, ready to run.
 pub struct Gateway {
     shared: Arc<Shared>,
+    /// Stops the outbound links; cancelled when `run`'s token is.
+    stop: CancellationToken,
     listeners: Vec<(PortRole, TcpListener)>,
     state_thread: std::thread::JoinHandle<()>,
 }
@@ -116,16 +138,44 @@ impl Gateway {
         }
         let (state, state_thread) =
             StateHandle::spawn(state).map_err(|source| ServerError::Thread { source })?;
+        let stop = CancellationToken::new();
+        let ids = Arc::new(MessageIds::new(state.clone(), 1000));
+        let links = config
+            .ncs
+            .iter()
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    spawn_links(&config, n, ids.clone(), stop.clone()),
+                )
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            policy: policy_of(&config),
+            config,
+            state,
+            logged: Mutex::new(HashSet::new()),
+            links,
+            resync_asked: Mutex::new(HashMap::new()),
+        });
+        for n in shared.config.ncs.iter().filter(|n| n.resync_on_connect) {
+            tokio::spawn(resync_on_connect(
+                shared.clone(),
+                n.id.clone(),
+                stop.clone(),
+            ));
+        }
         Ok(Self {
-            shared: Arc::new(Shared {
-                policy: policy_of(&config),
-                config,
-                state,
-                logged: Mutex::new(HashSet::new()),
-            }),
+            shared,
+            stop,
             listeners,
             state_thread,
         })
+    }
+
+    /// The outbound links to an NCS.
+    pub fn links(&self, ncs_id: &str) -> Option<NcsLinks> {
+        self.shared.links.get(ncs_id).cloned()
     }
 
     /// The bound address of each port.
@@ -188,6 +238,7 @@ impl Gateway {
         }
         tracker.close();
         shutdown.cancelled().await;
+        self.stop.cancel();
         info!("shutting down: no new connections; finishing messages in flight");
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
             .await
@@ -261,7 +312,7 @@ fn frame_error_reply(shared: &Shared, role: PortRole, e: &FrameError) -> String 
 
 /// Handles one complete document; returns the reply to send, if any.
 async fn handle_frame(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     role: PortRole,
     peer: SocketAddr,
     frame: &Frame,
@@ -338,7 +389,8 @@ async fn handle_frame(
                             info!(ro = %ro, "applied: {change:?}");
                         }
                         if let Some(ro) = &outcome.needs_resync {
-                            warn!(ro = %ro, "refused: unknown ID; the NCS's copy should be requested with roReq");
+                            warn!(ro = %ro, "refused: unknown ID; asking the NCS for its copy (roReq)");
+                            ask_for_running_order(shared, &mos.ncs_id, ro);
                         }
                         Some(outcome.reply.to_xml())
                     }
@@ -353,4 +405,144 @@ async fn handle_frame(
     }
     .instrument(span)
     .await
+}
+
+fn wire_encoding(e: Encoding) -> Option<WireEncoding> {
+    match e {
+        Encoding::Auto => None,
+        Encoding::Utf16Be => Some(WireEncoding::Utf16Be),
+        Encoding::Utf16Le => Some(WireEncoding::Utf16Le),
+        Encoding::Utf8 => Some(WireEncoding::Utf8),
+    }
+}
+
+/// Starts the lower and upper links to one NCS.
+fn spawn_links(
+    config: &Config,
+    ncs: &NcsConfig,
+    ids: Arc<MessageIds>,
+    stop: CancellationToken,
+) -> NcsLinks {
+    let params = |role: PortRole, targets| LinkParams {
+        role,
+        targets,
+        mos_id: config.mos.id.clone(),
+        ncs_id: ncs.id.clone(),
+        encoding: wire_encoding(ncs.encoding),
+        heartbeat: ncs.heartbeat_interval,
+        ack_timeout: ncs.ack_timeout,
+        reconnect_max: ncs.reconnect_max,
+        queue_limit: ncs.queue_limit,
+        attempts: 3,
+        max_message_bytes: config.mos.max_message_bytes,
+    };
+    NcsLinks {
+        lower: Link::spawn(
+            params(PortRole::Lower, ncs.lower_targets()),
+            ids.clone(),
+            stop.clone(),
+        ),
+        upper: Link::spawn(params(PortRole::Upper, ncs.upper_targets()), ids, stop),
+    }
+}
+
+/// Replaces our copy of a running order with the NCS's roList.
+async fn install_ro_list(shared: &Shared, ncs_id: &str, reply: Mos) -> bool {
+    let Message::RoList(list) = reply.message else {
+        warn!(ncs = %ncs_id, "no roList: {}", reply.message.name());
+        return false;
+    };
+    let ro_id = list.0.header.id.clone();
+    let request = Mos::new(&shared.config.mos.id, ncs_id, None, Message::RoList(list));
+    match shared.state.apply(PortRole::Upper, request).await {
+        Some(Ok(outcome)) if outcome.change.is_some() => {
+            info!(ncs = %ncs_id, ro = %ro_id, "running order replaced by the NCS's copy");
+            true
+        }
+        Some(Ok(outcome)) => {
+            warn!(ncs = %ncs_id, ro = %ro_id, "the NCS's roList was refused: {:?}", outcome.reply.message);
+            false
+        }
+        Some(Err(e)) => {
+            error!(ncs = %ncs_id, ro = %ro_id, "store failure while resynchronising: {e}");
+            false
+        }
+        None => false,
+    }
+}
+
+/// After an edit refused for an unknown ID: ask the NCS for the running order (roReq),
+/// at most once per running order every few seconds, without delaying any ack.
+fn ask_for_running_order(shared: &Arc<Shared>, ncs_id: &str, ro_id: &str) {
+    let Some(links) = shared.links.get(ncs_id).cloned() else {
+        return;
+    };
+    let key = (ncs_id.to_string(), ro_id.to_string());
+    {
+        let Ok(mut asked) = shared.resync_asked.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if asked
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < RESYNC_MIN_INTERVAL)
+        {
+            return;
+        }
+        asked.insert(key, now);
+    }
+    let shared = shared.clone();
+    let (ncs_id, ro_id) = (ncs_id.to_string(), ro_id.to_string());
+    tokio::spawn(async move {
+        let req = Message::RoReq(RoReq {
+            ro_id: ro_id.clone(),
+        });
+        match links.upper.request(req).await {
+            Ok(reply) => {
+                install_ro_list(&shared, &ncs_id, reply).await;
+            }
+            Err(e) => warn!(ncs = %ncs_id, ro = %ro_id, "roReq for resync failed: {e}"),
+        }
+    });
+}
+
+/// Each time the upper link to an NCS comes up: roReqAll, then roReq for each running
+/// order, one at a time; our copies are replaced by the NCS's.
+async fn resync_on_connect(shared: Arc<Shared>, ncs_id: String, stop: CancellationToken) {
+    let Some(links) = shared.links.get(&ncs_id).cloned() else {
+        return;
+    };
+    let mut connections = links.upper.connections();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = connections.changed() => if changed.is_err() { return },
+        }
+        info!(ncs = %ncs_id, "upper link up: resynchronising running orders (roReqAll)");
+        let all = match links.upper.request(Message::RoReqAll(RoReqAll)).await {
+            Ok(Mos {
+                message: Message::RoListAll(all),
+                ..
+            }) => all,
+            Ok(other) => {
+                warn!(ncs = %ncs_id, "roReqAll answered with {}", other.message.name());
+                continue;
+            }
+            Err(e) => {
+                warn!(ncs = %ncs_id, "roReqAll failed: {e}");
+                continue;
+            }
+        };
+        let mut done = 0;
+        for ro in &all.running_orders {
+            let req = Message::RoReq(RoReq {
+                ro_id: ro.id.clone(),
+            });
+            match links.upper.request(req).await {
+                Ok(reply) => done += usize::from(install_ro_list(&shared, &ncs_id, reply).await),
+                Err(e) => warn!(ncs = %ncs_id, ro = %ro.id, "roReq failed: {e}"),
+            }
+        }
+        info!(ncs = %ncs_id, "resynchronised {done} of {} running orders", all.running_orders.len());
+    }
 }

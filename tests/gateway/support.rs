@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use mos_gateway::config::Config;
 use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
 use mos_gateway::mos::{Message, Mos, ParseOptions};
-use mos_gateway::server::Gateway;
+use mos_gateway::server::{Gateway, NcsLinks};
 use mos_gateway::session::PortRole;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -30,6 +30,12 @@ pub fn free_ports() -> [u16; 3] {
 }
 
 pub fn config(data_dir: &Path, extra_ncs: &str) -> Config {
+    config_with(data_dir, 1, 2, extra_ncs)
+}
+
+/// A configuration whose NCS listens on `ncs_lower`/`ncs_upper` (for the gateway's
+/// outbound links).
+pub fn config_with(data_dir: &Path, ncs_lower: u16, ncs_upper: u16, extra_ncs: &str) -> Config {
     let [l, u, q] = free_ports();
     let text = format!(
         r#"
@@ -44,9 +50,8 @@ data_dir = "{}"
 [[ncs]]
 id = "{NCS_ID}"
 host = "127.0.0.1"
-lower_port = 1
-upper_port = 2
-heartbeat_interval_s = 0
+lower_port = {ncs_lower}
+upper_port = {ncs_upper}
 {extra_ncs}
 "#,
         data_dir.display()
@@ -61,6 +66,8 @@ pub struct Running {
     pub query: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
+    #[allow(dead_code)] // used by the outbound tests
+    pub links: Option<NcsLinks>,
 }
 
 impl Running {
@@ -75,6 +82,7 @@ pub async fn start(config: Config) -> Running {
     let lower = gw.local_addr(PortRole::Lower).unwrap();
     let upper = gw.local_addr(PortRole::Upper).unwrap();
     let query = gw.local_addr(PortRole::Query).unwrap();
+    let links = gw.links(NCS_ID);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gw.run(shutdown.clone()));
     Running {
@@ -83,6 +91,7 @@ pub async fn start(config: Config) -> Running {
         query,
         shutdown,
         task,
+        links,
     }
 }
 
@@ -228,4 +237,102 @@ pub fn ids(order: &[(String, Vec<String>)]) -> Vec<&str> {
 #[allow(dead_code)]
 pub fn bytes_mut(b: &[u8]) -> BytesMut {
     BytesMut::from(b)
+}
+
+/// The NCS side of the gateway's outbound links: a listener on "the NCS's" port.
+pub struct FakeNcs {
+    pub listener: tokio::net::TcpListener,
+}
+
+/// One connection the gateway opened to the fake NCS.
+pub struct FakeConn {
+    rd: FramedRead<OwnedReadHalf, MosCodec>,
+    wr: OwnedWriteHalf,
+}
+
+impl FakeNcs {
+    pub async fn bind() -> Self {
+        Self {
+            listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+    pub async fn accept(&self) -> FakeConn {
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
+            .await
+            .expect("the gateway did not connect within 10 s")
+            .unwrap();
+        let (rd, wr) = s.into_split();
+        FakeConn {
+            rd: FramedRead::new(rd, MosCodec::new(CodecConfig::default())),
+            wr,
+        }
+    }
+}
+
+impl FakeConn {
+    /// The next message from the gateway (heartbeats are answered and skipped unless
+    /// `keep_heartbeats`).
+    pub async fn recv(&mut self) -> Mos {
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(10), self.rd.next())
+                .await
+                .expect("nothing from the gateway within 10 s")
+                .expect("closed")
+                .expect("io")
+                .expect("framing");
+            let m = Mos::parse(&item.text, ParseOptions::strict())
+                .unwrap_or_else(|e| panic!("gateway sent an invalid message: {e}\n{}", item.text))
+                .mos;
+            if let Message::Heartbeat(_) = m.message {
+                let reply = Mos {
+                    message_id: m.message_id.clone(),
+                    ..m.clone()
+                };
+                self.send(&reply).await;
+                continue;
+            }
+            return m;
+        }
+    }
+    /// The next message from the gateway that answers one of ours (skips and answers
+    /// the gateway's own heartbeat requests, whose messageIDs are not `mine`).
+    pub async fn recv_any(&mut self) -> Mos {
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(10), self.rd.next())
+                .await
+                .expect("nothing from the gateway within 10 s")
+                .expect("closed")
+                .expect("io")
+                .expect("framing");
+            let m = Mos::parse(&item.text, ParseOptions::strict()).unwrap().mos;
+            if m.message_id.as_deref() == Some("777") {
+                return m;
+            }
+            if let Message::Heartbeat(_) = m.message {
+                let reply = Mos {
+                    message_id: m.message_id.clone(),
+                    ..m.clone()
+                };
+                self.send(&reply).await;
+            }
+        }
+    }
+
+    pub async fn send(&mut self, m: &Mos) {
+        self.wr
+            .write_all(&encode_text(&m.to_xml(), WireEncoding::Utf16Be))
+            .await
+            .unwrap();
+    }
+    pub async fn reply(&mut self, to: &Mos, message: Message) {
+        let r = Mos {
+            message_id: to.message_id.clone(),
+            message,
+            ..to.clone()
+        };
+        self.send(&r).await;
+    }
 }

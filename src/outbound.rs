@@ -1,0 +1,512 @@
+//! Outbound links: the connections the gateway opens to an NCS's ports for the messages
+//! it originates (roReqAll, roReq, and later statuses and objects).
+//!
+//! One task per link: it connects (with back-off), keeps the socket open, sends
+//! heartbeats at the configured interval, and sends queued requests one at a time (one
+//! outstanding message per port). A reply is matched by messageID, or — leniently — a
+//! reply without one when it has the expected type. On a timeout the same message is
+//! sent again with the same messageID on a fresh socket. Heartbeats the NCS sends down our
+//! socket are answered, never a heartbeat that is the reply to ours.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
+use crate::mos::messages::Heartbeat;
+use crate::mos::time::MosTime;
+use crate::mos::{Message, Mos, ParseOptions};
+use crate::session::{PortRole, reply_to};
+use crate::state::StateHandle;
+
+/// Why a request on a link did not get its reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// No reply after every attempt.
+    #[error("no reply after {attempts} attempts")]
+    Timeout {
+        /// How many times it was sent.
+        attempts: u32,
+    },
+    /// The queue behind the link is full.
+    #[error("queue full ({limit} messages)")]
+    QueueFull {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The gateway is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+    /// No messageID could be reserved.
+    #[error("messageID counter unavailable: {0}")]
+    Counter(String),
+}
+
+/// Outgoing messageIDs: one counter for the whole gateway, persisted in blocks so a
+/// restart never reuses an ID the NCS may still remember.
+pub struct MessageIds {
+    state: StateHandle,
+    block: i32,
+    range: tokio::sync::Mutex<(i32, i32)>,
+}
+
+impl MessageIds {
+    /// A counter reserving `block` IDs at a time from the state.
+    pub fn new(state: StateHandle, block: i32) -> Self {
+        Self {
+            state,
+            block: block.max(1),
+            range: tokio::sync::Mutex::new((0, 0)),
+        }
+    }
+
+    /// The next messageID.
+    pub async fn next(&self) -> Result<String, LinkError> {
+        let mut r = self.range.lock().await;
+        if r.0 >= r.1 || r.0 < 1 {
+            let start = self
+                .state
+                .reserve_ids(self.block)
+                .await
+                .map_err(LinkError::Counter)?;
+            *r = (start, start.saturating_add(self.block));
+        }
+        let id = r.0;
+        r.0 = if id == i32::MAX { 1 } else { id + 1 };
+        Ok(id.to_string())
+    }
+}
+
+/// The state of one link, for the operator and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct LinkStatus {
+    /// Connected now.
+    pub up: bool,
+    /// The address connected to (or last tried).
+    pub target: Option<SocketAddr>,
+    /// When the last heartbeat reply arrived.
+    pub last_heartbeat: Option<SystemTime>,
+    /// Round-trip time of the last request.
+    pub rtt: Option<Duration>,
+    /// The last problem seen.
+    pub last_error: Option<String>,
+    /// How many times the link has connected.
+    pub connections: u64,
+}
+
+/// Settings of one link.
+#[derive(Debug, Clone)]
+pub struct LinkParams {
+    /// Which of the NCS's ports.
+    pub role: PortRole,
+    /// Addresses to connect to, tried in order.
+    pub targets: Vec<SocketAddr>,
+    /// Our mosID.
+    pub mos_id: String,
+    /// The NCS's ncsID.
+    pub ncs_id: String,
+    /// Wire encoding to write (None: UTF-16BE); replies are auto-detected.
+    pub encoding: Option<WireEncoding>,
+    /// Heartbeat interval, if any.
+    pub heartbeat: Option<Duration>,
+    /// How long to wait for a reply before resending.
+    pub ack_timeout: Duration,
+    /// Longest pause between connection attempts.
+    pub reconnect_max: Duration,
+    /// Messages queued behind the one in flight.
+    pub queue_limit: usize,
+    /// Times a request is sent before giving up (0 = until delivered).
+    pub attempts: u32,
+    /// Largest accepted message.
+    pub max_message_bytes: usize,
+}
+
+struct Outgoing {
+    message: Message,
+    reply: Option<oneshot::Sender<Result<Mos, LinkError>>>,
+}
+
+/// A link to one port of one NCS.
+#[derive(Clone)]
+pub struct Link {
+    tx: mpsc::Sender<Outgoing>,
+    status: Arc<Mutex<LinkStatus>>,
+    connected: watch::Receiver<u64>,
+    limit: usize,
+}
+
+impl Link {
+    /// Starts the link's task.
+    pub fn spawn(params: LinkParams, ids: Arc<MessageIds>, shutdown: CancellationToken) -> Link {
+        let (tx, rx) = mpsc::channel(params.queue_limit.max(1));
+        let status = Arc::new(Mutex::new(LinkStatus::default()));
+        let (conn_tx, connected) = watch::channel(0u64);
+        let limit = params.queue_limit;
+        let span = info_span!("link", ncs = %params.ncs_id, port = params.role.name());
+        let task = LinkTask {
+            recent: Mutex::new(std::collections::VecDeque::new()),
+            params,
+            ids,
+            rx,
+            status: status.clone(),
+            conn_tx,
+            shutdown,
+        };
+        tokio::spawn(task.run().instrument(span));
+        Link {
+            tx,
+            status,
+            connected,
+            limit,
+        }
+    }
+
+    /// Sends a request and waits for its reply (the link resends on timeouts).
+    pub async fn request(&self, message: Message) -> Result<Mos, LinkError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Outgoing {
+                message,
+                reply: Some(reply),
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
+                mpsc::error::TrySendError::Closed(_) => LinkError::Shutdown,
+            })?;
+        rx.await.map_err(|_| LinkError::Shutdown)?
+    }
+
+    /// The link's current state.
+    pub fn status(&self) -> LinkStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Changes each time the link connects (a new socket is up).
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connected.clone()
+    }
+}
+
+/// Whether `got` answers `sent` by its type (used when the reply has no messageID).
+pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
+    use Message as M;
+    match sent {
+        M::Heartbeat(_) => matches!(got, M::Heartbeat(_)),
+        M::ReqMachInfo(_) => matches!(got, M::ListMachInfo(_)),
+        M::RoReqAll(_) => matches!(got, M::RoListAll(_)),
+        M::RoReq(_) => matches!(got, M::RoList(_) | M::RoAck(_)),
+        M::MosReqSearchableSchema(_) => matches!(got, M::MosListSearchableSchema(_)),
+        M::MosReqObjList(_) => matches!(got, M::MosObjList(_)),
+        other if other.name().starts_with("ro") || other.name() == "mosItemReplace" => {
+            matches!(got, M::RoAck(_))
+        }
+        _ => matches!(got, M::MosAck(_)),
+    }
+}
+
+struct LinkTask {
+    /// messageIDs we sent lately: a heartbeat carrying one is a (late) reply, never answered.
+    recent: Mutex<std::collections::VecDeque<String>>,
+    params: LinkParams,
+    ids: Arc<MessageIds>,
+    rx: mpsc::Receiver<Outgoing>,
+    status: Arc<Mutex<LinkStatus>>,
+    conn_tx: watch::Sender<u64>,
+    shutdown: CancellationToken,
+}
+
+type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, MosCodec>;
+type Writer = tokio::net::tcp::OwnedWriteHalf;
+
+/// A request being delivered: its bytes and messageID stay the same across resends.
+struct InFlight {
+    outgoing: Outgoing,
+    id: String,
+    text: String,
+    sent: u32,
+}
+
+enum Wait {
+    Reply(Box<Mos>),
+    Timeout,
+    Lost(String),
+    Shutdown,
+}
+
+impl LinkTask {
+    fn set(&self, f: impl FnOnce(&mut LinkStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    async fn connect(&mut self) -> Option<(Reader, Writer)> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            for &addr in &self.params.targets {
+                self.set(|s| s.target = Some(addr));
+                let attempt = tokio::select! {
+                    _ = self.shutdown.cancelled() => return None,
+                    r = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)) => r,
+                };
+                match attempt {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        let (rd, wr) = stream.into_split();
+                        let codec = MosCodec::new(CodecConfig {
+                            encoding: self.params.encoding,
+                            max_message_bytes: self.params.max_message_bytes,
+                        });
+                        info!(%addr, "connected");
+                        self.set(|s| {
+                            s.up = true;
+                            s.connections += 1;
+                            s.last_error = None;
+                        });
+                        self.conn_tx.send_modify(|n| *n += 1);
+                        return Some((FramedRead::new(rd, codec), wr));
+                    }
+                    Ok(Err(e)) => self.set(|s| s.last_error = Some(format!("connect {addr}: {e}"))),
+                    Err(_) => {
+                        self.set(|s| s.last_error = Some(format!("connect {addr}: timed out")))
+                    }
+                }
+            }
+            debug!("not connected; next attempt in {pause:?}");
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(self.params.reconnect_max);
+        }
+    }
+
+    fn encoding(&self, rd: &Reader) -> WireEncoding {
+        self.params
+            .encoding
+            .or(rd.decoder().detected())
+            .unwrap_or(WireEncoding::Utf16Be)
+    }
+
+    async fn run(mut self) {
+        let mut carried: Option<InFlight> = None;
+        'link: loop {
+            let Some((mut rd, mut wr)) = self.connect().await else {
+                break;
+            };
+            let mut heartbeat = self.params.heartbeat.map(|d| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let mut job = match carried.take() {
+                    Some(j) => j,
+                    None => {
+                        let next = tokio::select! {
+                            _ = self.shutdown.cancelled() => break 'link,
+                            m = self.rx.recv() => match m {
+                                Some(m) => m,
+                                None => break 'link,
+                            },
+                            _ = async {
+                                match heartbeat.as_mut() {
+                                    Some(t) => { t.tick().await; }
+                                    None => std::future::pending::<()>().await,
+                                }
+                            } => Outgoing {
+                                message: Message::Heartbeat(Heartbeat { time: Some(MosTime::now()) }),
+                                reply: None,
+                            },
+                            f = rd.next() => {
+                                match f {
+                                    Some(Ok(Ok(frame))) => {
+                                        if let Some(answer) = self.unsolicited(&frame.text) {
+                                            let enc = self.encoding(&rd);
+                                            if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
+                                                self.lost(format!("write: {e}"));
+                                                continue 'link;
+                                            }
+                                        }
+                                        continue;
+                                    }
+                                    Some(Ok(Err(e))) => {
+                                        warn!("bad bytes from the NCS: {e}");
+                                        continue;
+                                    }
+                                    Some(Err(e)) => { self.lost(format!("read: {e}")); continue 'link; }
+                                    None => { self.lost("closed by the NCS".into()); continue 'link; }
+                                }
+                            }
+                        };
+                        let id = match self.ids.next().await {
+                            Ok(id) => id,
+                            Err(e) => {
+                                if let Some(r) = next.reply {
+                                    let _ = r.send(Err(e));
+                                }
+                                continue;
+                            }
+                        };
+                        if let Ok(mut r) = self.recent.lock() {
+                            r.push_back(id.clone());
+                            if r.len() > 32 {
+                                r.pop_front();
+                            }
+                        }
+                        let mos = Mos::new(
+                            &self.params.mos_id,
+                            &self.params.ncs_id,
+                            Some(id.clone()),
+                            next.message.clone(),
+                        );
+                        InFlight {
+                            text: mos.to_xml(),
+                            outgoing: next,
+                            id,
+                            sent: 0,
+                        }
+                    }
+                };
+                let enc = self.encoding(&rd);
+                let started = Instant::now();
+                if let Err(e) = wr.write_all(&encode_text(&job.text, enc)).await {
+                    self.lost(format!("write: {e}"));
+                    carried = self.retry(job);
+                    continue 'link;
+                }
+                job.sent += 1;
+                match self.wait_reply(&mut rd, &mut wr, &job).await {
+                    Wait::Reply(reply) => {
+                        let rtt = started.elapsed();
+                        let heartbeat = matches!(reply.message, Message::Heartbeat(_));
+                        self.set(|s| {
+                            s.rtt = Some(rtt);
+                            if heartbeat {
+                                s.last_heartbeat = Some(SystemTime::now());
+                            }
+                        });
+                        if let Some(r) = job.outgoing.reply {
+                            let _ = r.send(Ok(*reply));
+                        }
+                    }
+                    Wait::Timeout => {
+                        warn!(id = %job.id, message = job.outgoing.message.name(), "no reply within {:?}; resending on a fresh socket", self.params.ack_timeout);
+                        self.lost("reply timed out".into());
+                        carried = self.retry(job);
+                        continue 'link;
+                    }
+                    Wait::Lost(why) => {
+                        self.lost(why);
+                        carried = self.retry(job);
+                        continue 'link;
+                    }
+                    Wait::Shutdown => break 'link,
+                }
+            }
+        }
+        self.set(|s| s.up = false);
+        debug!("link stopped");
+    }
+
+    /// Marks the link down.
+    fn lost(&self, why: String) {
+        warn!("link down: {why}");
+        self.set(|s| {
+            s.up = false;
+            s.last_error = Some(why);
+        });
+    }
+
+    /// Keeps a request for resending, or fails it when its attempts are used up.
+    /// Heartbeats are never resent.
+    fn retry(&self, job: InFlight) -> Option<InFlight> {
+        let unlimited = self.params.attempts == 0;
+        // Heartbeats (no reply wanted) are not resent.
+        job.outgoing.reply.as_ref()?;
+        if unlimited || job.sent < self.params.attempts {
+            return Some(job);
+        }
+        if let Some(r) = job.outgoing.reply {
+            let _ = r.send(Err(LinkError::Timeout { attempts: job.sent }));
+        }
+        None
+    }
+
+    async fn wait_reply(&self, rd: &mut Reader, wr: &mut Writer, job: &InFlight) -> Wait {
+        let deadline = tokio::time::Instant::now() + self.params.ack_timeout;
+        loop {
+            let f = tokio::select! {
+                _ = self.shutdown.cancelled() => return Wait::Shutdown,
+                _ = tokio::time::sleep_until(deadline) => return Wait::Timeout,
+                f = rd.next() => f,
+            };
+            let frame = match f {
+                Some(Ok(Ok(frame))) => frame,
+                Some(Ok(Err(e))) => {
+                    warn!("bad bytes from the NCS: {e}");
+                    continue;
+                }
+                Some(Err(e)) => return Wait::Lost(format!("read: {e}")),
+                None => return Wait::Lost("closed by the NCS".into()),
+            };
+            let Ok(parsed) = Mos::parse(&frame.text, ParseOptions::lenient()) else {
+                warn!("unreadable message from the NCS while waiting for a reply");
+                continue;
+            };
+            let got = parsed.mos;
+            let same_id = got.message_id.as_deref() == Some(job.id.as_str());
+            let typed = got.message_id.as_deref().is_none_or(str::is_empty)
+                && is_reply_type(&job.outgoing.message, &got.message);
+            if same_id || typed {
+                return Wait::Reply(Box::new(got));
+            }
+            // A request of the NCS's own on our socket: answer it.
+            if let Some(answer) = self.unsolicited(&frame.text) {
+                let enc = self.encoding(rd);
+                if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
+                    return Wait::Lost(format!("write: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Answers a message the NCS sends down our socket that is not a reply we wait for.
+    fn unsolicited(&self, text: &str) -> Option<String> {
+        let parsed = Mos::parse(text, ParseOptions::lenient()).ok()?;
+        let env = parsed.mos.envelope();
+        let ours = parsed
+            .mos
+            .message_id
+            .as_ref()
+            .is_some_and(|id| self.recent.lock().map(|r| r.contains(id)).unwrap_or(false));
+        match parsed.mos.message {
+            Message::Heartbeat(_) if ours => {
+                debug!("late reply to our heartbeat; not answered");
+                None
+            }
+            Message::Heartbeat(_) => Some(
+                reply_to(
+                    &env,
+                    Message::Heartbeat(Heartbeat {
+                        time: Some(MosTime::now()),
+                    }),
+                )
+                .to_xml(),
+            ),
+            other => {
+                debug!("ignored {} arriving on our outbound socket", other.name());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The gateway's own connections to the NCS: resynchronisation with roReqAll/roReq,
+//! reconnection, resend with the same messageID, roReq after a refused edit.
+
+use std::time::Duration;
+
+use mos_gateway::mos::messages::{RoList, RoListAll};
+use mos_gateway::mos::structures::{RoHeader, RunningOrder, Story};
+use mos_gateway::mos::{Message, Mos, ParseOptions};
+
+use crate::support::*;
+
+fn ncs_running_order(ro_id: &str, stories: &[&str]) -> RunningOrder {
+    RunningOrder {
+        header: RoHeader {
+            id: ro_id.into(),
+            slug: Some(format!("NCS copy of {ro_id}")),
+            ..RoHeader::default()
+        },
+        stories: stories
+            .iter()
+            .map(|s| Story {
+                id: s.to_string(),
+                ..Story::default()
+            })
+            .collect(),
+    }
+}
+
+/// Plays the NCS side of a resync: answers roReqAll and each roReq.
+async fn serve_resync(conn: &mut FakeConn, ros: &[(&str, &[&str])]) {
+    let req = conn.recv().await;
+    assert!(
+        matches!(req.message, Message::RoReqAll(_)),
+        "expected roReqAll, got {:?}",
+        req.message
+    );
+    let all = RoListAll {
+        running_orders: ros
+            .iter()
+            .map(|(id, _)| RoHeader {
+                id: id.to_string(),
+                ..RoHeader::default()
+            })
+            .collect(),
+    };
+    conn.reply(&req, Message::RoListAll(all)).await;
+    for (id, stories) in ros {
+        let req = conn.recv().await;
+        let Message::RoReq(r) = &req.message else {
+            panic!("expected roReq, got {:?}", req.message)
+        };
+        assert_eq!(r.ro_id, *id, "one roReq per running order, in order");
+        conn.reply(
+            &req,
+            Message::RoList(RoList(ncs_running_order(id, stories))),
+        )
+        .await;
+    }
+}
+
+async fn wait_for_order(gw: &Running, ro_id: &str, expected: &[&str]) {
+    let mut ncs = Ncs::connect(gw.upper).await;
+    for _ in 0..100 {
+        let (_, text) = ncs.envelope(&format!("<roReq><roID>{ro_id}</roID></roReq>"));
+        ncs.send_text(&text).await;
+        let r = ncs.recv().await;
+        if let Message::RoList(l) = r.message {
+            let got: Vec<&str> = l.0.stories.iter().map(|s| s.id.as_str()).collect();
+            if got == expected {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("running order {ro_id} never became {expected:?}");
+}
+
+#[tokio::test]
+async fn resync_on_connect_replaces_our_copies_with_the_ncs_running_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "resync_on_connect = true\nheartbeat_interval_s = 0",
+    ))
+    .await;
+    // Our stale copy of R1 is replaced.
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.ok(&ro_create("R1", &[("OLD", &[])])).await;
+    let mut conn = upper.accept().await;
+    serve_resync(&mut conn, &[("R1", &["A", "B"]), ("R2", &["C"])]).await;
+    wait_for_order(&gw, "R1", &["A", "B"]).await;
+    wait_for_order(&gw, "R2", &["C"]).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn ncs_down_at_start_is_reached_when_it_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reserve a port, close it: the NCS is down.
+    let port = FakeNcs::bind().await.port();
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        port,
+        "resync_on_connect = true\nheartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = gw.links.as_ref().unwrap().upper.status();
+    assert!(!status.up, "{status:?}");
+    assert!(status.last_error.is_some());
+    let upper = FakeNcs {
+        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    };
+    let mut conn = upper.accept().await;
+    serve_resync(&mut conn, &[("R7", &["X"])]).await;
+    wait_for_order(&gw, "R7", &["X"]).await;
+    assert!(gw.links.as_ref().unwrap().upper.status().up);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_request_is_resent_with_the_same_message_id_on_a_fresh_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(dir.path(), 1, upper.port(), "resync_on_connect = true\nheartbeat_interval_s = 0\nack_timeout_s = 0.3\nreconnect_max_s = 0.2")).await;
+    let mut first = upper.accept().await;
+    let unanswered = first.recv().await;
+    assert!(matches!(unanswered.message, Message::RoReqAll(_)));
+    // No reply: the gateway gives up on this socket and sends the same message again.
+    let mut second = upper.accept().await;
+    let again = second.recv().await;
+    assert_eq!(again.message_id, unanswered.message_id);
+    assert_eq!(again.message, unanswered.message);
+    second
+        .reply(
+            &again,
+            Message::RoListAll(RoListAll {
+                running_orders: vec![],
+            }),
+        )
+        .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_edit_refused_for_an_unknown_running_order_triggers_a_ro_req() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "heartbeat_interval_s = 0",
+    ))
+    .await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let why = ncs
+        .refused(&format!(
+            "<roStoryAppend><roID>LOST</roID>{}</roStoryAppend>",
+            story("S1", &[])
+        ))
+        .await;
+    assert!(why.contains("LOST"), "{why}");
+    let mut conn = upper.accept().await;
+    let req = conn.recv().await;
+    let Message::RoReq(r) = &req.message else {
+        panic!("{:?}", req.message)
+    };
+    assert_eq!(r.ro_id, "LOST");
+    conn.reply(
+        &req,
+        Message::RoList(RoList(ncs_running_order("LOST", &["S0"]))),
+    )
+    .await;
+    wait_for_order(&gw, "LOST", &["S0"]).await;
+    // The NCS's next edit now applies.
+    ncs.ok(&format!(
+        "<roStoryAppend><roID>LOST</roID>{}</roStoryAppend>",
+        story("S1", &[])
+    ))
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_are_sent_on_our_links_and_theirs_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        lower.port(),
+        2,
+        "heartbeat_interval_s = 0.1",
+    ))
+    .await;
+    let mut conn = lower.accept().await;
+    // Our heartbeat arrives; the NCS answers it (FakeConn::recv does) …
+    // … and the NCS's own heartbeat on our socket is answered with its messageID.
+    let hb = Mos::parse(
+        "<mos><mosID>nmos.gateway.mos</mosID><ncsID>ENPS.NCS</ncsID><messageID>777</messageID><heartbeat><time>2026-11-25T18:00:00,000Z</time></heartbeat></mos>",
+        ParseOptions::strict(),
+    )
+    .unwrap()
+    .mos;
+    conn.send(&hb).await;
+    let reply = conn.recv_any().await;
+    assert_eq!(reply.message_id.as_deref(), Some("777"));
+    assert!(matches!(reply.message, Message::Heartbeat(_)));
+    // Keep answering the gateway's heartbeats.
+    let answering = tokio::spawn(async move {
+        loop {
+            conn.recv().await;
+        }
+    });
+    for _ in 0..50 {
+        if gw
+            .links
+            .as_ref()
+            .unwrap()
+            .lower
+            .status()
+            .last_heartbeat
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = gw.links.as_ref().unwrap().lower.status();
+    assert!(
+        st.up && st.last_heartbeat.is_some() && st.rtt.is_some(),
+        "{st:?}"
+    );
+    answering.abort();
+    gw.stop().await;
+}
