@@ -301,3 +301,93 @@ async fn running_orders_and_bodies_survive_a_restart() {
     assert_eq!(ncs.order("RO1").await, before);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_strict_ncs_gets_off_spec_messages_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config(dir.path(), "strict = true")).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    // roAir in lower case is tolerated leniently, refused strictly.
+    ncs.ok(&ro_create("R", &[("S", &[])])).await;
+    let why = ncs
+        .refused("<roReadyToAir><roID>R</roID><roAir>ready</roAir></roReadyToAir>")
+        .await;
+    assert!(why.contains("roAir") && why.contains("READY"), "{why}");
+    // A message without messageID: refused, and the reply carries none.
+    ncs.send_text("<mos><mosID>nmos.gateway.mos</mosID><ncsID>ENPS.NCS</ncsID><roReq><roID>R</roID></roReq></mos>").await;
+    let r = ncs.recv_lenient().await;
+    assert_eq!(r.message_id, None);
+    let Message::RoAck(a) = r.message else {
+        panic!()
+    };
+    assert!(a.status.contains("messageID"), "{}", a.status);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_lenient_ncs_gets_off_spec_messages_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config(dir.path(), "")).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.ok(&ro_create("R", &[("S", &[])])).await;
+    ncs.ok("<roReadyToAir><roID>R</roID><roAir>ready</roAir></roReadyToAir>")
+        .await;
+    // No messageID: applied, answered without one.
+    ncs.send_text(&format!(
+        "<mos><ncsID>ENPS.NCS</ncsID><mosID>nmos.gateway.mos</mosID><roStoryAppend><roID>R</roID>{}</roStoryAppend></mos>",
+        story("T", &[])
+    ))
+    .await;
+    let r = ncs.recv_lenient().await;
+    assert_eq!(r.message_id, None);
+    assert!(
+        matches!(&r.message, Message::RoAck(a) if a.is_ok()),
+        "{r:?}"
+    );
+    assert_eq!(ids(&ncs.order("R").await), ["S", "T"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_ncs_connecting_from_another_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "");
+    cfg.ncs[0].addresses = vec!["127.0.0.2".parse().unwrap()];
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let r = ncs.request("<roReq><roID>R</roID></roReq>").await;
+    let Message::RoAck(a) = r.message else {
+        panic!()
+    };
+    assert!(a.status.contains("not allowed"), "{}", a.status);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_refused_and_the_next_one_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "");
+    cfg.mos.max_message_bytes = 4096;
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let big: Vec<(String, Vec<&str>)> = (0..100).map(|i| (format!("S{i}"), vec!["1"])).collect();
+    let big: Vec<(&str, &[&str])> = big
+        .iter()
+        .map(|(s, i)| (s.as_str(), i.as_slice()))
+        .collect();
+    let (_, text) = ncs.envelope(&ro_create("BIG", &big));
+    ncs.send_text(&text).await;
+    let r = ncs.recv_lenient().await;
+    let Message::RoAck(a) = r.message else {
+        panic!("{r:?}")
+    };
+    assert!(a.status.to_lowercase().contains("large"), "{}", a.status);
+    let r = ncs.request("<heartbeat/>").await;
+    assert!(matches!(r.message, Message::Heartbeat(_)));
+    assert!(
+        ncs.refused("<roReq><roID>BIG</roID></roReq>")
+            .await
+            .contains("BIG")
+    );
+    gw.stop().await;
+}

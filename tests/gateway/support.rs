@@ -145,6 +145,15 @@ impl Ncs {
             .mos
     }
 
+    /// The next reply, read leniently (for replies to off-spec requests, which echo the
+    /// missing messageID or the unknown envelope).
+    pub async fn recv_lenient(&mut self) -> Mos {
+        let t = self.recv_text().await;
+        Mos::parse(&t, ParseOptions::lenient())
+            .unwrap_or_else(|e| panic!("{e}\n{t}"))
+            .mos
+    }
+
     /// Nothing arrives within `ms`.
     pub async fn expect_silence(&mut self, ms: u64) {
         if let Ok(Some(x)) = tokio::time::timeout(Duration::from_millis(ms), self.rd.next()).await {
