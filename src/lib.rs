@@ -29,5 +29,6 @@ pub mod rundown;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod validate;

@@ -172,6 +172,17 @@ impl Link {
 
     /// Sends a request and waits for its reply (the link resends on timeouts).
     pub async fn request(&self, message: Message) -> Result<Mos, LinkError> {
+        self.enqueue(message)?
+            .await
+            .map_err(|_| LinkError::Shutdown)?
+    }
+
+    /// Queues a request now (keeping the caller's order) and returns where its reply
+    /// will arrive.
+    pub fn enqueue(
+        &self,
+        message: Message,
+    ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Outgoing {
@@ -182,7 +193,7 @@ impl Link {
                 mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
                 mpsc::error::TrySendError::Closed(_) => LinkError::Shutdown,
             })?;
-        rx.await.map_err(|_| LinkError::Shutdown)?
+        Ok(rx)
     }
 
     /// The link's current state.

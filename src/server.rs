@@ -173,6 +173,13 @@ impl Gateway {
         })
     }
 
+    /// The status API: statuses to the NCSs, in each NCS's flavour.
+    pub fn status_sender(&self) -> StatusSender {
+        StatusSender {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// The outbound links to an NCS.
     pub fn links(&self, ncs_id: &str) -> Option<NcsLinks> {
         self.shared.links.get(ncs_id).cloned()
@@ -246,6 +253,7 @@ impl Gateway {
         {
             warn!("some connections did not finish within 10 s");
         }
+        self.shared.state.close().await;
         drop(self.shared);
         let _ = tokio::task::spawn_blocking(move || self.state_thread.join()).await;
         info!("stopped");
@@ -544,5 +552,75 @@ async fn resync_on_connect(shared: Arc<Shared>, ncs_id: String, stop: Cancellati
             }
         }
         info!(ncs = %ncs_id, "resynchronised {done} of {} running orders", all.running_orders.len());
+    }
+}
+
+/// Sends statuses (READY, NOT READY, PLAY, STOP, ERROR) to an NCS, as roItemStat/roStat or
+/// roElementStat according to its configuration; used by the mapping layer and operators.
+#[derive(Clone)]
+pub struct StatusSender {
+    shared: Arc<Shared>,
+}
+
+/// Why a status did not go out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// No such NCS is configured.
+    #[error("no NCS {0} is configured")]
+    UnknownNcs(String),
+    /// Not sent, by rule (filtered, running order gone, not expressible).
+    #[error("not sent: {0:?}")]
+    Dropped(crate::status::Dropped),
+    /// The link's queue refused it.
+    #[error("not queued: {0}")]
+    Link(crate::outbound::LinkError),
+}
+
+impl StatusSender {
+    /// Queues a status for `ncs_id` (in order); returns once it is queued. The NCS's roAck
+    /// is awaited in the background and logged.
+    pub async fn send(
+        &self,
+        ncs_id: &str,
+        report: crate::status::StatusReport,
+    ) -> Result<(), StatusError> {
+        let ncs = self
+            .shared
+            .config
+            .ncs(ncs_id)
+            .ok_or_else(|| StatusError::UnknownNcs(ncs_id.to_string()))?;
+        let links = self
+            .shared
+            .links
+            .get(ncs_id)
+            .ok_or_else(|| StatusError::UnknownNcs(ncs_id.to_string()))?;
+        let info = self.shared.state.ro_info(report.target.ro_id()).await;
+        let message = crate::status::render(
+            &report,
+            ncs.status_messages,
+            &ncs.status_options,
+            info.is_some(),
+            info.and_then(|i| i.ready_to_air),
+        )
+        .map_err(|d| {
+            debug!(ncs = %ncs_id, "status not sent: {d:?}");
+            StatusError::Dropped(d)
+        })?;
+        let name = message.name().to_string();
+        let rx = links.upper.enqueue(message).map_err(StatusError::Link)?;
+        let ncs_id = ncs_id.to_string();
+        tokio::spawn(async move {
+            match rx.await {
+                Ok(Ok(Mos {
+                    message: Message::RoAck(a),
+                    ..
+                })) if a.is_ok() => {}
+                Ok(Ok(reply)) => warn!(ncs = %ncs_id, "{name} answered with {:?}", reply.message),
+                Ok(Err(e)) => warn!(ncs = %ncs_id, "{name} not delivered: {e}"),
+                Err(_) => {}
+            }
+        });
+        Ok(())
     }
 }

@@ -337,6 +337,18 @@ enum StateCmd {
         block: i32,
         reply: oneshot::Sender<Result<i32, String>>,
     },
+    RoInfo {
+        ro_id: String,
+        reply: oneshot::Sender<Option<RoInfo>>,
+    },
+    Close,
+}
+
+/// What the status layer needs to know about a running order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoInfo {
+    /// roReadyToAir: Some(true) READY, Some(false) NOT READY, None never received.
+    pub ready_to_air: Option<bool>,
 }
 
 /// Handle to the state, which runs on its own thread (SQLite is blocking). Cloneable;
@@ -366,6 +378,13 @@ impl StateHandle {
                         StateCmd::RoReq { request, reply } => {
                             let ro_id = crate::session::ro_id_of(&request.message).to_string();
                             let _ = reply.send(state.answer_ro_req(&request, &ro_id));
+                        }
+                        StateCmd::Close => break,
+                        StateCmd::RoInfo { ro_id, reply } => {
+                            let info = state.rundowns().get(&ro_id).map(|r| RoInfo {
+                                ready_to_air: r.ready_to_air().map(|a| a == AirStatus::Ready),
+                            });
+                            let _ = reply.send(info);
                         }
                         StateCmd::ReserveIds { block, reply } => {
                             let _ = reply
@@ -399,6 +418,22 @@ impl StateHandle {
         };
         self.tx.send(cmd).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Closes the store after the commands already queued; later commands get no answer.
+    pub async fn close(&self) {
+        let _ = self.tx.send(StateCmd::Close).await;
+    }
+
+    /// The running order's readiness, or None when we do not hold it.
+    pub async fn ro_info(&self, ro_id: &str) -> Option<RoInfo> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::RoInfo {
+            ro_id: ro_id.to_string(),
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()?
     }
 
     /// Reserves a block of outgoing messageIDs (persisted first); returns the first.

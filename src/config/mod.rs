@@ -128,6 +128,8 @@ pub struct NcsConfig {
     pub listmachinfo_style: ListMachInfoStyle,
     /// Which messages carry statuses.
     pub status_messages: StatusMessages,
+    /// Which statuses are sent, and how.
+    pub status_options: StatusOptions,
     /// Record this NCS's traffic under `data_dir`.
     pub capture: bool,
     /// The NCS's standby server, if any.
@@ -158,6 +160,7 @@ impl NcsConfig {
             resync_on_connect: raw.resync_on_connect,
             listmachinfo_style: raw.listmachinfo_style,
             status_messages: raw.status_messages,
+            status_options: StatusOptions::from_raw(&raw),
             capture: raw.capture,
             buddy: None,
             failover: raw.failover,
@@ -197,6 +200,30 @@ fn targets(addresses: &[IpAddr], port: u16) -> Vec<SocketAddr> {
         .iter()
         .map(|a| SocketAddr::new(*a, port))
         .collect()
+}
+
+/// The operator's choices about statuses sent to one NCS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusOptions {
+    /// Send only PLAY.
+    pub play_only: bool,
+    /// Never send STOP.
+    pub never_stop: bool,
+    /// No statuses while the running order is not ready to air (roReadyToAir).
+    pub require_ready_to_air: bool,
+    /// Append the reason to NOT READY and ERROR ("NOT READY: sender gone").
+    pub reasons: bool,
+}
+
+impl StatusOptions {
+    fn from_raw(raw: &raw::RawNcs) -> Self {
+        Self {
+            play_only: raw.status_play_only,
+            never_stop: raw.status_never_stop,
+            require_ready_to_air: raw.status_require_ready_to_air,
+            reasons: raw.status_reasons,
+        }
+    }
 }
 
 /// `buddy = { ... }`: an NCS's standby server.

@@ -113,6 +113,14 @@ pub struct RawNcs {
     pub listmachinfo_style: ListMachInfoStyle,
     /// Status message flavour.
     pub status_messages: StatusMessages,
+    /// Send only PLAY statuses.
+    pub status_play_only: bool,
+    /// Never send STOP statuses.
+    pub status_never_stop: bool,
+    /// Send no statuses while the running order is not ready to air.
+    pub status_require_ready_to_air: bool,
+    /// Add the reason to NOT READY and ERROR statuses ("NOT READY: sender gone").
+    pub status_reasons: bool,
     /// Record the traffic.
     pub capture: bool,
     /// Failover style.
@@ -139,6 +147,10 @@ impl Default for RawNcs {
             resync_on_connect: false,
             listmachinfo_style: ListMachInfoStyle::Flat,
             status_messages: StatusMessages::RoItemStat,
+            status_play_only: false,
+            status_never_stop: false,
+            status_require_ready_to_air: false,
+            status_reasons: true,
             capture: false,
             failover: Failover::Buddy,
             buddy: None,

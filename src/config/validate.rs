@@ -261,6 +261,7 @@ fn one_ncs(
         resync_on_connect: n.resync_on_connect,
         listmachinfo_style: n.listmachinfo_style,
         status_messages: n.status_messages,
+        status_options: super::StatusOptions::from_raw(n),
         capture: n.capture,
         buddy,
         failover: n.failover,

@@ -240,3 +240,137 @@ async fn heartbeats_are_sent_on_our_links_and_theirs_answered() {
     answering.abort();
     gw.stop().await;
 }
+
+mod statuses {
+    use super::*;
+    use mos_gateway::mos::messages::{RoAck, StatElement};
+    use mos_gateway::server::StatusError;
+    use mos_gateway::status::{Dropped, ElementState, StatusReport, StatusTarget};
+
+    fn item(ro: &str, state: ElementState) -> StatusReport {
+        StatusReport {
+            target: StatusTarget::Item {
+                ro_id: ro.into(),
+                story_id: "S1".into(),
+                item_id: "1".into(),
+                object_id: "OBJ-1".into(),
+                channel: Some("CAM1".into()),
+            },
+            state,
+        }
+    }
+
+    async fn ack(conn: &mut FakeConn, m: &Mos) {
+        let ro = match &m.message {
+            Message::RoItemStat(s) => s.ro_id.clone(),
+            Message::RoElementStat(s) => s.ro_id.clone(),
+            Message::RoStat(s) => s.ro_id.clone(),
+            _ => String::new(),
+        };
+        conn.reply(m, Message::RoAck(RoAck::ok(&ro))).await;
+    }
+
+    #[tokio::test]
+    async fn item_statuses_go_out_as_ro_item_stat_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            upper.port(),
+            "heartbeat_interval_s = 0",
+        ))
+        .await;
+        let mut ncs = Ncs::connect(gw.upper).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1"])])).await;
+        gw.status
+            .send(
+                NCS_ID,
+                item("R", ElementState::NotReady("sender gone".into())),
+            )
+            .await
+            .unwrap();
+        gw.status
+            .send(NCS_ID, item("R", ElementState::Play))
+            .await
+            .unwrap();
+        let mut conn = upper.accept().await;
+        let first = conn.recv().await;
+        let Message::RoItemStat(s) = &first.message else {
+            panic!("{:?}", first.message)
+        };
+        assert_eq!(
+            (s.status.as_str(), s.item_id.as_str(), s.object_id.as_str()),
+            ("NOT READY: sender gone", "1", "OBJ-1")
+        );
+        ack(&mut conn, &first).await;
+        let second = conn.recv().await;
+        let Message::RoItemStat(s) = &second.message else {
+            panic!()
+        };
+        assert_eq!(s.status, "PLAY");
+        ack(&mut conn, &second).await;
+        // A status for a running order we do not hold is dropped.
+        let r = gw
+            .status
+            .send(NCS_ID, item("GONE", ElementState::Play))
+            .await;
+        assert_eq!(r, Err(StatusError::Dropped(Dropped::RunningOrderGone)));
+        gw.stop().await;
+    }
+
+    #[tokio::test]
+    async fn statuses_go_out_as_ro_element_stat_when_configured_and_filters_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            upper.port(),
+            "heartbeat_interval_s = 0\nstatus_messages = \"roElementStat\"\nstatus_never_stop = true\nstatus_require_ready_to_air = true",
+        ))
+        .await;
+        let mut ncs = Ncs::connect(gw.upper).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1"])])).await;
+        let r = gw.status.send(NCS_ID, item("R", ElementState::Ready)).await;
+        assert_eq!(r, Err(StatusError::Dropped(Dropped::NotReadyToAir)));
+        ncs.ok("<roReadyToAir><roID>R</roID><roAir>READY</roAir></roReadyToAir>")
+            .await;
+        assert!(matches!(
+            gw.status.send(NCS_ID, item("R", ElementState::Stop)).await,
+            Err(StatusError::Dropped(Dropped::Filtered(_)))
+        ));
+        gw.status
+            .send(NCS_ID, item("R", ElementState::Ready))
+            .await
+            .unwrap();
+        let story = StatusReport {
+            target: StatusTarget::Story {
+                ro_id: "R".into(),
+                story_id: "S1".into(),
+            },
+            state: ElementState::Ready,
+        };
+        gw.status.send(NCS_ID, story).await.unwrap();
+        let mut conn = upper.accept().await;
+        let m = conn.recv().await;
+        let Message::RoElementStat(s) = &m.message else {
+            panic!("{:?}", m.message)
+        };
+        assert_eq!(
+            (s.element, s.status.as_str(), s.channel.as_deref()),
+            (StatElement::Item, "READY", Some("CAM1"))
+        );
+        ack(&mut conn, &m).await;
+        let m = conn.recv().await;
+        let Message::RoElementStat(s) = &m.message else {
+            panic!()
+        };
+        assert_eq!(
+            (s.element, s.item_id.as_deref()),
+            (StatElement::Story, None)
+        );
+        ack(&mut conn, &m).await;
+        gw.stop().await;
+    }
+}

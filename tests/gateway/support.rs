@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use mos_gateway::config::Config;
 use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
 use mos_gateway::mos::{Message, Mos, ParseOptions};
-use mos_gateway::server::{Gateway, NcsLinks};
+use mos_gateway::server::{Gateway, NcsLinks, StatusSender};
 use mos_gateway::session::PortRole;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -68,6 +68,8 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
     #[allow(dead_code)] // used by the outbound tests
     pub links: Option<NcsLinks>,
+    #[allow(dead_code)] // used by the status tests
+    pub status: StatusSender,
 }
 
 impl Running {
@@ -83,6 +85,7 @@ pub async fn start(config: Config) -> Running {
     let upper = gw.local_addr(PortRole::Upper).unwrap();
     let query = gw.local_addr(PortRole::Query).unwrap();
     let links = gw.links(NCS_ID);
+    let status = gw.status_sender();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gw.run(shutdown.clone()));
     Running {
@@ -92,6 +95,7 @@ pub async fn start(config: Config) -> Running {
         shutdown,
         task,
         links,
+        status,
     }
 }
 
