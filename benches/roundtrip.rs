@@ -1,0 +1,459 @@
+//! Round trips over one connection to the gateway's upper port, with the floors they are
+//! bounded by.
+//!
+//! `cargo bench --bench roundtrip` starts the gateway in-process (tokio runtime, data
+//! directory in a temporary directory, no log output) and measures, one request at a time
+//! over one UTF-16BE connection:
+//!
+//! - heartbeat → heartbeat;
+//! - roCreate (50 stories × 10 items) → roAck, then roDelete → roAck: one round trip of
+//!   the roCreate kind is the pair; each half is also reported alone;
+//!
+//! and, in the same run, the floors:
+//!
+//! - a raw TCP echo over loopback (a tokio echo server on the same runtime) with the same
+//!   wire sizes as the heartbeat and the roCreate;
+//! - the fdatasync latency of the disk holding the data directory (60 KB written, then
+//!   `File::sync_data`), since every acknowledged edit waits for a durable commit.
+//!
+//! It prints round trips/s, p50 and p99 for each, and the ratios heartbeat / echo and
+//! roCreate / fsync. Counts come from the environment:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `ROUNDTRIP_HEARTBEATS` | 2000 | heartbeats (and small echoes) measured |
+//! | `ROUNDTRIP_PAIRS` | 300 | roCreate/roDelete pairs (and large echoes) measured |
+//! | `ROUNDTRIP_FSYNCS` | 300 | 60 KB write + fdatasync measured |
+//! | `ROUNDTRIP_WARMUP` | 50 | unmeasured iterations before each kind |
+//! | `ROUNDTRIP_STORIES` / `ROUNDTRIP_ITEMS` | 50 / 10 | size of the roCreate |
+//! | `ROUNDTRIP_DIR` | the system temp dir | where the data directory and fsync file go |
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mos_gateway::config::Config;
+use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, encode_text};
+use mos_gateway::server::Gateway;
+use mos_gateway::session::PortRole;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+const MOS_ID: &str = "nmos.gateway.mos";
+const NCS_ID: &str = "ENPS.NCS";
+const RO_ID: &str = "RO-BENCH";
+const FSYNC_BYTES: usize = 60 * 1024;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Per-iteration times of one kind of round trip.
+struct Sample {
+    name: String,
+    times: Vec<Duration>,
+}
+
+impl Sample {
+    fn new(name: impl Into<String>, times: Vec<Duration>) -> Self {
+        let mut times = times;
+        times.sort();
+        Self {
+            name: name.into(),
+            times,
+        }
+    }
+
+    /// Nearest-rank percentile.
+    fn pct(&self, p: f64) -> Duration {
+        if self.times.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (p / 100.0 * self.times.len() as f64).ceil() as usize;
+        self.times[rank.clamp(1, self.times.len()) - 1]
+    }
+
+    fn p50(&self) -> Duration {
+        self.pct(50.0)
+    }
+
+    fn p99(&self) -> Duration {
+        self.pct(99.0)
+    }
+
+    /// Sequential round trips per second (iterations over their summed time).
+    fn per_second(&self) -> f64 {
+        let total: Duration = self.times.iter().sum();
+        if total.is_zero() {
+            0.0
+        } else {
+            self.times.len() as f64 / total.as_secs_f64()
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1_000.0)
+    }
+}
+
+/// Runs `f` `warmup` times unmeasured, then `n` times measured.
+fn measure(warmup: usize, n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..warmup {
+        f();
+    }
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages.
+
+fn envelope(id: u64, body: &str) -> String {
+    format!(
+        "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>{id}</messageID>{body}</mos>"
+    )
+}
+
+fn heartbeat(id: u64) -> String {
+    envelope(
+        id,
+        "<heartbeat><time>2026-11-25T18:00:00,000Z</time></heartbeat>",
+    )
+}
+
+/// A roCreate shaped like a newsroom's: slugs, page numbers, channels and timings.
+fn ro_create(id: u64, stories: usize, items: usize) -> String {
+    let mut body = format!("<roCreate><roID>{RO_ID}</roID><roSlug>Evening news</roSlug>");
+    for s in 0..stories {
+        body.push_str(&format!(
+            "<story><storyID>NEWS;STORY;{s:05}</storyID><storySlug>Story {s}: council budget vote</storySlug><storyNum>A{s}</storyNum>"
+        ));
+        for i in 0..items {
+            body.push_str(&format!(
+                "<item><itemID>{i}</itemID><itemSlug>CAM{} live</itemSlug><objID>OBJ-{s:05}-{i:03}</objID><mosID>{MOS_ID}</mosID><itemChannel>CAM{}</itemChannel><itemEdStart>0</itemEdStart><itemEdDur>{}</itemEdDur></item>",
+                i % 4 + 1,
+                i % 4 + 1,
+                250 * (i + 1)
+            ));
+        }
+        body.push_str("</story>");
+    }
+    body.push_str("</roCreate>");
+    envelope(id, &body)
+}
+
+fn ro_delete(id: u64) -> String {
+    envelope(id, &format!("<roDelete><roID>{RO_ID}</roID></roDelete>"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients (blocking, on the main thread).
+
+/// A MOS connection: sends UTF-16BE, reads whole `<mos>` documents.
+struct MosClient {
+    stream: TcpStream,
+    codec: MosCodec,
+    buf: BytesMut,
+    chunk: Vec<u8>,
+    next_id: u64,
+}
+
+impl MosClient {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connecting to the upper port");
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Self {
+            stream,
+            codec: MosCodec::new(CodecConfig::default()),
+            buf: BytesMut::with_capacity(64 * 1024),
+            chunk: vec![0; 64 * 1024],
+            next_id: 0,
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn recv(&mut self) -> Frame {
+        loop {
+            if let Some(item) = self.codec.decode(&mut self.buf).expect("reading a reply") {
+                return item.expect("a well-framed reply");
+            }
+            let n = self.stream.read(&mut self.chunk).expect("reading a reply");
+            assert!(n > 0, "the gateway closed the connection");
+            self.buf.extend_from_slice(&self.chunk[..n]);
+        }
+    }
+
+    /// Sends `wire` (message `id`); checks that the reply echoes the ID and contains
+    /// `expect`.
+    fn round_trip(&mut self, id: u64, wire: &[u8], expect: &str) {
+        self.stream.write_all(wire).expect("sending");
+        let reply = self.recv();
+        let echoed = format!("<messageID>{id}</messageID>");
+        assert!(
+            reply.text.contains(&echoed) && reply.text.contains(expect),
+            "expected {expect} for message {id}, got:\n{}",
+            reply.text
+        );
+    }
+}
+
+/// A raw TCP client of the echo server.
+struct EchoClient {
+    stream: TcpStream,
+    back: Vec<u8>,
+}
+
+impl EchoClient {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connecting to the echo server");
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            back: Vec::new(),
+        }
+    }
+
+    fn round_trip(&mut self, wire: &[u8]) {
+        self.stream.write_all(wire).expect("echo send");
+        self.back.resize(wire.len(), 0);
+        self.stream.read_exact(&mut self.back).expect("echo reply");
+    }
+}
+
+/// Echoes every byte back, per connection, as it arrives.
+async fn echo_server(listener: tokio::net::TcpListener) {
+    while let Ok((mut socket, _)) = listener.accept().await {
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if socket.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `n` times: append 60 KB to a file and `sync_data` it.
+fn fsync_floor(dir: &std::path::Path, warmup: usize, n: usize) -> Vec<Duration> {
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("creating the fsync probe file");
+    let block: Vec<u8> = (0..FSYNC_BYTES).map(|i| (i % 251) as u8).collect();
+    let times = measure(warmup, n, || {
+        file.write_all(&block).expect("write");
+        file.sync_data().expect("fdatasync");
+    });
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    times
+}
+
+fn free_ports() -> [u16; 3] {
+    let ls: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    [0, 1, 2].map(|i| ls[i].local_addr().unwrap().port())
+}
+
+fn main() {
+    let heartbeats = env_usize("ROUNDTRIP_HEARTBEATS", 2_000);
+    let pairs = env_usize("ROUNDTRIP_PAIRS", 300);
+    let fsyncs = env_usize("ROUNDTRIP_FSYNCS", 300);
+    let warmup = env_usize("ROUNDTRIP_WARMUP", 50);
+    let stories = env_usize("ROUNDTRIP_STORIES", 50);
+    let items = env_usize("ROUNDTRIP_ITEMS", 10);
+    let parent = std::env::var_os("ROUNDTRIP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::tempdir_in(&parent).expect("creating a temporary directory");
+    let data_dir = dir.path().join("data");
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let [lower, upper, query] = free_ports();
+    let config = Config::from_toml_str(
+        &format!(
+            r#"
+[mos]
+id = "{MOS_ID}"
+listen = "127.0.0.1"
+lower_port = {lower}
+upper_port = {upper}
+query_port = {query}
+data_dir = "{}"
+
+[[ncs]]
+id = "{NCS_ID}"
+host = "127.0.0.1"
+lower_port = 1
+upper_port = 2
+heartbeat_interval_s = 0
+"#,
+            data_dir.display()
+        ),
+        "roundtrip bench",
+    )
+    .expect("bench configuration");
+    let gateway = runtime
+        .block_on(Gateway::bind(config))
+        .expect("starting the gateway");
+    let upper_addr = gateway.local_addr(PortRole::Upper).expect("upper port");
+    let shutdown = CancellationToken::new();
+    let served = runtime.spawn(gateway.run(shutdown.clone()));
+    let echo_listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("echo listener");
+    let echo_addr = echo_listener.local_addr().unwrap();
+    runtime.spawn(echo_server(echo_listener));
+
+    println!("mos-gateway round trips over one upper-port connection (UTF-16BE, loopback)");
+    println!(
+        "  {} cores; data directory and fsync probe in {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        parent.display()
+    );
+
+    // Gateway: heartbeats.
+    let mut mos = MosClient::connect(upper_addr);
+    let hb_wire_len = encode_text(&heartbeat(1), WireEncoding::Utf16Be).len();
+    let hb = measure(warmup, heartbeats, || {
+        let id = mos.fresh_id();
+        let wire = encode_text(&heartbeat(id), WireEncoding::Utf16Be);
+        mos.round_trip(id, &wire, "<heartbeat>");
+    });
+
+    // Gateway: roCreate then roDelete; the messages are built before the clock starts.
+    let create_wire_len = encode_text(&ro_create(1, stories, items), WireEncoding::Utf16Be).len();
+    let mut creates = Vec::with_capacity(pairs);
+    let mut deletes = Vec::with_capacity(pairs);
+    for i in 0..warmup + pairs {
+        let cid = mos.fresh_id();
+        let create = encode_text(&ro_create(cid, stories, items), WireEncoding::Utf16Be);
+        let did = mos.fresh_id();
+        let delete = encode_text(&ro_delete(did), WireEncoding::Utf16Be);
+        let t = Instant::now();
+        mos.round_trip(cid, &create, "<roStatus>OK</roStatus>");
+        let c = t.elapsed();
+        let t = Instant::now();
+        mos.round_trip(did, &delete, "<roStatus>OK</roStatus>");
+        let d = t.elapsed();
+        if i >= warmup {
+            creates.push(c);
+            deletes.push(d);
+        }
+    }
+    let pair_times: Vec<Duration> = creates.iter().zip(&deletes).map(|(c, d)| *c + *d).collect();
+
+    // Floors: echo with the same wire sizes, then fdatasync.
+    let mut echo = EchoClient::connect(echo_addr);
+    let small = vec![0x3cu8; hb_wire_len];
+    let echo_small = measure(warmup, heartbeats, || echo.round_trip(&small));
+    let large = vec![0x3cu8; create_wire_len];
+    let echo_large = measure(warmup.min(pairs.max(1)), pairs, || echo.round_trip(&large));
+    let fsync = fsync_floor(dir.path(), warmup.min(20), fsyncs);
+
+    shutdown.cancel();
+    runtime.block_on(served).expect("gateway task");
+
+    let rows = [
+        Sample::new(format!("heartbeat ({hb_wire_len} B)"), hb),
+        Sample::new(
+            format!("roCreate {stories}×{items} + roDelete (pair)"),
+            pair_times,
+        ),
+        Sample::new(
+            format!(
+                "  roCreate {stories}×{items} alone ({:.0} KB)",
+                create_wire_len as f64 / 1024.0
+            ),
+            creates,
+        ),
+        Sample::new("  roDelete alone", deletes),
+        Sample::new(format!("floor: TCP echo {hb_wire_len} B"), echo_small),
+        Sample::new(
+            format!("floor: TCP echo {:.0} KB", create_wire_len as f64 / 1024.0),
+            echo_large,
+        ),
+        Sample::new(
+            format!("floor: {} KB write + fdatasync", FSYNC_BYTES / 1024),
+            fsync,
+        ),
+    ];
+    println!();
+    println!(
+        "{:<40} {:>7} {:>14} {:>11} {:>11}",
+        "round trip", "n", "round trips/s", "p50", "p99"
+    );
+    println!("{}", "-".repeat(87));
+    for r in &rows {
+        println!(
+            "{:<40} {:>7} {:>14.0} {:>11} {:>11}",
+            r.name,
+            r.times.len(),
+            r.per_second(),
+            fmt_duration(r.p50()),
+            fmt_duration(r.p99())
+        );
+    }
+    let ratio = |a: &Sample, b: &Sample| {
+        let b = b.p50().as_secs_f64();
+        if b > 0.0 {
+            a.p50().as_secs_f64() / b
+        } else {
+            f64::NAN
+        }
+    };
+    let [hb, pair, create, delete, echo_small, _, fsync] = &rows;
+    println!();
+    println!(
+        "heartbeat p50 / echo p50            = {:>6.2}×   (target: within 3×)",
+        ratio(hb, echo_small)
+    );
+    println!(
+        "roCreate p50 / fdatasync p50        = {:>6.2}×",
+        ratio(create, fsync)
+    );
+    println!(
+        "roDelete p50 / fdatasync p50        = {:>6.2}×",
+        ratio(delete, fsync)
+    );
+    println!(
+        "roCreate+roDelete pairs/s           = {:>6.0}    (target: 1,000/s or more)",
+        pair.per_second()
+    );
+}
