@@ -58,7 +58,11 @@ fn split_at_sizes<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
     let mut rest = bytes;
     let mut k = 0;
     while !rest.is_empty() {
-        let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).clamp(1, rest.len());
+        let n = sizes
+            .get(k % sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, rest.len());
         let (a, b) = rest.split_at(n);
         chunks.push(a);
         rest = b;
@@ -80,7 +84,11 @@ fn message() -> impl Strategy<Value = String> {
         Just("<mosID>x</mosID>".to_owned()),
     ];
     (proptest::collection::vec(text, 0..5), any::<bool>()).prop_map(|(parts, attrs)| {
-        let open = if attrs { "<mos version=\"2.8.1\">" } else { "<mos>" };
+        let open = if attrs {
+            "<mos version=\"2.8.1\">"
+        } else {
+            "<mos>"
+        };
         format!("{open}<p>{}</p></mos>", parts.join("</p><p>"))
     })
 }
@@ -253,7 +261,10 @@ fn large_message_in_any_order_of_reads_is_an_oversize_with_small_buffer() {
         },
         wire.chunks(8192),
     );
-    assert_eq!(out, vec![Out::Error("too large"), Out::Frame("<mos/>".to_owned())]);
+    assert_eq!(
+        out,
+        vec![Out::Error("too large"), Out::Frame("<mos/>".to_owned())]
+    );
     assert!(max_buf <= limit + 8192 + 64, "{max_buf}");
 }
 

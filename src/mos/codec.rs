@@ -353,39 +353,52 @@ fn aligned_end<E: Units>(len: usize, from: usize) -> usize {
     }
 }
 
+/// First position `>= from` (on the code unit grid of `from`) of a whole code unit in
+/// `b[from..to]` that is one of the ASCII characters `targets` matches.
+///
+/// `find_byte` finds the first byte that could be such a character (memchr: many bytes at a
+/// time). In UTF-16 that byte may be the other half of an unrelated code unit (U+3C3C
+/// contains `<` twice), so the code unit around each hit is checked before it counts; a hit
+/// that does not count resumes the search after its code unit, so no unit is missed.
+#[inline(always)]
+fn find_units<E: Units>(
+    b: &[u8],
+    from: usize,
+    to: usize,
+    find_byte: impl Fn(&[u8]) -> Option<usize>,
+    targets: impl Fn(u32) -> bool,
+) -> Option<usize> {
+    let to = aligned_end::<E>(to.min(b.len()), from);
+    let mut i = from;
+    while i < to {
+        let hit = i + find_byte(&b[i..to])?;
+        let unit = hit - (hit - i) % E::W;
+        if targets(E::unit(b, unit)) {
+            return Some(unit);
+        }
+        i = unit + E::W;
+    }
+    None
+}
+
 /// First position `>= from` and `< to` of a code unit equal to `t`.
 #[inline(always)]
 fn find_unit<E: Units>(b: &[u8], from: usize, to: usize, t: u8) -> Option<usize> {
-    let to = to.min(b.len());
-    if from >= to {
-        return None;
-    }
-    if E::W == 1 {
-        return b[from..to].iter().position(|&x| x == t).map(|p| from + p);
-    }
-    let t = u32::from(t);
-    let mut i = from;
-    while i + E::W <= to {
-        if E::unit(b, i) == t {
-            return Some(i);
-        }
-        i += E::W;
-    }
-    None
+    find_units::<E>(b, from, to, |h| memchr::memchr(t, h), |u| u == u32::from(t))
 }
 
 /// First position `>= from` of a code unit that is `>`, `"` or `'`.
 #[inline(always)]
 fn find_tag_stop<E: Units>(b: &[u8], from: usize) -> Option<(usize, u8)> {
-    let mut i = from;
-    while i + E::W <= b.len() {
-        let u = E::unit(b, i);
-        if u == u32::from(b'>') || u == u32::from(b'"') || u == u32::from(b'\'') {
-            return Some((i, u as u8));
-        }
-        i += E::W;
-    }
-    None
+    let is_stop = |u: u32| u == u32::from(b'>') || u == u32::from(b'"') || u == u32::from(b'\'');
+    let i = find_units::<E>(
+        b,
+        from,
+        b.len(),
+        |h| memchr::memchr3(b'>', b'"', b'\'', h),
+        is_stop,
+    )?;
+    Some((i, E::unit(b, i) as u8))
 }
 
 #[inline(always)]
@@ -1059,39 +1072,57 @@ fn utf16_to_string(
     if !bytes.len().is_multiple_of(2) {
         return Err(invalid(format!("odd number of bytes ({})", bytes.len())));
     }
-    let mut out = String::with_capacity(bytes.len() / 2 + bytes.len() / 8);
-    let mut units = bytes
-        .chunks_exact(2)
-        .map(|c| read([c[0], c[1]]))
-        .enumerate();
-    while let Some((k, u)) = units.next() {
-        if u < 0x80 {
-            out.push(char::from(u as u8));
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len() / 2 + bytes.len() / 8);
+    let unit = |k: usize| read([bytes[2 * k], bytes[2 * k + 1]]);
+    let n = bytes.len() / 2;
+    let mut k = 0;
+    while k < n {
+        // Runs of ASCII (most of a MOS message) go through eight code units at a time.
+        if let Some(ascii) = ascii_block(bytes, k, read) {
+            out.extend_from_slice(&ascii);
+            k += ASCII_BLOCK;
             continue;
         }
-        let c = if !(0xD800..0xE000).contains(&u) {
+        let u = unit(k);
+        let start = k;
+        k += 1;
+        let c = if u < 0x80 {
+            Some(char::from(u as u8))
+        } else if !(0xD800..0xE000).contains(&u) {
             char::from_u32(u32::from(u))
-        } else if u < 0xDC00 {
-            match units.next() {
-                Some((_, lo)) if (0xDC00..0xE000).contains(&lo) => char::from_u32(
-                    0x10000 + ((u32::from(u) - 0xD800) << 10) + (u32::from(lo) - 0xDC00),
-                ),
-                _ => None,
-            }
+        } else if u < 0xDC00 && k < n && (0xDC00..0xE000).contains(&unit(k)) {
+            let lo = unit(k);
+            k += 1;
+            char::from_u32(0x10000 + ((u32::from(u) - 0xD800) << 10) + (u32::from(lo) - 0xDC00))
         } else {
             None
         };
         match c {
-            Some(c) => out.push(c),
+            Some(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
             None => {
                 return Err(invalid(format!(
                     "unpaired surrogate {u:#06X} at byte {}",
-                    k * 2
+                    start * 2
                 )));
             }
         }
     }
-    Ok(out)
+    // Only ASCII bytes and whole encoded chars were written, so this cannot fail.
+    String::from_utf8(out).map_err(|e| invalid(format!("internal transcoding error: {e}")))
+}
+
+/// Code units per step of the ASCII fast path.
+const ASCII_BLOCK: usize = 8;
+
+/// The `ASCII_BLOCK` code units from unit `k` as ASCII bytes, if they all are ASCII.
+#[inline(always)]
+fn ascii_block(bytes: &[u8], k: usize, read: fn([u8; 2]) -> u16) -> Option<[u8; ASCII_BLOCK]> {
+    let block = bytes.get(2 * k..2 * (k + ASCII_BLOCK))?;
+    let units: [u16; ASCII_BLOCK] = std::array::from_fn(|j| read([block[2 * j], block[2 * j + 1]]));
+    if units.iter().fold(0, |acc, &u| acc | u) >= 0x80 {
+        return None;
+    }
+    Some(units.map(|u| u as u8))
 }
 
 /// A short printable rendering of junk bytes.
@@ -1530,6 +1561,39 @@ mod tests {
             check_all_splits(&auto(), &wire, &frames(&[msg]));
             let (text, detected) = decode_bytes(&wire).unwrap();
             assert_eq!((text.as_str(), detected), (msg, enc));
+        }
+    }
+
+    #[test]
+    fn markup_bytes_inside_other_code_units_are_not_markup() {
+        // U+3C3C, U+3E22, U+273E, U+223C: UTF-16 code units whose bytes are `<`, `>`, `"`,
+        // `'`; the byte search must check the whole unit. Long ASCII runs around them cross
+        // the transcoder's block boundaries at every offset.
+        for pad in 0..10 {
+            let a = "a".repeat(pad);
+            let msg = format!(
+                "<mos><slug{a} x=\"\u{3e22}\u{273e}\">{a}\u{3c3c}\u{3e22}\u{223c}{a}</slug{a}>\
+                 <b>{a}𝄞é{a}</b></mos>"
+            );
+            for enc in ALL {
+                let wire = encode_text(&msg, enc);
+                check_all_splits(&auto(), &wire, &frames(&[&msg]));
+                assert_eq!(decode_bytes(&wire).unwrap().0, msg);
+            }
+        }
+    }
+
+    #[test]
+    fn unpaired_surrogate_offsets_after_ascii_blocks() {
+        for pad in 0..20 {
+            // Starts with `<` so the encoding is detected.
+            let mut wire = encode_text(&format!("<{}", "a".repeat(pad)), WireEncoding::Utf16Be);
+            wire.extend([0xD8, 0x34, 0x00, 0x61]);
+            let reason = decode_bytes(&wire).unwrap_err().reason();
+            assert!(
+                reason.contains(&format!("0xD834 at byte {}", 2 * (pad + 1))),
+                "{reason}"
+            );
         }
     }
 
