@@ -78,3 +78,39 @@ fn missing_message_id_is_tolerated_and_not_invented() {
     assert!(!m.to_xml().contains("messageID"));
     assert!(Mos::parse(xml, ParseOptions::strict()).is_err());
 }
+
+#[test]
+fn item_fields_are_read_in_any_order_with_one_order_deviation() {
+    // Two children out of spec order: one deviation (at the first), every field still read,
+    // and the first of a repeated element wins.
+    let item = "<item><objID>O</objID><itemID>1</itemID><mosID>M</mosID><itemEdDur>5</itemEdDur>\
+                <itemSlug>s</itemSlug><itemSlug>t</itemSlug><itemChannel>C</itemChannel></item>";
+    let xml = format!(
+        "<mos>{ENV}<roCreate><roID>R</roID><roSlug>S</roSlug><story><storyID>S1</storyID>{item}</story></roCreate></mos>"
+    );
+    let p = Mos::parse(&xml, ParseOptions::lenient()).unwrap();
+    let kinds: Vec<_> = p.deviations.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, [DeviationKind::OutOfOrder]);
+    assert_eq!(p.deviations[0].path, "mos/roCreate/story[1]/item[1]");
+    assert!(
+        p.deviations[0]
+            .detail
+            .starts_with("<itemID> after <objID>; expected order (itemID, "),
+        "{}",
+        p.deviations[0].detail
+    );
+    let Message::RoCreate(RoCreate(ro)) = p.mos.message else {
+        panic!("not a roCreate");
+    };
+    let it = &ro.stories[0].items[0];
+    assert_eq!(
+        (it.id.as_str(), it.object_id.as_str(), it.mos_id.as_str()),
+        ("1", "O", "M")
+    );
+    assert_eq!(
+        (it.slug.as_deref(), it.channel.as_deref(), it.ed_dur),
+        (Some("s"), Some("C"), Some(5))
+    );
+    let e = Mos::parse(&xml, ParseOptions::strict()).unwrap_err();
+    assert_eq!(e.error.path, "mos/roCreate/story[1]/item[1]");
+}

@@ -164,6 +164,47 @@ impl Cx {
         Ok(())
     }
 
+    /// Finds, in one pass over the children of `el`, the first child named by each entry
+    /// of `order` (slot `i` for `order[i]`), checking spec order on the way exactly as
+    /// [`Cx::check_order`] does (at most one deviation, reported at the first child out of
+    /// order). Replaces a `check_order` followed by one [`El::child`] scan per field.
+    pub fn fields<'d, 'a, const N: usize>(
+        &mut self,
+        el: El<'d, 'a>,
+        order: &[&str; N],
+    ) -> Result<[Option<El<'d, 'a>>; N], ParseError> {
+        let mut slots = [None; N];
+        let mut last = 0usize;
+        let mut last_name = "";
+        let mut in_order = true;
+        for c in el.children() {
+            let name = c.name();
+            let Some(pos) = order.iter().position(|n| *n == name) else {
+                continue;
+            };
+            slots[pos].get_or_insert(c);
+            if !in_order {
+                continue;
+            }
+            if pos < last {
+                in_order = false;
+                self.at(c);
+                self.tolerate(
+                    DeviationKind::OutOfOrder,
+                    None,
+                    format!(
+                        "<{name}> after <{last_name}>; expected order ({})",
+                        order.join(", ")
+                    ),
+                )?;
+                continue;
+            }
+            last = pos;
+            last_name = name;
+        }
+        Ok(slots)
+    }
+
     /// Checks a 128-character limit.
     fn check_len(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
         if value.len() > STRING128 {
@@ -181,7 +222,17 @@ impl Cx {
 
     /// A required string element (at most 128 characters).
     pub fn req_str(&mut self, el: El<'_, '_>, name: &'static str) -> Result<String, ParseError> {
-        match el.child(name) {
+        self.req_str_of(el, el.child(name), name)
+    }
+
+    /// [`Cx::req_str`] with the child already looked up (e.g. by [`Cx::fields`]).
+    pub fn req_str_of(
+        &mut self,
+        el: El<'_, '_>,
+        child: Option<El<'_, '_>>,
+        name: &'static str,
+    ) -> Result<String, ParseError> {
+        match child {
             Some(c) => {
                 let v = text_of(c);
                 self.check_len(name, &v)?;
@@ -210,7 +261,16 @@ impl Cx {
         el: El<'_, '_>,
         name: &'static str,
     ) -> Result<Option<String>, ParseError> {
-        match el.child(name) {
+        self.opt_str_of(el.child(name), name)
+    }
+
+    /// [`Cx::opt_str`] with the child already looked up (e.g. by [`Cx::fields`]).
+    pub fn opt_str_of(
+        &mut self,
+        child: Option<El<'_, '_>>,
+        name: &'static str,
+    ) -> Result<Option<String>, ParseError> {
+        match child {
             Some(c) => {
                 let v = text_of(c);
                 self.check_len(name, &v)?;
@@ -353,7 +413,16 @@ impl Cx {
         el: El<'_, '_>,
         name: &'static str,
     ) -> Result<Option<u32>, ParseError> {
-        let Some(c) = el.child(name) else {
+        self.opt_u32_of(el.child(name), name)
+    }
+
+    /// [`Cx::opt_u32`] with the child already looked up (e.g. by [`Cx::fields`]).
+    pub fn opt_u32_of(
+        &mut self,
+        child: Option<El<'_, '_>>,
+        name: &'static str,
+    ) -> Result<Option<u32>, ParseError> {
+        let Some(c) = child else {
             return Ok(None);
         };
         let raw = c.text();

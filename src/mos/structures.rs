@@ -147,7 +147,12 @@ pub struct ObjPath {
 }
 
 fn read_obj_paths(el: El<'_, '_>) -> Vec<ObjPath> {
-    let Some(paths) = el.child("objPaths") else {
+    read_obj_paths_of(el.child("objPaths"))
+}
+
+/// Reads the entries of an `objPaths` element, if there is one.
+fn read_obj_paths_of(paths: Option<El<'_, '_>>) -> Vec<ObjPath> {
+    let Some(paths) = paths else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -228,7 +233,7 @@ pub struct Item {
 }
 
 impl Item {
-    const ORDER: &[&str] = &[
+    const ORDER: [&str; 15] = [
         "itemID",
         "itemSlug",
         "objID",
@@ -249,29 +254,48 @@ impl Item {
     /// Reads an `item` (or `storyItem`) element.
     pub fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
         // ENPS sometimes wraps storyItem fields in an extra <mosItem>.
-        let el = match (el.child("itemID"), el.child("mosItem")) {
-            (None, Some(inner)) => inner,
-            _ => el,
+        let el = match el.child("itemID") {
+            None => el.child("mosItem").unwrap_or(el),
+            Some(_) => el,
         };
-        cx.check_order(el, Self::ORDER)?;
+        // One pass over the children finds every field (slots in `ORDER` order).
+        let [
+            id,
+            slug,
+            object_id,
+            mos_id,
+            plugin_id,
+            abstract_,
+            paths,
+            channel,
+            ed_start,
+            ed_dur,
+            user_timing_dur,
+            trigger,
+            macro_in,
+            macro_out,
+            metadata,
+        ] = cx.fields(el, &Self::ORDER)?;
         Ok(Self {
-            id: cx.req_str(el, "itemID")?,
-            slug: cx.opt_str(el, "itemSlug")?,
-            object_id: cx.req_str(el, "objID")?,
-            mos_id: cx.req_str(el, "mosID")?,
-            plugin_id: cx.opt_str(el, "mosPlugInID")?,
-            abstract_: el
-                .child("mosAbstract")
-                .map(|c| RawXml(c.raw_inner().to_string())),
-            paths: read_obj_paths(el),
-            channel: cx.opt_str(el, "itemChannel")?,
-            ed_start: cx.opt_u32(el, "itemEdStart")?,
-            ed_dur: cx.opt_u32(el, "itemEdDur")?,
-            user_timing_dur: cx.opt_u32(el, "itemUserTimingDur")?,
-            trigger: cx.opt_str(el, "itemTrigger")?,
-            macro_in: cx.opt_str(el, "macroIn")?,
-            macro_out: cx.opt_str(el, "macroOut")?,
-            metadata: MosExternalMetadata::read_all(el, cx)?,
+            id: cx.req_str_of(el, id, "itemID")?,
+            slug: cx.opt_str_of(slug, "itemSlug")?,
+            object_id: cx.req_str_of(el, object_id, "objID")?,
+            mos_id: cx.req_str_of(el, mos_id, "mosID")?,
+            plugin_id: cx.opt_str_of(plugin_id, "mosPlugInID")?,
+            abstract_: abstract_.map(|c| RawXml(c.raw_inner().to_string())),
+            paths: read_obj_paths_of(paths),
+            channel: cx.opt_str_of(channel, "itemChannel")?,
+            ed_start: cx.opt_u32_of(ed_start, "itemEdStart")?,
+            ed_dur: cx.opt_u32_of(ed_dur, "itemEdDur")?,
+            user_timing_dur: cx.opt_u32_of(user_timing_dur, "itemUserTimingDur")?,
+            trigger: cx.opt_str_of(trigger, "itemTrigger")?,
+            macro_in: cx.opt_str_of(macro_in, "macroIn")?,
+            macro_out: cx.opt_str_of(macro_out, "macroOut")?,
+            // Only scan for the (repeatable) blocks when there is at least one.
+            metadata: match metadata {
+                Some(_) => MosExternalMetadata::read_all(el, cx)?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -344,7 +368,7 @@ pub struct Story {
 }
 
 impl Story {
-    const ORDER: &[&str] = &[
+    const ORDER: [&str; 5] = [
         "storyID",
         "storySlug",
         "storyNum",
@@ -354,12 +378,15 @@ impl Story {
 
     /// Reads a `story` element.
     pub fn read(el: El<'_, '_>, cx: &mut Cx) -> Result<Self, ParseError> {
-        cx.check_order(el, Self::ORDER)?;
+        let [id, slug, number, metadata, _item] = cx.fields(el, &Self::ORDER)?;
         Ok(Self {
-            id: cx.req_str(el, "storyID")?,
-            slug: cx.opt_str(el, "storySlug")?,
-            number: cx.opt_str(el, "storyNum")?,
-            metadata: MosExternalMetadata::read_all(el, cx)?,
+            id: cx.req_str_of(el, id, "storyID")?,
+            slug: cx.opt_str_of(slug, "storySlug")?,
+            number: cx.opt_str_of(number, "storyNum")?,
+            metadata: match metadata {
+                Some(_) => MosExternalMetadata::read_all(el, cx)?,
+                None => Vec::new(),
+            },
             items: Item::read_all(el, "item", cx)?,
         })
     }

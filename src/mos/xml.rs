@@ -250,7 +250,7 @@ impl<'a> Builder<'a> {
     fn new(src: &'a str) -> Self {
         Self {
             src,
-            nodes: Vec::with_capacity(src.len() / 24),
+            nodes: Vec::with_capacity(node_estimate(src)),
             attrs: Vec::new(),
             stack: Vec::with_capacity(16),
             root_closed: false,
@@ -452,13 +452,29 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// How many nodes to reserve for `src`: one per `<`. Every element starts with one, and in
+/// typical documents (leaf elements holding text) so does every text node's end tag, so the
+/// arena rarely grows (a growth copies all nodes so far). Counting is a fast byte scan.
+fn node_estimate(src: &str) -> usize {
+    memchr::memchr_iter(b'<', src.as_bytes()).count() + 1
+}
+
 /// The element name from the raw start tag text (`<name attr="...">`).
 fn element_name(raw: &str, _empty: bool) -> &str {
     let s = raw.strip_prefix('<').unwrap_or(raw);
-    let end = s
-        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+    // The name ends at whitespace, `>` or `/`. ASCII stops are found bytewise, so slicing there
+    // stays on a char boundary. (`char::is_whitespace` also stops at non-ASCII spaces
+    // such as U+00A0 or U+3000.)
+    let ascii_end = s
+        .bytes()
+        .position(|b| b.is_ascii_whitespace() || b == 0x0B || b == b'>' || b == b'/')
         .unwrap_or(s.len());
-    &s[..end]
+    let name = &s[..ascii_end];
+    if name.is_ascii() {
+        return name;
+    }
+    let end = name.find(|c: char| c.is_whitespace()).unwrap_or(name.len());
+    &name[..end]
 }
 
 /// Escapes text for element content.
