@@ -141,7 +141,8 @@ pub enum FileLine {
 pub fn sniff(text: &str) -> (Option<String>, Option<String>) {
     let ncs = text.find("<ncsID>").and_then(|start| {
         let rest = &text[start + "<ncsID>".len()..];
-        rest.find("</ncsID>").map(|end| rest[..end].trim().to_string())
+        rest.find("</ncsID>")
+            .map(|end| rest[..end].trim().to_string())
     });
     (ncs, message_name(text))
 }
@@ -163,9 +164,10 @@ fn message_name(text: &str) -> Option<String> {
             rest = &rest[rest.find('>')? + 1..];
             continue;
         }
-        let end = rest
+        let skip = usize::from(rest.starts_with('/'));
+        let end = rest[skip..]
             .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
-            .unwrap_or(rest.len());
+            .map_or(rest.len(), |e| e + skip);
         let name = &rest[..end];
         if let Some(open) = &depth_skip {
             if name.strip_prefix('/') == Some(open.as_str()) {
@@ -403,8 +405,7 @@ pub fn record(cap: &Option<ConnCapture>, dir: Direction, text: &str, encoding: W
 
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The capture files in `dir`, oldest first, with their sequence numbers.
@@ -493,7 +494,9 @@ impl Writer {
             for (_, old) in &files[..files.len() - self.keep] {
                 match std::fs::remove_file(old) {
                     Ok(()) => debug!(file = %old.display(), "old capture file removed"),
-                    Err(e) => warn!(file = %old.display(), "cannot remove an old capture file: {e}"),
+                    Err(e) => {
+                        warn!(file = %old.display(), "cannot remove an old capture file: {e}")
+                    }
                 }
             }
         }
@@ -535,7 +538,8 @@ mod tests {
         assert!(!json.contains("\"message\""));
         let back: FileLine = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, FileLine::Message(Box::new(line)));
-        let m: FileLine = serde_json::from_str(r#"{"marker":"restart"}"#).unwrap_or_else(|e| panic!("{e}"));
+        let m: FileLine =
+            serde_json::from_str(r#"{"marker":"restart"}"#).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(m, FileLine::Marker(Marker { ref marker, .. }) if marker == "restart"));
     }
 

@@ -267,7 +267,14 @@ impl LinkTask {
                 match attempt {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
-                        self.cap = self.params.capture.as_ref().map(|c| c.conn(stream.local_addr().ok(), addr, self.params.role, SocketKind::Outbound));
+                        self.cap = self.params.capture.as_ref().map(|c| {
+                            c.conn(
+                                stream.local_addr().ok(),
+                                addr,
+                                self.params.role,
+                                SocketKind::Outbound,
+                            )
+                        });
                         let (rd, wr) = stream.into_split();
                         let codec = MosCodec::new(CodecConfig {
                             encoding: self.params.encoding,

@@ -284,10 +284,11 @@ fn load_path(path: &Path, items: &mut Vec<Item>) -> Result<(), ReplayError> {
     }
 }
 
-/// The port of a message family: ro* and mosItemReplace upper, the search family query,
-/// the rest lower.
+/// The port of a message family: ro* (also vendor ones such as Octopus's
+/// `octext_roStorySkip`) and mosItemReplace upper, the search family query, the rest lower.
 pub fn port_of_name(name: &str) -> PortRole {
-    if name.starts_with("ro") || name == "mosItemReplace" {
+    let unprefixed = name.split_once('_').map_or(name, |(_, rest)| rest);
+    if name.starts_with("ro") || unprefixed.starts_with("ro") || name == "mosItemReplace" {
         return PortRole::Upper;
     }
     if matches!(
@@ -478,17 +479,41 @@ fn compare_obj(out: &mut Vec<Difference>, prefix: &str, e: &MosObj, g: &MosObj) 
     let fields: [(&str, String, String); 13] = [
         ("objID", e.id.clone(), g.id.clone()),
         ("objSlug", e.slug.clone(), g.slug.clone()),
-        ("mosAbstract", format!("{:?}", e.abstract_), format!("{:?}", g.abstract_)),
-        ("objGroup", format!("{:?}", e.group), format!("{:?}", g.group)),
-        ("objType", format!("{:?}", e.obj_type), format!("{:?}", g.obj_type)),
+        (
+            "mosAbstract",
+            format!("{:?}", e.abstract_),
+            format!("{:?}", g.abstract_),
+        ),
+        (
+            "objGroup",
+            format!("{:?}", e.group),
+            format!("{:?}", g.group),
+        ),
+        (
+            "objType",
+            format!("{:?}", e.obj_type),
+            format!("{:?}", g.obj_type),
+        ),
         ("objTB", e.time_base.to_string(), g.time_base.to_string()),
         ("objRev", e.revision.to_string(), g.revision.to_string()),
         ("objDur", e.duration.to_string(), g.duration.to_string()),
         ("status", e.status.clone(), g.status.clone()),
         ("objAir", format!("{:?}", e.air), format!("{:?}", g.air)),
-        ("objPaths", format!("{:?}", e.paths), format!("{:?}", g.paths)),
-        ("description", format!("{:?}", e.description), format!("{:?}", g.description)),
-        ("mosExternalMetadata", format!("{:?}", e.metadata), format!("{:?}", g.metadata)),
+        (
+            "objPaths",
+            format!("{:?}", e.paths),
+            format!("{:?}", g.paths),
+        ),
+        (
+            "description",
+            format!("{:?}", e.description),
+            format!("{:?}", g.description),
+        ),
+        (
+            "mosExternalMetadata",
+            format!("{:?}", e.metadata),
+            format!("{:?}", g.metadata),
+        ),
     ];
     for (name, ev, gv) in fields {
         diff(out, &format!("{prefix}{name}"), ev, gv);
@@ -521,7 +546,12 @@ pub fn compare(expected: &str, got: &str) -> Vec<Difference> {
     ) {
         (Ok(e), Ok(g)) => (e.mos.message, g.mos.message),
         (Err(err), _) => {
-            diff(&mut out, "expected reply", format!("unreadable: {err}"), describe(got));
+            diff(
+                &mut out,
+                "expected reply",
+                format!("unreadable: {err}"),
+                describe(got),
+            );
             return out;
         }
         (Ok(e), Err(err)) => {
@@ -535,13 +565,23 @@ pub fn compare(expected: &str, got: &str) -> Vec<Difference> {
         }
     };
     if e.name() != g.name() {
-        diff(&mut out, "message", describe_message(&e), describe_message(&g));
+        diff(
+            &mut out,
+            "message",
+            describe_message(&e),
+            describe_message(&g),
+        );
         return out;
     }
     match (&e, &g) {
         (Message::Heartbeat(_), Message::Heartbeat(_)) => {}
         (Message::RoAck(e), Message::RoAck(g)) => {
-            diff(&mut out, "roStatus", ro_status(e).into(), ro_status(g).into());
+            diff(
+                &mut out,
+                "roStatus",
+                ro_status(e).into(),
+                ro_status(g).into(),
+            );
             diff(&mut out, "roID", e.ro_id.clone(), g.ro_id.clone());
             diff(
                 &mut out,
@@ -959,7 +999,11 @@ impl Replayer {
                 .entry(old)
                 .or_insert_with(|| {
                     let id = next.to_string();
-                    *next = if *next >= i32::MAX as u32 { 1 } else { *next + 1 };
+                    *next = if *next >= i32::MAX as u32 {
+                        1
+                    } else {
+                        *next + 1
+                    };
                     id
                 })
                 .clone();
@@ -1050,12 +1094,17 @@ impl Replayer {
                     got: describe(g),
                 }],
             ),
-            (Expected::Nothing, Ok(None)) => {
-                ("no reply".into(), "no reply".into(), Verdict::Passed, vec![])
-            }
+            (Expected::Nothing, Ok(None)) => (
+                "no reply".into(),
+                "no reply".into(),
+                Verdict::Passed,
+                vec![],
+            ),
             (Expected::Unknown, Ok(g)) => (
                 "-".into(),
-                g.as_deref().map(describe).unwrap_or_else(|| "no reply".into()),
+                g.as_deref()
+                    .map(describe)
+                    .unwrap_or_else(|| "no reply".into()),
                 Verdict::Unchecked,
                 vec![],
             ),
@@ -1150,15 +1199,13 @@ async fn serve_device(
         }
         let env = mos.envelope();
         let answer = match &mos.message {
-            Message::Heartbeat(_) => Some(Message::Heartbeat(
-                crate::mos::messages::Heartbeat {
-                    time: Some(crate::mos::time::MosTime::now()),
-                },
-            )),
+            Message::Heartbeat(_) => Some(Message::Heartbeat(crate::mos::messages::Heartbeat {
+                time: Some(crate::mos::time::MosTime::now()),
+            })),
             Message::RoAck(_) | Message::MosAck(_) => None,
-            m if port_of_message(m) == PortRole::Upper => Some(Message::RoAck(RoAck::ok(
-                crate::session::ro_id_of(m),
-            ))),
+            m if port_of_message(m) == PortRole::Upper => {
+                Some(Message::RoAck(RoAck::ok(crate::session::ro_id_of(m))))
+            }
             _ => Some(Message::MosAck(MosAck {
                 object_id: String::new(),
                 object_rev: None,
@@ -1208,12 +1255,18 @@ mod tests {
             .map(|(id, items)| {
                 let i: String = items
                     .iter()
-                    .map(|i| format!("<item><itemID>{i}</itemID><objID>O{i}</objID><mosID>M</mosID></item>"))
+                    .map(|i| {
+                        format!(
+                            "<item><itemID>{i}</itemID><objID>O{i}</objID><mosID>M</mosID></item>"
+                        )
+                    })
                     .collect();
                 format!("<story><storyID>{id}</storyID>{i}</story>")
             })
             .collect();
-        env(&format!("<roList><roID>R</roID><roSlug>Show</roSlug>{s}</roList>"))
+        env(&format!(
+            "<roList><roID>R</roID><roSlug>Show</roSlug>{s}</roList>"
+        ))
     }
 
     #[test]
@@ -1238,7 +1291,9 @@ mod tests {
     #[test]
     fn another_message_type_is_named() {
         let a = env("<roAck><roID>R</roID><roStatus>OK</roStatus></roAck>");
-        let b = env("<mosAck><objID/><objRev>0</objRev><status>NACK</status><statusDescription>x</statusDescription></mosAck>");
+        let b = env(
+            "<mosAck><objID/><objRev>0</objRev><status>NACK</status><statusDescription>x</statusDescription></mosAck>",
+        );
         let d = compare(&a, &b);
         assert_eq!(d[0].field, "message");
         assert_eq!(d[0].expected, "roAck OK");
@@ -1247,7 +1302,9 @@ mod tests {
 
     #[test]
     fn mos_ack_status_is_compared() {
-        let a = env("<mosAck><objID>1</objID><objRev>0</objRev><status>ACK</status><statusDescription/></mosAck>");
+        let a = env(
+            "<mosAck><objID>1</objID><objRev>0</objRev><status>ACK</status><statusDescription/></mosAck>",
+        );
         let b = a.replace("ACK<", "NACK<");
         assert_eq!(compare(&a, &b)[0].field, "status");
     }
@@ -1260,7 +1317,10 @@ mod tests {
         let d = compare(&a, &b);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].field, "stories");
-        assert_eq!((d[0].expected.as_str(), d[0].got.as_str()), ("S1 S2", "S2 S1"));
+        assert_eq!(
+            (d[0].expected.as_str(), d[0].got.as_str()),
+            ("S1 S2", "S2 S1")
+        );
         let c = ro_list(&[("S1", &["2", "1"]), ("S2", &[])]);
         assert_eq!(compare(&a, &c)[0].field, "story S1 items");
     }
@@ -1268,17 +1328,24 @@ mod tests {
     #[test]
     fn list_mach_info_times_are_ignored() {
         let info = |time: &str, model: &str| {
-            env(&format!("<listMachInfo><manufacturer>X</manufacturer><model>{model}</model><hwRev/><swRev>1</swRev><DOM/><SN>1</SN><ID>M</ID><time>{time}</time><mosRev>2.8.1</mosRev></listMachInfo>"))
+            env(&format!(
+                "<listMachInfo><manufacturer>X</manufacturer><model>{model}</model><hwRev/><swRev>1</swRev><DOM/><SN>1</SN><ID>M</ID><time>{time}</time><mosRev>2.8.1</mosRev></listMachInfo>"
+            ))
         };
         let a = info("2026-01-01T00:00:00,000Z", "A");
         assert!(compare(&a, &info("2026-02-02T10:00:00,000Z", "A")).is_empty());
-        assert_eq!(compare(&a, &info("2026-01-01T00:00:00,000Z", "B"))[0].field, "listMachInfo");
+        assert_eq!(
+            compare(&a, &info("2026-01-01T00:00:00,000Z", "B"))[0].field,
+            "listMachInfo"
+        );
     }
 
     #[test]
     fn mos_obj_fields_are_compared_but_not_times() {
         let obj = |slug: &str, changed: &str| {
-            env(&format!("<mosObj><objID>O1</objID><objSlug>{slug}</objSlug><objType>VIDEO</objType><objTB>50</objTB><objRev>1</objRev><objDur>100</objDur><status>NEW</status><objAir>READY</objAir><createdBy>a</createdBy><created>2026-01-01T00:00:00</created><changedBy>a</changedBy><changed>{changed}</changed><description/></mosObj>"))
+            env(&format!(
+                "<mosObj><objID>O1</objID><objSlug>{slug}</objSlug><objType>VIDEO</objType><objTB>50</objTB><objRev>1</objRev><objDur>100</objDur><status>NEW</status><objAir>READY</objAir><createdBy>a</createdBy><created>2026-01-01T00:00:00</created><changedBy>a</changedBy><changed>{changed}</changed><description/></mosObj>"
+            ))
         };
         let a = obj("Cam", "2026-01-01T00:00:00");
         assert!(compare(&a, &obj("Cam", "2026-03-01T00:00:00")).is_empty());
@@ -1322,6 +1389,7 @@ mod tests {
         assert_eq!(port_of_name("mosReqObjList"), PortRole::Query);
         assert_eq!(port_of_name("mosReqObj"), PortRole::Lower);
         assert_eq!(port_of_name("heartbeat"), PortRole::Lower);
+        assert_eq!(port_of_name("octext_roStorySkip"), PortRole::Upper);
     }
 
     #[test]

@@ -145,7 +145,9 @@ impl Gateway {
         let (state, state_thread) =
             StateHandle::spawn(state).map_err(|source| ServerError::Thread { source })?;
         let stop = CancellationToken::new();
-        let capture = CaptureSettings::from_config(&config).map(CaptureHandle::start).transpose()?;
+        let capture = CaptureSettings::from_config(&config)
+            .map(CaptureHandle::start)
+            .transpose()?;
         let ids = Arc::new(MessageIds::new(state.clone(), 1000));
         let links = config
             .ncs
@@ -291,7 +293,10 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
-    let cap = shared.capture.as_ref().map(|c| c.conn(socket.local_addr().ok(), peer, role, SocketKind::Inbound));
+    let cap = shared
+        .capture
+        .as_ref()
+        .map(|c| c.conn(socket.local_addr().ok(), peer, role, SocketKind::Inbound));
     let (rd, mut wr) = socket.into_split();
     let mut frames = FramedRead::new(rd, MosCodec::new(codec_for(&shared.config, peer)));
     debug!("connected");
@@ -302,7 +307,9 @@ async fn serve_connection(
         };
         let Some(item) = next else { break };
         let item = item?;
-        if let Ok(frame) = &item { capture::record(&cap, Direction::In, &frame.text, frame.encoding); }
+        if let Ok(frame) = &item {
+            capture::record(&cap, Direction::In, &frame.text, frame.encoding);
+        }
         let encoding = frames.decoder().write_encoding();
         let reply = match item {
             Ok(frame) => handle_frame(&shared, role, peer, &frame).await,
