@@ -18,13 +18,17 @@
 //! - [`session`]: inbound message decisions: envelope checks, heartbeats, NACKs.
 //! - [`store`]: the durable SQLite store of running orders and processed messages.
 //! - [`validate`]: `mos-gateway validate`, message files checked against the DTD.
+//! - [`capture`]: recording every MOS message in and out to JSON Lines files.
+//! - [`replay`]: `mos-gateway replay`, captured conversations sent again and compared.
 //! - [`cli`]: the command-line interface of the `mos-gateway` binary.
 
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod dtd;
 pub mod mos;
 pub mod outbound;
+pub mod replay;
 pub mod rundown;
 pub mod server;
 pub mod session;

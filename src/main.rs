@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use mos_gateway::cli::{Cli, Command};
 use mos_gateway::config::{Config, Overrides};
@@ -10,6 +11,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, overrides } => run(config, overrides),
+        Command::Replay {
+            inputs,
+            to,
+            mos_id,
+            ncs_id,
+            renumber,
+            first_message_id,
+            timeout,
+            speed,
+            listen,
+            json,
+        } => {
+            let args = ReplayArgs {
+                to,
+                mos_id,
+                ncs_id,
+                renumber,
+                first_message_id,
+                timeout,
+                speed,
+                listen,
+            };
+            replay(&inputs, args, json)
+        }
         Command::Validate { files } => {
             let mut all_valid = true;
             for file in &files {
@@ -24,6 +49,100 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+struct ReplayArgs {
+    to: String,
+    mos_id: Option<String>,
+    ncs_id: Option<String>,
+    renumber: bool,
+    first_message_id: Option<u32>,
+    timeout: f64,
+    speed: Option<f64>,
+    listen: Option<String>,
+}
+
+/// `replay`: exit 0 when every reply matched, 1 on a difference, 2 on bad input or an
+/// unreachable device.
+fn replay(inputs: &[std::path::PathBuf], a: ReplayArgs, json: bool) -> ExitCode {
+    use mos_gateway::replay::{ListenAt, ReplayOptions, Target};
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let setup = || -> anyhow::Result<(ReplayOptions, Option<ListenAt>)> {
+        let target: Target = a.to.parse().context("--to")?;
+        let listen = a
+            .listen
+            .as_deref()
+            .map(str::parse::<ListenAt>)
+            .transpose()
+            .context("--listen")?;
+        if !(a.timeout.is_finite() && a.timeout > 0.0) {
+            anyhow::bail!("--timeout must be a positive number of seconds");
+        }
+        if a.speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            anyhow::bail!("--speed must be a positive factor (1.0 = captured timing)");
+        }
+        let mut opts = ReplayOptions::new(target);
+        opts.mos_id = a.mos_id;
+        opts.ncs_id = a.ncs_id;
+        opts.timeout = std::time::Duration::from_secs_f64(a.timeout);
+        opts.speed = a.speed;
+        if a.renumber {
+            opts.renumber_from = Some(a.first_message_id.unwrap_or_else(clock_message_id));
+        }
+        Ok((opts, listen))
+    };
+    let (opts, listen) = match setup() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(mos_gateway::replay::replay(inputs, opts, listen)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A first messageID from the clock: (seconds since the epoch mod 2,000,000) × 1,000 + 1,
+/// below 2^31 and different from one run to the next.
+fn clock_message_id() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from((secs % 2_000_000) * 1_000 + 1).unwrap_or(1)
 }
 
 fn run(path: Option<std::path::PathBuf>, overrides: Overrides) -> ExitCode {

@@ -20,6 +20,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::capture::{self, CaptureHandle, ConnCapture, Direction, SocketKind};
 use crate::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
 use crate::mos::messages::Heartbeat;
 use crate::mos::time::MosTime;
@@ -128,6 +129,8 @@ pub struct LinkParams {
     pub attempts: u32,
     /// Largest accepted message.
     pub max_message_bytes: usize,
+    /// The capture writer, when this NCS's traffic is recorded.
+    pub capture: Option<CaptureHandle>,
 }
 
 struct Outgoing {
@@ -154,6 +157,7 @@ impl Link {
         let span = info_span!("link", ncs = %params.ncs_id, port = params.role.name());
         let task = LinkTask {
             recent: Mutex::new(std::collections::VecDeque::new()),
+            cap: None,
             params,
             ids,
             rx,
@@ -227,6 +231,8 @@ pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
 struct LinkTask {
     /// messageIDs we sent lately: a heartbeat carrying one is a (late) reply, never answered.
     recent: Mutex<std::collections::VecDeque<String>>,
+    /// Records this socket's messages (set on each connect when capture is on).
+    cap: Option<ConnCapture>,
     params: LinkParams,
     ids: Arc<MessageIds>,
     rx: mpsc::Receiver<Outgoing>,
@@ -272,6 +278,14 @@ impl LinkTask {
                 match attempt {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
+                        self.cap = self.params.capture.as_ref().map(|c| {
+                            c.conn(
+                                stream.local_addr().ok(),
+                                addr,
+                                self.params.role,
+                                SocketKind::Outbound,
+                            )
+                        });
                         let (rd, wr) = stream.into_split();
                         let codec = MosCodec::new(CodecConfig {
                             encoding: self.params.encoding,
@@ -341,8 +355,10 @@ impl LinkTask {
                             f = rd.next() => {
                                 match f {
                                     Some(Ok(Ok(frame))) => {
+                                        capture::record(&self.cap, Direction::In, &frame.text, frame.encoding);
                                         if let Some(answer) = self.unsolicited(&frame.text) {
                                             let enc = self.encoding(&rd);
+                                            capture::record(&self.cap, Direction::Out, &answer, enc);
                                             if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
                                                 self.lost(format!("write: {e}"));
                                                 continue 'link;
@@ -390,6 +406,7 @@ impl LinkTask {
                 };
                 let enc = self.encoding(&rd);
                 let started = Instant::now();
+                capture::record(&self.cap, Direction::Out, &job.text, enc);
                 if let Err(e) = wr.write_all(&encode_text(&job.text, enc)).await {
                     self.lost(format!("write: {e}"));
                     carried = self.retry(job);
@@ -470,6 +487,7 @@ impl LinkTask {
                 Some(Err(e)) => return Wait::Lost(format!("read: {e}")),
                 None => return Wait::Lost("closed by the NCS".into()),
             };
+            capture::record(&self.cap, Direction::In, &frame.text, frame.encoding);
             let Ok(parsed) = Mos::parse(&frame.text, ParseOptions::lenient()) else {
                 warn!("unreadable message from the NCS while waiting for a reply");
                 continue;
@@ -484,6 +502,7 @@ impl LinkTask {
             // A request of the NCS's own on our socket: answer it.
             if let Some(answer) = self.unsolicited(&frame.text) {
                 let enc = self.encoding(rd);
+                capture::record(&self.cap, Direction::Out, &answer, enc);
                 if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
                     return Wait::Lost(format!("write: {e}"));
                 }

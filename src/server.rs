@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::capture::{self, CaptureHandle, CaptureSettings, Direction, SocketKind};
 use crate::config::{Config, Encoding, NcsConfig};
 use crate::mos::Message;
 use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
@@ -49,6 +50,9 @@ pub enum ServerError {
     /// The state could not be opened.
     #[error("cannot open the running-order store: {0}")]
     State(#[from] StateError),
+    /// Capture was asked for but cannot be written.
+    #[error("cannot capture: {0}")]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 /// Shared by every connection.
@@ -62,6 +66,8 @@ struct Shared {
     links: HashMap<String, NcsLinks>,
     /// When a roReq resync was last asked for, per (ncsID, roID).
     resync_asked: Mutex<HashMap<(String, String), Instant>>,
+    /// The capture writer, when capture is on.
+    capture: Option<CaptureHandle>,
 }
 
 /// The gateway's outbound links to one NCS.
@@ -139,6 +145,9 @@ impl Gateway {
         let (state, state_thread) =
             StateHandle::spawn(state).map_err(|source| ServerError::Thread { source })?;
         let stop = CancellationToken::new();
+        let capture = CaptureSettings::from_config(&config)
+            .map(CaptureHandle::start)
+            .transpose()?;
         let ids = Arc::new(MessageIds::new(state.clone(), 1000));
         let links = config
             .ncs
@@ -146,7 +155,7 @@ impl Gateway {
             .map(|n| {
                 (
                     n.id.clone(),
-                    spawn_links(&config, n, ids.clone(), stop.clone()),
+                    spawn_links(&config, n, ids.clone(), stop.clone(), capture.clone()),
                 )
             })
             .collect();
@@ -157,6 +166,7 @@ impl Gateway {
             logged: Mutex::new(HashSet::new()),
             links,
             resync_asked: Mutex::new(HashMap::new()),
+            capture,
         });
         for n in shared.config.ncs.iter().filter(|n| n.resync_on_connect) {
             tokio::spawn(resync_on_connect(
@@ -183,6 +193,11 @@ impl Gateway {
     /// The outbound links to an NCS.
     pub fn links(&self, ncs_id: &str) -> Option<NcsLinks> {
         self.shared.links.get(ncs_id).cloned()
+    }
+
+    /// The capture writer, when capture is on.
+    pub fn capture(&self) -> Option<CaptureHandle> {
+        self.shared.capture.clone()
     }
 
     /// The bound address of each port.
@@ -286,6 +301,10 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
+    let cap = shared
+        .capture
+        .as_ref()
+        .map(|c| c.conn(socket.local_addr().ok(), peer, role, SocketKind::Inbound));
     let (rd, mut wr) = socket.into_split();
     let mut frames = FramedRead::new(rd, MosCodec::new(codec_for(&shared.config, peer)));
     debug!("connected");
@@ -296,12 +315,16 @@ async fn serve_connection(
         };
         let Some(item) = next else { break };
         let item = item?;
+        if let Ok(frame) = &item {
+            capture::record(&cap, Direction::In, &frame.text, frame.encoding);
+        }
         let encoding = frames.decoder().write_encoding();
         let reply = match item {
             Ok(frame) => handle_frame(&shared, role, peer, &frame).await,
             Err(e) => Some(frame_error_reply(&shared, role, &e)),
         };
         if let Some(reply) = reply {
+            capture::record(&cap, Direction::Out, &reply, encoding);
             wr.write_all(&encode_text(&reply, encoding)).await?;
         }
     }
@@ -430,6 +453,7 @@ fn spawn_links(
     ncs: &NcsConfig,
     ids: Arc<MessageIds>,
     stop: CancellationToken,
+    capture: Option<CaptureHandle>,
 ) -> NcsLinks {
     let params = |role: PortRole, targets| LinkParams {
         role,
@@ -443,6 +467,7 @@ fn spawn_links(
         queue_limit: ncs.queue_limit,
         attempts: 3,
         max_message_bytes: config.mos.max_message_bytes,
+        capture: capture.clone(),
     };
     NcsLinks {
         lower: Link::spawn(

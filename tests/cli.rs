@@ -22,7 +22,7 @@ fn help_explains_each_subcommand() {
     let out = gateway().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for cmd in ["run", "validate"] {
+    for cmd in ["run", "validate", "replay"] {
         assert!(text.contains(cmd), "{text}");
     }
     let out = gateway().args(["validate", "--help"]).output().unwrap();

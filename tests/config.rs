@@ -91,6 +91,9 @@ fn the_example_states_the_contract() {
     assert!(!c.mos.accept_any_ncs);
     assert_eq!(c.mos.max_message_bytes, 16 * 1024 * 1024);
     assert_eq!(c.mos.max_connections, 64);
+    assert!(!c.mos.capture.all && !c.mos.capture.heartbeats);
+    assert_eq!(c.mos.capture.max_bytes, 64 * 1024 * 1024);
+    assert_eq!((c.mos.capture.files, c.mos.capture.queue), (10, 10_000));
     let enps = c.ncs("ENPS.NCS").expect("ENPS.NCS configured");
     assert_eq!(enps.host, "127.0.0.1");
     assert_eq!(
@@ -346,4 +349,21 @@ fn a_file_written_to_disk_loads_and_names_itself_in_errors() {
     let c = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.mos.id, "ok.mos");
     assert!(c.ncs.is_empty());
+}
+
+#[test]
+fn capture_limits_are_checked() {
+    expect_err(
+        "[mos]\ncapture_files = 0\n",
+        &["mos.capture_files", "1 to 100000"],
+    );
+    expect_err("[mos]\ncapture_queue = 0\n", &["mos.capture_queue"]);
+    expect_err(
+        "[mos]\ncapture_max_bytes = 10\n",
+        &["mos.capture_max_bytes", "1024"],
+    );
+    let c = load_text("[mos]\ncapture = true\ncapture_heartbeats = true\ncapture_files = 2\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.mos.capture.all && c.mos.capture.heartbeats);
+    assert_eq!(c.mos.capture.files, 2);
 }

@@ -67,6 +67,23 @@ pub struct MosConfig {
     pub max_message_bytes: usize,
     /// Most simultaneous connections on each of our ports.
     pub max_connections: usize,
+    /// Capture settings (`capture*` keys of `[mos]`).
+    pub capture: CaptureConfig,
+}
+
+/// The `capture*` keys of `[mos]`: recording MOS traffic under `data_dir/capture/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Record every NCS's traffic (per-NCS `capture = true` records one NCS).
+    pub all: bool,
+    /// Include heartbeats.
+    pub heartbeats: bool,
+    /// A capture file is rotated when the next line would make it larger than this.
+    pub max_bytes: u64,
+    /// How many capture files are kept, the current one included.
+    pub files: usize,
+    /// Lines queued for the writer; when full, new lines are dropped and counted.
+    pub queue: usize,
 }
 
 impl MosConfig {

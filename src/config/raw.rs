@@ -45,6 +45,16 @@ pub struct RawMos {
     pub max_message_bytes: u64,
     /// Most simultaneous connections per port.
     pub max_connections: u32,
+    /// Record every NCS's traffic (in addition to per-NCS `capture`).
+    pub capture: bool,
+    /// Include heartbeats in captures.
+    pub capture_heartbeats: bool,
+    /// Size at which a capture file is closed and the next one started.
+    pub capture_max_bytes: u64,
+    /// Capture files kept (the oldest are removed).
+    pub capture_files: u32,
+    /// Capture lines waiting for the writer before new ones are dropped.
+    pub capture_queue: u32,
 }
 
 impl Default for RawMos {
@@ -59,6 +69,11 @@ impl Default for RawMos {
             accept_any_ncs: false,
             max_message_bytes: 16 * 1024 * 1024,
             max_connections: 64,
+            capture: false,
+            capture_heartbeats: false,
+            capture_max_bytes: 64 * 1024 * 1024,
+            capture_files: 10,
+            capture_queue: 10_000,
         }
     }
 }

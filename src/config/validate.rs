@@ -8,7 +8,7 @@ use toml::de::DeTable;
 
 use super::error::{ConfigError, line_of, span_of};
 use super::raw::{RawBuddy, RawConfig, RawMos, RawNcs, Seconds};
-use super::{BuddyConfig, Failover, LogConfig, MosConfig, NcsConfig};
+use super::{BuddyConfig, CaptureConfig, Failover, LogConfig, MosConfig, NcsConfig};
 
 /// Longest accepted time setting: one day.
 const MAX_SECONDS: f64 = 86_400.0;
@@ -142,6 +142,33 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
             ),
         ));
     }
+    if m.capture_max_bytes < 1024 {
+        return Err(src.err(
+            "mos.capture_max_bytes",
+            format!(
+                "{} is too small; expected at least 1024 bytes",
+                m.capture_max_bytes
+            ),
+        ));
+    }
+    if !(1..=100_000).contains(&m.capture_files) {
+        return Err(src.err(
+            "mos.capture_files",
+            format!(
+                "{} is out of range; expected 1 to 100000 files",
+                m.capture_files
+            ),
+        ));
+    }
+    if !(1..=1_000_000).contains(&m.capture_queue) {
+        return Err(src.err(
+            "mos.capture_queue",
+            format!(
+                "{} is out of range; expected 1 to 1000000 lines",
+                m.capture_queue
+            ),
+        ));
+    }
     Ok(MosConfig {
         id: m.id.clone(),
         listen,
@@ -152,6 +179,13 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
         accept_any_ncs: m.accept_any_ncs,
         max_message_bytes,
         max_connections: m.max_connections as usize,
+        capture: CaptureConfig {
+            all: m.capture,
+            heartbeats: m.capture_heartbeats,
+            max_bytes: m.capture_max_bytes,
+            files: m.capture_files as usize,
+            queue: m.capture_queue as usize,
+        },
     })
 }
 
