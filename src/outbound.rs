@@ -87,6 +87,43 @@ impl MessageIds {
     }
 }
 
+/// How a link uses the NCS's buddy server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailoverStyle {
+    /// ENPS: switch to the other server on a timeout, a close or a refusal saying the main
+    /// server is available; resend what was in flight there.
+    #[default]
+    Buddy,
+    /// OpenMedia: the standby stays disconnected until the main server is lost; failing to
+    /// reach it is not reported as an error.
+    HotStandby,
+}
+
+/// Which of an NCS's servers a link talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Server {
+    /// The main server.
+    #[default]
+    Main,
+    /// The buddy (standby) server.
+    Buddy,
+}
+
+/// Whether a reply is a standby server's refusal that names the main server as the one
+/// to use (ENPS: "Buddy server cannot respond because main server is available"; also
+/// "Main server back on line but not yet updated with most recent data").
+pub fn is_buddy_refusal(reply: &Message) -> bool {
+    let text = match reply {
+        Message::RoAck(a) if !a.is_ok() => a.status.as_str(),
+        Message::MosAck(a) if a.status == crate::mos::messages::AckStatus::Nack => {
+            a.description.as_str()
+        }
+        _ => return false,
+    };
+    let t = text.to_ascii_lowercase();
+    t.contains("main server is available") || t.contains("main server back on line")
+}
+
 /// The state of one link, for the operator and the logs.
 #[derive(Debug, Clone, Default)]
 pub struct LinkStatus {
@@ -102,6 +139,8 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
     /// How many times the link has connected.
     pub connections: u64,
+    /// The server in use (main or buddy).
+    pub active: Server,
 }
 
 /// Settings of one link.
@@ -109,8 +148,12 @@ pub struct LinkStatus {
 pub struct LinkParams {
     /// Which of the NCS's ports.
     pub role: PortRole,
-    /// Addresses to connect to, tried in order.
+    /// Addresses of the NCS's main server, tried in order.
     pub targets: Vec<SocketAddr>,
+    /// Addresses of its buddy (standby) server; empty when it has none.
+    pub buddy_targets: Vec<SocketAddr>,
+    /// How the buddy is used.
+    pub failover: FailoverStyle,
     /// Our mosID.
     pub mos_id: String,
     /// The NCS's ncsID.
@@ -266,10 +309,42 @@ impl LinkTask {
         }
     }
 
+    /// The addresses of a server.
+    fn targets_of(&self, server: Server) -> Vec<SocketAddr> {
+        match server {
+            Server::Main => self.params.targets.clone(),
+            Server::Buddy => self.params.buddy_targets.clone(),
+        }
+    }
+
+    /// Switches to the other server, when there is one.
+    fn switch_server(&self, why: &str) {
+        if self.params.buddy_targets.is_empty() {
+            return;
+        }
+        let mut to = Server::Main;
+        self.set(|s| {
+            s.active = match s.active {
+                Server::Main => Server::Buddy,
+                Server::Buddy => Server::Main,
+            };
+            to = s.active;
+        });
+        info!(
+            "switching to the {} server: {why}",
+            if to == Server::Main { "main" } else { "buddy" }
+        );
+    }
+
+    fn active(&self) -> Server {
+        self.status.lock().map(|s| s.active).unwrap_or_default()
+    }
+
     async fn connect(&mut self) -> Option<(Reader, Writer)> {
         let mut pause = Duration::from_millis(100);
         loop {
-            for &addr in &self.params.targets {
+            let server = self.active();
+            for addr in self.targets_of(server) {
                 self.set(|s| s.target = Some(addr));
                 let attempt = tokio::select! {
                     _ = self.shutdown.cancelled() => return None,
@@ -300,10 +375,16 @@ impl LinkTask {
                         self.conn_tx.send_modify(|n| *n += 1);
                         return Some((FramedRead::new(rd, codec), wr));
                     }
-                    Ok(Err(e)) => self.set(|s| s.last_error = Some(format!("connect {addr}: {e}"))),
-                    Err(_) => {
-                        self.set(|s| s.last_error = Some(format!("connect {addr}: timed out")))
-                    }
+                    Ok(Err(e)) => self.connect_failed(server, format!("connect {addr}: {e}")),
+                    Err(_) => self.connect_failed(server, format!("connect {addr}: timed out")),
+                }
+            }
+            // No address of this server answered: try the other server next.
+            if !self.params.buddy_targets.is_empty() {
+                self.switch_server("cannot connect");
+                if server == Server::Main {
+                    // Fail over at once; the pause applies between full rounds.
+                    continue;
                 }
             }
             debug!("not connected; next attempt in {pause:?}");
@@ -370,8 +451,8 @@ impl LinkTask {
                                         warn!("bad bytes from the NCS: {e}");
                                         continue;
                                     }
-                                    Some(Err(e)) => { self.lost(format!("read: {e}")); continue 'link; }
-                                    None => { self.lost("closed by the NCS".into()); continue 'link; }
+                                    Some(Err(e)) => { self.lost(format!("read: {e}")); self.switch_server("connection lost"); continue 'link; }
+                                    None => { self.lost("closed by the NCS".into()); self.switch_server("closed by the NCS"); continue 'link; }
                                 }
                             }
                         };
@@ -414,6 +495,16 @@ impl LinkTask {
                 }
                 job.sent += 1;
                 match self.wait_reply(&mut rd, &mut wr, &job).await {
+                    Wait::Reply(reply)
+                        if is_buddy_refusal(&reply.message)
+                            && !self.params.buddy_targets.is_empty() =>
+                    {
+                        warn!(id = %job.id, "refused by a standby server; resending to the other server");
+                        self.switch_server("the server answered that the other one is in charge");
+                        self.set(|s| s.up = false);
+                        carried = self.retry(job);
+                        continue 'link;
+                    }
                     Wait::Reply(reply) => {
                         let rtt = started.elapsed();
                         let heartbeat = matches!(reply.message, Message::Heartbeat(_));
@@ -430,11 +521,13 @@ impl LinkTask {
                     Wait::Timeout => {
                         warn!(id = %job.id, message = job.outgoing.message.name(), "no reply within {:?}; resending on a fresh socket", self.params.ack_timeout);
                         self.lost("reply timed out".into());
+                        self.switch_server("reply timed out");
                         carried = self.retry(job);
                         continue 'link;
                     }
                     Wait::Lost(why) => {
                         self.lost(why);
+                        self.switch_server("connection lost");
                         carried = self.retry(job);
                         continue 'link;
                     }
@@ -444,6 +537,15 @@ impl LinkTask {
         }
         self.set(|s| s.up = false);
         debug!("link stopped");
+    }
+
+    /// Records a failed connection attempt (a hot standby's silence is not an error).
+    fn connect_failed(&self, server: Server, why: String) {
+        if server == Server::Buddy && self.params.failover == FailoverStyle::HotStandby {
+            debug!("standby not reachable: {why}");
+            return;
+        }
+        self.set(|s| s.last_error = Some(why));
     }
 
     /// Marks the link down.

@@ -23,7 +23,7 @@ use crate::mos::Message;
 use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
 use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions};
-use crate::outbound::{Link, LinkParams, MessageIds};
+use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
 use crate::session::{Decision, PortRole, ProfileStyle, SessionPolicy, nack};
 use crate::state::{State, StateError, StateHandle};
 
@@ -458,6 +458,27 @@ fn spawn_links(
     let params = |role: PortRole, targets| LinkParams {
         role,
         targets,
+        buddy_targets: match (&ncs.buddy, role) {
+            (Some(b), PortRole::Lower) => b
+                .addresses
+                .iter()
+                .map(|a| SocketAddr::new(*a, b.lower_port))
+                .collect(),
+            (Some(b), PortRole::Upper) => b
+                .addresses
+                .iter()
+                .map(|a| SocketAddr::new(*a, b.upper_port))
+                .collect(),
+            (Some(b), PortRole::Query) => match b.query_port {
+                Some(q) => b.addresses.iter().map(|a| SocketAddr::new(*a, q)).collect(),
+                None => Vec::new(),
+            },
+            (None, _) => Vec::new(),
+        },
+        failover: match ncs.failover {
+            crate::config::Failover::Buddy => FailoverStyle::Buddy,
+            crate::config::Failover::HotStandby => FailoverStyle::HotStandby,
+        },
         mos_id: config.mos.id.clone(),
         ncs_id: ncs.id.clone(),
         encoding: wire_encoding(ncs.encoding),

@@ -374,3 +374,154 @@ mod statuses {
         gw.stop().await;
     }
 }
+
+mod failover {
+    use super::*;
+    use mos_gateway::mos::messages::RoAck;
+    use mos_gateway::outbound::Server;
+
+    fn with_buddy(buddy_upper: u16, style: &str) -> String {
+        format!(
+            "heartbeat_interval_s = 0\nresync_on_connect = true\nack_timeout_s = 0.3\nreconnect_max_s = 0.2\nfailover = \"{style}\"\nbuddy = {{ host = \"127.0.0.1\", lower_port = 3, upper_port = {buddy_upper} }}"
+        )
+    }
+
+    #[tokio::test]
+    async fn buddy_style_fails_over_on_timeout_and_resends_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = FakeNcs::bind().await;
+        let buddy = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            main.port(),
+            &with_buddy(buddy.port(), "buddy"),
+        ))
+        .await;
+        let mut on_main = main.accept().await;
+        let unanswered = on_main.recv().await;
+        assert!(matches!(unanswered.message, Message::RoReqAll(_)));
+        let mut on_buddy = buddy.accept().await;
+        let again = on_buddy.recv().await;
+        assert_eq!(
+            again.message_id, unanswered.message_id,
+            "same messageID on the buddy"
+        );
+        on_buddy
+            .reply(
+                &again,
+                Message::RoListAll(RoListAll {
+                    running_orders: vec![],
+                }),
+            )
+            .await;
+        let links = gw.links.as_ref().unwrap();
+        for _ in 0..50 {
+            if links.upper.status().up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(links.upper.status().active, Server::Buddy);
+        gw.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_buddy_refusal_sends_the_gateway_back_to_the_main_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let buddy = FakeNcs::bind().await;
+        // The main server is down at first.
+        let main_port = FakeNcs::bind().await.port();
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            main_port,
+            &with_buddy(buddy.port(), "buddy"),
+        ))
+        .await;
+        let mut on_buddy = buddy.accept().await;
+        let req = on_buddy.recv().await;
+        // The main server comes back; the buddy refuses as ENPS does (empty roID).
+        let main = FakeNcs {
+            listener: tokio::net::TcpListener::bind(("127.0.0.1", main_port))
+                .await
+                .unwrap(),
+        };
+        on_buddy
+            .reply(
+                &req,
+                Message::RoAck(RoAck::error(
+                    "",
+                    "Buddy server cannot respond because main server is available",
+                )),
+            )
+            .await;
+        let mut on_main = main.accept().await;
+        let again = on_main.recv().await;
+        assert_eq!(again.message_id, req.message_id);
+        on_main
+            .reply(
+                &again,
+                Message::RoListAll(RoListAll {
+                    running_orders: vec![],
+                }),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            gw.links.as_ref().unwrap().upper.status().active,
+            Server::Main
+        );
+        gw.stop().await;
+    }
+
+    #[tokio::test]
+    async fn hot_standby_is_used_only_when_the_main_server_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = FakeNcs::bind().await;
+        let standby = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            main.port(),
+            &with_buddy(standby.port(), "hot_standby"),
+        ))
+        .await;
+        // The main server is up: the standby gets no connection.
+        let mut on_main = main.accept().await;
+        let req = on_main.recv().await;
+        on_main
+            .reply(
+                &req,
+                Message::RoListAll(RoListAll {
+                    running_orders: vec![],
+                }),
+            )
+            .await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), standby.listener.accept())
+                .await
+                .is_err(),
+            "the standby stays disconnected while the main server works"
+        );
+        // The main server is lost: the link moves to the standby (and resyncs there).
+        drop(on_main);
+        drop(main);
+        let mut on_standby = standby.accept().await;
+        let req = on_standby.recv().await;
+        assert!(matches!(req.message, Message::RoReqAll(_)));
+        on_standby
+            .reply(
+                &req,
+                Message::RoListAll(RoListAll {
+                    running_orders: vec![],
+                }),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let st = gw.links.as_ref().unwrap().upper.status();
+        assert_eq!(st.active, Server::Buddy);
+        assert!(st.up);
+        gw.stop().await;
+    }
+}
