@@ -70,6 +70,11 @@ impl MessageIds {
         }
     }
 
+    /// The state the counter reserves from (also keeps durable outgoing messages).
+    pub fn state(&self) -> &StateHandle {
+        &self.state
+    }
+
     /// The next messageID.
     pub async fn next(&self) -> Result<String, LinkError> {
         let mut r = self.range.lock().await;
@@ -179,12 +184,17 @@ pub struct LinkParams {
 struct Outgoing {
     message: Message,
     reply: Option<oneshot::Sender<Result<Mos, LinkError>>>,
+    /// Key of the persisted copy: delivered until acknowledged, also across restarts.
+    durable: Option<i64>,
 }
 
 /// A link to one port of one NCS.
 #[derive(Clone)]
 pub struct Link {
     tx: mpsc::Sender<Outgoing>,
+    ids: Arc<MessageIds>,
+    ncs_id: String,
+    role: PortRole,
     status: Arc<Mutex<LinkStatus>>,
     connected: watch::Receiver<u64>,
     limit: usize,
@@ -197,12 +207,15 @@ impl Link {
         let status = Arc::new(Mutex::new(LinkStatus::default()));
         let (conn_tx, connected) = watch::channel(0u64);
         let limit = params.queue_limit;
+        let (ncs_id, role) = (params.ncs_id.clone(), params.role);
         let span = info_span!("link", ncs = %params.ncs_id, port = params.role.name());
+        let task_ids = ids.clone();
         let task = LinkTask {
+            backlog: std::collections::VecDeque::new(),
             recent: Mutex::new(std::collections::VecDeque::new()),
             cap: None,
             params,
-            ids,
+            ids: task_ids,
             rx,
             status: status.clone(),
             conn_tx,
@@ -211,6 +224,9 @@ impl Link {
         tokio::spawn(task.run().instrument(span));
         Link {
             tx,
+            ids,
+            ncs_id,
+            role,
             status,
             connected,
             limit,
@@ -235,6 +251,34 @@ impl Link {
             .try_send(Outgoing {
                 message,
                 reply: Some(reply),
+                durable: None,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
+                mpsc::error::TrySendError::Closed(_) => LinkError::Shutdown,
+            })?;
+        Ok(rx)
+    }
+
+    /// Queues a message that must reach the NCS even across a restart of the gateway: it
+    /// is persisted first, sent until acknowledged (no attempt limit), then forgotten.
+    pub async fn enqueue_durable(
+        &self,
+        message: Message,
+    ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
+        let doc = Mos::new("", "", None, message.clone()).to_xml();
+        let seq = self
+            .ids
+            .state()
+            .outbox_add(&self.ncs_id, self.role, doc)
+            .await
+            .map_err(LinkError::Counter)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Outgoing {
+                message,
+                reply: Some(reply),
+                durable: Some(seq),
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
@@ -272,6 +316,8 @@ pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
 }
 
 struct LinkTask {
+    /// Durable messages left from before a restart, sent before anything new.
+    backlog: std::collections::VecDeque<Outgoing>,
     /// messageIDs we sent lately: a heartbeat carrying one is a (late) reply, never answered.
     recent: Mutex<std::collections::VecDeque<String>>,
     /// Records this socket's messages (set on each connect when capture is on).
@@ -403,7 +449,35 @@ impl LinkTask {
             .unwrap_or(WireEncoding::Utf16Be)
     }
 
+    /// Loads the durable messages a previous run left undelivered.
+    async fn load_backlog(&mut self) {
+        let state = self.ids.state().clone();
+        for (seq, doc) in state
+            .outbox_load(&self.params.ncs_id, self.params.role)
+            .await
+        {
+            match Mos::parse(&doc, ParseOptions::lenient()) {
+                Ok(p) => self.backlog.push_back(Outgoing {
+                    message: p.mos.message,
+                    reply: None,
+                    durable: Some(seq),
+                }),
+                Err(e) => {
+                    warn!("dropping an unreadable queued message: {e}");
+                    state.outbox_remove(seq).await;
+                }
+            }
+        }
+        if !self.backlog.is_empty() {
+            info!(
+                "{} queued message(s) from before the restart to deliver",
+                self.backlog.len()
+            );
+        }
+    }
+
     async fn run(mut self) {
+        self.load_backlog().await;
         let mut carried: Option<InFlight> = None;
         'link: loop {
             let Some((mut rd, mut wr)) = self.connect().await else {
@@ -418,41 +492,46 @@ impl LinkTask {
                 let mut job = match carried.take() {
                     Some(j) => j,
                     None => {
-                        let next = tokio::select! {
-                            _ = self.shutdown.cancelled() => break 'link,
-                            m = self.rx.recv() => match m {
-                                Some(m) => m,
-                                None => break 'link,
-                            },
-                            _ = async {
-                                match heartbeat.as_mut() {
-                                    Some(t) => { t.tick().await; }
-                                    None => std::future::pending::<()>().await,
-                                }
-                            } => Outgoing {
-                                message: Message::Heartbeat(Heartbeat { time: Some(MosTime::now()) }),
-                                reply: None,
-                            },
-                            f = rd.next() => {
-                                match f {
-                                    Some(Ok(Ok(frame))) => {
-                                        capture::record(&self.cap, Direction::In, &frame.text, frame.encoding);
-                                        if let Some(answer) = self.unsolicited(&frame.text) {
-                                            let enc = self.encoding(&rd);
-                                            capture::record(&self.cap, Direction::Out, &answer, enc);
-                                            if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
-                                                self.lost(format!("write: {e}"));
-                                                continue 'link;
+                        let next = if let Some(b) = self.backlog.pop_front() {
+                            b
+                        } else {
+                            tokio::select! {
+                                _ = self.shutdown.cancelled() => break 'link,
+                                m = self.rx.recv() => match m {
+                                    Some(m) => m,
+                                    None => break 'link,
+                                },
+                                _ = async {
+                                    match heartbeat.as_mut() {
+                                        Some(t) => { t.tick().await; }
+                                        None => std::future::pending::<()>().await,
+                                    }
+                                } => Outgoing {
+                                    message: Message::Heartbeat(Heartbeat { time: Some(MosTime::now()) }),
+                                    reply: None,
+                                    durable: None,
+                                },
+                                f = rd.next() => {
+                                    match f {
+                                        Some(Ok(Ok(frame))) => {
+                                            capture::record(&self.cap, Direction::In, &frame.text, frame.encoding);
+                                            if let Some(answer) = self.unsolicited(&frame.text) {
+                                                let enc = self.encoding(&rd);
+                                                capture::record(&self.cap, Direction::Out, &answer, enc);
+                                                if let Err(e) = wr.write_all(&encode_text(&answer, enc)).await {
+                                                    self.lost(format!("write: {e}"));
+                                                    continue 'link;
+                                                }
                                             }
+                                            continue;
                                         }
-                                        continue;
+                                        Some(Ok(Err(e))) => {
+                                            warn!("bad bytes from the NCS: {e}");
+                                            continue;
+                                        }
+                                        Some(Err(e)) => { self.lost(format!("read: {e}")); self.switch_server("connection lost"); continue 'link; }
+                                        None => { self.lost("closed by the NCS".into()); self.switch_server("closed by the NCS"); continue 'link; }
                                     }
-                                    Some(Ok(Err(e))) => {
-                                        warn!("bad bytes from the NCS: {e}");
-                                        continue;
-                                    }
-                                    Some(Err(e)) => { self.lost(format!("read: {e}")); self.switch_server("connection lost"); continue 'link; }
-                                    None => { self.lost("closed by the NCS".into()); self.switch_server("closed by the NCS"); continue 'link; }
                                 }
                             }
                         };
@@ -514,6 +593,9 @@ impl LinkTask {
                                 s.last_heartbeat = Some(SystemTime::now());
                             }
                         });
+                        if let Some(seq) = job.outgoing.durable {
+                            self.ids.state().outbox_remove(seq).await;
+                        }
                         if let Some(r) = job.outgoing.reply {
                             let _ = r.send(Ok(*reply));
                         }
@@ -560,8 +642,11 @@ impl LinkTask {
     /// Keeps a request for resending, or fails it when its attempts are used up.
     /// Heartbeats are never resent.
     fn retry(&self, job: InFlight) -> Option<InFlight> {
+        // Durable messages are resent without limit; heartbeats (no reply wanted) never.
+        if job.outgoing.durable.is_some() {
+            return Some(job);
+        }
         let unlimited = self.params.attempts == 0;
-        // Heartbeats (no reply wanted) are not resent.
         job.outgoing.reply.as_ref()?;
         if unlimited || job.sent < self.params.attempts {
             return Some(job);

@@ -624,6 +624,34 @@ pub enum StatusError {
 }
 
 impl StatusSender {
+    /// Sends mosItemReplace to an NCS (upper port) for an item the gateway owns, durably:
+    /// queued across restarts until the NCS acknowledges it. Returns where the NCS's roAck
+    /// arrives. The NCS then sends its usual roElementAction/roReplace, applied as any edit.
+    pub async fn item_replace(
+        &self,
+        ncs_id: &str,
+        ro_id: &str,
+        story_id: &str,
+        item: crate::mos::structures::Item,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Mos, crate::outbound::LinkError>>, StatusError>
+    {
+        let links = self
+            .shared
+            .links
+            .get(ncs_id)
+            .ok_or_else(|| StatusError::UnknownNcs(ncs_id.to_string()))?;
+        let message = Message::MosItemReplace(crate::mos::messages::MosItemReplace {
+            ro_id: ro_id.to_string(),
+            story_id: story_id.to_string(),
+            item,
+        });
+        links
+            .upper
+            .enqueue_durable(message)
+            .await
+            .map_err(StatusError::Link)
+    }
+
     /// Queues a status for `ncs_id` (in order); returns once it is queued. The NCS's roAck
     /// is awaited in the background and logged.
     pub async fn send(

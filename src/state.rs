@@ -341,6 +341,20 @@ enum StateCmd {
         ro_id: String,
         reply: oneshot::Sender<Option<RoInfo>>,
     },
+    OutboxAdd {
+        ncs_id: String,
+        port: PortRole,
+        doc: String,
+        reply: oneshot::Sender<Result<i64, String>>,
+    },
+    OutboxRemove {
+        seq: i64,
+    },
+    OutboxLoad {
+        ncs_id: String,
+        port: PortRole,
+        reply: oneshot::Sender<Vec<(i64, String)>>,
+    },
     Close,
 }
 
@@ -380,6 +394,31 @@ impl StateHandle {
                             let _ = reply.send(state.answer_ro_req(&request, &ro_id));
                         }
                         StateCmd::Close => break,
+                        StateCmd::OutboxAdd {
+                            ncs_id,
+                            port,
+                            doc,
+                            reply,
+                        } => {
+                            let r = state.store.outbox_add(&ncs_id, port.name(), &doc);
+                            let _ = reply.send(r.map_err(|e| e.to_string()));
+                        }
+                        StateCmd::OutboxRemove { seq } => {
+                            if let Err(e) = state.store.outbox_remove(seq) {
+                                tracing::error!("cannot forget delivered message {seq}: {e}");
+                            }
+                        }
+                        StateCmd::OutboxLoad {
+                            ncs_id,
+                            port,
+                            reply,
+                        } => {
+                            let r = state.store.outbox_load(&ncs_id, port.name());
+                            let _ = reply.send(r.unwrap_or_else(|e| {
+                                tracing::error!("cannot read queued messages: {e}");
+                                Vec::new()
+                            }));
+                        }
                         StateCmd::RoInfo { ro_id, reply } => {
                             let info = state.rundowns().get(&ro_id).map(|r| RoInfo {
                                 ready_to_air: r.ready_to_air().map(|a| a == AirStatus::Ready),
@@ -423,6 +462,46 @@ impl StateHandle {
     /// Closes the store after the commands already queued; later commands get no answer.
     pub async fn close(&self) {
         let _ = self.tx.send(StateCmd::Close).await;
+    }
+
+    /// Persists a message queued for an NCS's port; returns its key.
+    pub async fn outbox_add(
+        &self,
+        ncs_id: &str,
+        port: PortRole,
+        doc: String,
+    ) -> Result<i64, String> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::OutboxAdd {
+            ncs_id: ncs_id.to_string(),
+            port,
+            doc,
+            reply,
+        };
+        self.tx
+            .send(cmd)
+            .await
+            .map_err(|_| "store closed".to_string())?;
+        rx.await.map_err(|_| "store closed".to_string())?
+    }
+
+    /// Forgets a delivered message.
+    pub async fn outbox_remove(&self, seq: i64) {
+        let _ = self.tx.send(StateCmd::OutboxRemove { seq }).await;
+    }
+
+    /// The messages still queued for an NCS's port, oldest first.
+    pub async fn outbox_load(&self, ncs_id: &str, port: PortRole) -> Vec<(i64, String)> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::OutboxLoad {
+            ncs_id: ncs_id.to_string(),
+            port,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// The running order's readiness, or None when we do not hold it.

@@ -107,6 +107,7 @@ CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, ro_id
 CREATE INDEX IF NOT EXISTS journal_ro ON journal (ro_id, seq);
 CREATE TABLE IF NOT EXISTS processed (ncs_id TEXT NOT NULL, port TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL, reply TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ncs_id, port, message_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, ncs_id TEXT NOT NULL, port TEXT NOT NULL, doc TEXT NOT NULL);
 ";
 
 impl Store {
@@ -294,6 +295,42 @@ impl Store {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Keeps a message queued for an NCS until it is delivered; returns its key.
+    pub fn outbox_add(&mut self, ncs_id: &str, port: &str, doc: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO outbox (ncs_id, port, doc) VALUES (?1, ?2, ?3)",
+                params![ncs_id, port, doc],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Forgets a delivered message.
+    pub fn outbox_remove(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The messages still queued for an NCS's port, oldest first.
+    pub fn outbox_load(&self, ncs_id: &str, port: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let e = |x| self.err(x);
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, doc FROM outbox WHERE ncs_id = ?1 AND port = ?2 ORDER BY seq")
+            .map_err(e)?;
+        let rows = st
+            .query_map(params![ncs_id, port], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(e)?);
+        }
+        Ok(out)
     }
 
     /// Reads a value of the meta table.

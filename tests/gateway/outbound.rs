@@ -525,3 +525,55 @@ mod failover {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
+    use mos_gateway::mos::messages::RoAck;
+    use mos_gateway::mos::structures::Item;
+    let dir = tempfile::tempdir().unwrap();
+    // The NCS is down.
+    let port = FakeNcs::bind().await.port();
+    let cfg = config_with(
+        dir.path(),
+        1,
+        port,
+        "heartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+    );
+    let gw = start(cfg.clone()).await;
+    let item = Item {
+        id: "2".into(),
+        object_id: "OBJ-9".into(),
+        mos_id: MOS_ID.into(),
+        slug: Some("CAM 2 (resolved)".into()),
+        ..Item::default()
+    };
+    let _pending = gw
+        .status
+        .item_replace(NCS_ID, "R1", "S1", item.clone())
+        .await
+        .unwrap();
+    gw.stop().await;
+    // Restarted, then the NCS comes up: the message is delivered, then forgotten.
+    let gw = start(cfg.clone()).await;
+    let upper = FakeNcs {
+        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    };
+    let mut conn = upper.accept().await;
+    let m = conn.recv().await;
+    let Message::MosItemReplace(r) = &m.message else {
+        panic!("{:?}", m.message)
+    };
+    assert_eq!((r.ro_id.as_str(), r.story_id.as_str()), ("R1", "S1"));
+    assert_eq!(r.item, item);
+    conn.reply(&m, Message::RoAck(RoAck::ok("R1"))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.stop().await;
+    drop(conn);
+    // Delivered: not sent again after another restart.
+    let gw = start(cfg).await;
+    let mut conn = upper.accept().await;
+    conn.expect_nothing(400).await;
+    gw.stop().await;
+}

@@ -334,6 +334,15 @@ impl FakeConn {
         }
     }
 
+    /// Nothing but heartbeats arrives within `ms`.
+    #[allow(dead_code)]
+    pub async fn expect_nothing(&mut self, ms: u64) {
+        let got = tokio::time::timeout(Duration::from_millis(ms), self.recv()).await;
+        if let Ok(m) = got {
+            panic!("unexpected message from the gateway: {:?}", m.message);
+        }
+    }
+
     pub async fn send(&mut self, m: &Mos) {
         self.wr
             .write_all(&encode_text(&m.to_xml(), WireEncoding::Utf16Be))
