@@ -411,7 +411,7 @@ async fn handle_frame(
             },
             Decision::Apply(request) => {
                 let ro_id = crate::session::ro_id_of(&request.message).to_string();
-                match shared.state.apply(role, *request).await {
+                match shared.state.apply(role, *request, Some(frame.text.clone())).await {
                     Some(Ok(outcome)) => {
                         if outcome.duplicate {
                             info!("retry of an applied message: same reply again, not applied twice");
@@ -508,7 +508,7 @@ async fn install_ro_list(shared: &Shared, ncs_id: &str, reply: Mos) -> bool {
     };
     let ro_id = list.0.header.id.clone();
     let request = Mos::new(&shared.config.mos.id, ncs_id, None, Message::RoList(list));
-    match shared.state.apply(PortRole::Upper, request).await {
+    match shared.state.apply(PortRole::Upper, request, None).await {
         Some(Ok(outcome)) if outcome.change.is_some() => {
             info!(ncs = %ncs_id, ro = %ro_id, "running order replaced by the NCS's copy");
             true

@@ -64,13 +64,20 @@ fn content_digest(request: &Mos) -> String {
     digest(&m.to_xml())
 }
 
-fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str) -> Snapshot {
-    let ro_list = Mos::new(
-        mos_id,
-        ncs_id,
-        None,
-        Message::RoList(RoList(rundown.to_running_order())),
-    );
+/// A snapshot of a running order. `ro_doc` is the document that defined the whole running
+/// order just now (roCreate, roReplace or roList as received), used as is instead of
+/// writing a roList again.
+fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str, ro_doc: Option<&str>) -> Snapshot {
+    let ro_list = match ro_doc {
+        Some(doc) => doc.to_string(),
+        None => Mos::new(
+            mos_id,
+            ncs_id,
+            None,
+            Message::RoList(RoList(rundown.to_running_order())),
+        )
+        .to_xml(),
+    };
     let bodies = rundown
         .stories()
         .filter_map(|s| {
@@ -88,7 +95,7 @@ fn snapshot_of(rundown: &Rundown, mos_id: &str, ncs_id: &str) -> Snapshot {
         })
         .collect();
     Snapshot {
-        ro_list: ro_list.to_xml(),
+        ro_list,
         bodies,
         ready: rundown.ready_to_air().map(|a| a.as_wire().to_string()),
     }
@@ -117,7 +124,13 @@ impl State {
                     .restore_warnings
                     .push(format!("running order {ro_id}: {w}"))
             };
-            let Some(Message::RoList(RoList(ro))) = parse_doc(&stored.snapshot.ro_list) else {
+            let ro = match parse_doc(&stored.snapshot.ro_list) {
+                Some(Message::RoList(RoList(ro))) => Some(ro),
+                Some(Message::RoCreate(crate::mos::messages::RoCreate(ro))) => Some(ro),
+                Some(Message::RoReplace(crate::mos::messages::RoReplace(ro))) => Some(ro),
+                _ => None,
+            };
+            let Some(ro) = ro else {
                 warn("unreadable snapshot; dropped".into());
                 continue;
             };
@@ -185,14 +198,24 @@ impl State {
 
     /// Applies a running-order message from `ncs_id` received on `port`: dedup by
     /// messageID, apply, commit durably, then reply.
-    pub fn handle(&mut self, port: PortRole, request: &Mos) -> Result<Outcome, StateError> {
+    /// `raw` is the document as received, when there is one: retries are recognised by its
+    /// digest (a retry resends the identical message), and it is what the journal keeps.
+    pub fn handle(
+        &mut self,
+        port: PortRole,
+        request: &Mos,
+        raw: Option<&str>,
+    ) -> Result<Outcome, StateError> {
         let env = request.envelope();
         let key = request
             .message_id
             .as_ref()
             .filter(|id| !id.is_empty())
             .map(|id| (request.ncs_id.clone(), port.name().to_string(), id.clone()));
-        let content = key.as_ref().map(|_| content_digest(request));
+        let content = key.as_ref().map(|_| match raw {
+            Some(text) => digest(text),
+            None => content_digest(request),
+        });
         if let (Some((ncs, p, id)), Some(content)) = (&key, &content)
             && let Some(done) = self.store.processed(ncs, p, id)?
         {
@@ -268,13 +291,13 @@ impl State {
         let change = match applied.rundown() {
             None => RoChange::Delete,
             Some(r) if whole || journal_len >= self.store.journal_limit => {
-                RoChange::Snapshot(snapshot_of(r, &request.mos_id, &request.ncs_id))
+                let doc = if whole { raw } else { None };
+                RoChange::Snapshot(snapshot_of(r, &request.mos_id, &request.ncs_id, doc))
             }
-            Some(_) => {
-                let mut doc = request.clone();
-                doc.message_id = None;
-                RoChange::Journal(doc.to_xml())
-            }
+            Some(_) => RoChange::Journal(match raw {
+                Some(text) => text.to_string(),
+                None => request.to_xml(),
+            }),
         };
         let processed = key.map(|(ncs, p, id)| {
             (
@@ -327,6 +350,7 @@ enum StateCmd {
     Apply {
         port: PortRole,
         request: Box<Mos>,
+        raw: Option<String>,
         reply: oneshot::Sender<Result<Outcome, String>>,
     },
     RoReq {
@@ -384,9 +408,12 @@ impl StateHandle {
                         StateCmd::Apply {
                             port,
                             request,
+                            raw,
                             reply,
                         } => {
-                            let r = state.handle(port, &request).map_err(|e| e.to_string());
+                            let r = state
+                                .handle(port, &request, raw.as_deref())
+                                .map_err(|e| e.to_string());
                             let _ = reply.send(r);
                         }
                         StateCmd::RoReq { request, reply } => {
@@ -437,11 +464,17 @@ impl StateHandle {
     }
 
     /// Applies a running-order message (see [`State::handle`]). None when the state is gone.
-    pub async fn apply(&self, port: PortRole, request: Mos) -> Option<Result<Outcome, String>> {
+    pub async fn apply(
+        &self,
+        port: PortRole,
+        request: Mos,
+        raw: Option<String>,
+    ) -> Option<Result<Outcome, String>> {
         let (reply, rx) = oneshot::channel();
         let cmd = StateCmd::Apply {
             port,
             request: Box::new(request),
+            raw,
             reply,
         };
         self.tx.send(cmd).await.ok()?;
