@@ -14,6 +14,7 @@
 //! Layout:
 //! - [`mos`]: the MOS wire layer (framing, XML, typed messages, times and numbers).
 //! - [`dtd`]: a small DTD reader and validator used by `mos-gateway validate`.
+//! - [`objects`]: the object catalogue (Profiles 1 and 3) and mosReqObjList search.
 //! - [`rundown`]: the pure running-order model and its edits (no I/O).
 //! - [`session`]: inbound message decisions: envelope checks, heartbeats, NACKs.
 //! - [`store`]: the durable SQLite store of running orders and processed messages.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dtd;
 pub mod mos;
+pub mod objects;
 pub mod outbound;
 pub mod replay;
 pub mod rundown;

@@ -108,6 +108,7 @@ CREATE INDEX IF NOT EXISTS journal_ro ON journal (ro_id, seq);
 CREATE TABLE IF NOT EXISTS processed (ncs_id TEXT NOT NULL, port TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL, reply TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ncs_id, port, message_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, ncs_id TEXT NOT NULL, port TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS placeholder (obj_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
 impl Store {
@@ -341,6 +342,42 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every stored placeholder object as `(objID, document)`, ordered by objID.
+    pub fn placeholders(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let e = |x| self.err(x);
+        let mut st = self
+            .conn
+            .prepare("SELECT obj_id, doc FROM placeholder ORDER BY obj_id")
+            .map_err(e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(e)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes (or replaces) a placeholder object's document (durably).
+    pub fn put_placeholder(&mut self, obj_id: &str, doc: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO placeholder (obj_id, doc) VALUES (?1, ?2)",
+                params![obj_id, doc],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes a placeholder object (durably); deleting an unknown objID is not an error.
+    pub fn delete_placeholder(&mut self, obj_id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM placeholder WHERE obj_id = ?1", [obj_id])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Writes a value of the meta table (durably).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn
@@ -411,6 +448,28 @@ mod tests {
             "<ack/>"
         );
         assert_eq!(s.meta("message_id").unwrap().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn placeholders_are_kept_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.put_placeholder("PH-b", "<b1/>").unwrap();
+            s.put_placeholder("PH-a", "<a/>").unwrap();
+            s.put_placeholder("PH-b", "<b2/>").unwrap();
+            s.put_placeholder("PH-c", "<c/>").unwrap();
+            s.delete_placeholder("PH-c").unwrap();
+            s.delete_placeholder("PH-unknown").unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.placeholders().unwrap(),
+            [
+                ("PH-a".to_string(), "<a/>".to_string()),
+                ("PH-b".to_string(), "<b2/>".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mos::structures::ObjType;
+
 pub use error::ConfigError;
 pub use raw::RawConfig;
 
@@ -34,6 +36,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The newsroom systems allowed to connect, in file order.
     pub ncs: Vec<NcsConfig>,
+    /// Objects declared with `[[object]]`, in file order.
+    pub objects: Vec<ObjectConfig>,
     origin: String,
     warnings: Vec<String>,
     effective_toml: String,
@@ -42,7 +46,10 @@ pub struct Config {
 /// Compares the settings only, not where they came from.
 impl PartialEq for Config {
     fn eq(&self, other: &Self) -> bool {
-        self.mos == other.mos && self.log == other.log && self.ncs == other.ncs
+        self.mos == other.mos
+            && self.log == other.log
+            && self.ncs == other.ncs
+            && self.objects == other.objects
     }
 }
 
@@ -67,6 +74,9 @@ pub struct MosConfig {
     pub max_message_bytes: usize,
     /// Most simultaneous connections on each of our ports.
     pub max_connections: usize,
+    /// URL of the schema of searchable fields, announced in mosListSearchableSchema and
+    /// expected as mosSchema of mosReqObjList; empty = field search not offered.
+    pub searchable_schema_url: String,
     /// Capture settings (`capture*` keys of `[mos]`).
     pub capture: CaptureConfig,
 }
@@ -258,6 +268,67 @@ pub struct BuddyConfig {
     pub query_port: Option<u16>,
 }
 
+/// One `[[object]]` entry: an object of the catalogue declared in the configuration.
+///
+/// Such objects are announced READY; a duration is written as objDur in milliseconds with
+/// objTB 1000 (see [`ObjectConfig::TIME_BASE`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectConfig {
+    /// objID (1–128 characters, unique among the objects).
+    pub id: String,
+    /// objSlug (1–128 characters).
+    pub slug: String,
+    /// objType.
+    pub obj_type: ObjType,
+    /// objGroup (1–128 characters when given).
+    pub group: Option<String>,
+    /// Plain-text description.
+    pub description: Option<String>,
+    /// Duration in seconds (finite, ≥ 0), if given.
+    pub duration_s: Option<f64>,
+}
+
+impl ObjectConfig {
+    /// objTB of objects declared in the configuration: 1000 samples per second, so objDur
+    /// is the duration in milliseconds whatever the frame rate of the material.
+    pub const TIME_BASE: f64 = 1000.0;
+
+    /// objDur: the duration in milliseconds, rounded; 0 when no duration is given.
+    pub fn duration_samples(&self) -> u32 {
+        match self.duration_s {
+            Some(s) if s.is_finite() && s > 0.0 => {
+                (s * Self::TIME_BASE).round().min(f64::from(u32::MAX)) as u32
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// objType as written in `[[object]]` tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ObjectType {
+    /// A still image.
+    Still,
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+    /// Anything else.
+    Other,
+}
+
+impl From<ObjectType> for ObjType {
+    fn from(t: ObjectType) -> ObjType {
+        match t {
+            ObjectType::Still => ObjType::Still,
+            ObjectType::Audio => ObjType::Audio,
+            ObjectType::Video => ObjType::Video,
+            ObjectType::Other => ObjType::Other,
+        }
+    }
+}
+
 /// Character encoding on an NCS's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -431,13 +502,14 @@ impl Config {
             doc: doc.get_ref(),
             overridden: &overridden,
         };
-        let (mos, log, ncs, warnings) = validate::validate(&raw, &source)?;
+        let (mos, log, ncs, objects, warnings) = validate::validate(&raw, &source)?;
         let effective_toml = toml::to_string(&raw)
             .unwrap_or_else(|e| format!("# the effective configuration cannot be shown: {e}\n"));
         Ok(Config {
             mos,
             log,
             ncs,
+            objects,
             origin: origin.to_owned(),
             warnings,
             effective_toml,
@@ -463,6 +535,11 @@ impl Config {
     /// The configured NCS with this ncsID (case-sensitive).
     pub fn ncs(&self, ncs_id: &str) -> Option<&NcsConfig> {
         self.ncs.iter().find(|n| n.id == ncs_id)
+    }
+
+    /// The object declared with this objID, if any.
+    pub fn object(&self, obj_id: &str) -> Option<&ObjectConfig> {
+        self.objects.iter().find(|o| o.id == obj_id)
     }
 
     /// The configured NCSs that accept connections from `ip` (host, buddy host or allowed
@@ -499,6 +576,13 @@ impl Config {
         }
         for n in &self.ncs {
             let _ = writeln!(s, "{}", ncs_line(n));
+        }
+        if !self.objects.is_empty() {
+            let _ = writeln!(
+                s,
+                "{} object(s) declared in the configuration",
+                self.objects.len()
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Encoding, Failover, ListMachInfoStyle, StatusMessages};
+use super::{Encoding, Failover, ListMachInfoStyle, ObjectType, StatusMessages};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub log: RawLog,
     /// `[[ncs]]`: the newsroom systems allowed to connect.
     pub ncs: Vec<RawNcs>,
+    /// `[[object]]`: objects declared in the file (objects of the catalogue).
+    pub object: Vec<RawObject>,
 }
 
 /// `[mos]`.
@@ -55,6 +57,8 @@ pub struct RawMos {
     pub capture_files: u32,
     /// Capture lines waiting for the writer before new ones are dropped.
     pub capture_queue: u32,
+    /// URL of the searchable-fields schema announced in mosListSearchableSchema; empty = none.
+    pub searchable_schema_url: String,
 }
 
 impl Default for RawMos {
@@ -74,9 +78,13 @@ impl Default for RawMos {
             capture_max_bytes: 64 * 1024 * 1024,
             capture_files: 10,
             capture_queue: 10_000,
+            searchable_schema_url: DEFAULT_SEARCHABLE_SCHEMA_URL.to_owned(),
         }
     }
 }
+
+/// The documented default of `mos.searchable_schema_url`.
+pub const DEFAULT_SEARCHABLE_SCHEMA_URL: &str = "http://nmos-gateway.local/mos/search.xsd";
 
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -196,6 +204,28 @@ impl Default for RawBuddy {
             query_port: 0,
         }
     }
+}
+
+/// One `[[object]]` entry: an object of the catalogue declared in the file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawObject {
+    /// objID (no default: empty is refused).
+    pub id: String,
+    /// objSlug (no default: empty is refused).
+    pub slug: String,
+    /// objType (no default: required).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub obj_type: Option<ObjectType>,
+    /// objGroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Plain-text description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Duration in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<Seconds>,
 }
 
 /// A number of seconds written as an integer or a decimal; checked in the second stage.

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawNcs};
 use super::*;
+use crate::mos::structures::ObjType;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml_str(text, "t.toml")
@@ -552,5 +553,156 @@ fn unlisted_ncs_gets_the_documented_defaults() {
     assert_eq!(
         n.upper_targets(),
         vec![std::net::SocketAddr::new(ip, 10541)]
+    );
+}
+
+/// A minimal valid `[[object]]` followed by `extra` lines.
+fn object(extra: &str) -> String {
+    format!("[[object]]\nid = \"CLIP-1\"\nslug = \"Clip one\"\ntype = \"VIDEO\"\n{extra}\n")
+}
+
+#[test]
+fn objects_load_in_file_order() {
+    let c = ok(&format!(
+        "{}group = \"Clips\"\ndescription = \"d\"\nduration_s = 12.5\n\n[[object]]\nid = \"S\"\nslug = \"Still\"\ntype = \"STILL\"\nduration_s = 3\n",
+        object("")
+    ));
+    assert_eq!(c.objects.len(), 2);
+    let clip = &c.objects[0];
+    assert_eq!(clip.id, "CLIP-1");
+    assert_eq!(clip.obj_type, ObjType::Video);
+    assert_eq!(clip.group.as_deref(), Some("Clips"));
+    assert_eq!(clip.description.as_deref(), Some("d"));
+    assert_eq!(clip.duration_s, Some(12.5));
+    assert_eq!(clip.duration_samples(), 12_500);
+    assert_eq!(c.objects[1].duration_samples(), 3_000);
+    assert_eq!(c.object("S").map(|o| o.obj_type), Some(ObjType::Still));
+    assert!(c.object("nope").is_none());
+    let plain = ok(&object(""));
+    assert_eq!(plain.objects[0].group, None);
+    assert_eq!(plain.objects[0].duration_samples(), 0);
+    assert!(ok("").objects.is_empty());
+    assert!(plain.summary().contains("1 object(s) declared"));
+    // The effective configuration keeps them.
+    let again = ok(c.effective_toml());
+    assert_eq!(again.objects, c.objects);
+}
+
+#[test]
+fn object_rules() {
+    fails(
+        &format!("{}{}", object(""), object("")),
+        "object[1].id",
+        &["\"CLIP-1\" is already the id of object[0]"],
+    );
+    fails(
+        "[[object]]\nslug = \"x\"\ntype = \"VIDEO\"\n",
+        "object[0].id",
+        &["must not be empty"],
+    );
+    fails(
+        &format!(
+            "[[object]]\nid = \"{}\"\nslug = \"x\"\ntype = \"VIDEO\"\n",
+            "i".repeat(129)
+        ),
+        "object[0].id",
+        &["129 characters"],
+    );
+    fails(
+        "[[object]]\nid = \" A\"\nslug = \"x\"\ntype = \"VIDEO\"\n",
+        "object[0].id",
+        &["white space"],
+    );
+    fails(
+        "[[object]]\nid = \"A\"\nslug = \"  \"\ntype = \"VIDEO\"\n",
+        "object[0].slug",
+        &["must not be empty", "objSlug"],
+    );
+    fails(
+        &format!(
+            "[[object]]\nid = \"A\"\nslug = \"{}\"\ntype = \"VIDEO\"\n",
+            "s".repeat(129)
+        ),
+        "object[0].slug",
+        &["129 characters", "at most 128"],
+    );
+    fails(
+        "[[object]]\nid = \"A\"\nslug = \"x\"\n",
+        "object[0].type",
+        &["missing", "\"VIDEO\""],
+    );
+    fails(
+        &object("").replace("\"VIDEO\"", "\"video\""),
+        "object[0].type",
+        &["`STILL`, `AUDIO`, `VIDEO`, `OTHER`"],
+    );
+    fails(
+        &object("group = \"\""),
+        "object[0].group",
+        &["must not be empty"],
+    );
+    fails(
+        &object(&format!("group = \"{}\"", "g".repeat(130))),
+        "object[0].group",
+        &["130 characters"],
+    );
+    fails(
+        &object("duration_s = -1"),
+        "object[0].duration_s",
+        &["-1 is out of range", "expected 0 up to"],
+    );
+    fails(
+        &object("duration_s = nan"),
+        "object[0].duration_s",
+        &["out of range"],
+    );
+    fails(
+        &object("duration_s = 5e9"),
+        "object[0].duration_s",
+        &["out of range"],
+    );
+    fails(
+        &object("duration = 3"),
+        "object[0].duration",
+        &["unknown field `duration`"],
+    );
+    ok(&object("duration_s = 0"));
+}
+
+#[test]
+fn searchable_schema_url_rules() {
+    assert_eq!(
+        ok("").mos.searchable_schema_url,
+        "http://nmos-gateway.local/mos/search.xsd"
+    );
+    assert_eq!(
+        ok("[mos]\nsearchable_schema_url = \"\"\n")
+            .mos
+            .searchable_schema_url,
+        ""
+    );
+    ok("[mos]\nsearchable_schema_url = \"https://x.example/s.xsd\"\n");
+    fails(
+        "[mos]\nsearchable_schema_url = \"ftp://x/s.xsd\"\n",
+        "mos.searchable_schema_url",
+        &["not an http:// or https:// URL"],
+    );
+    fails(
+        "[mos]\nsearchable_schema_url = \"http://\"\n",
+        "mos.searchable_schema_url",
+        &["not an http"],
+    );
+    fails(
+        "[mos]\nsearchable_schema_url = \"http://a b/\"\n",
+        "mos.searchable_schema_url",
+        &["not an http"],
+    );
+    fails(
+        &format!(
+            "[mos]\nsearchable_schema_url = \"http://x/{}\"\n",
+            "a".repeat(300)
+        ),
+        "mos.searchable_schema_url",
+        &["at most 255"],
     );
 }

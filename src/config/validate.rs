@@ -7,8 +7,8 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::error::{ConfigError, line_of, span_of};
-use super::raw::{RawBuddy, RawConfig, RawMos, RawNcs, Seconds};
-use super::{BuddyConfig, CaptureConfig, Failover, LogConfig, MosConfig, NcsConfig};
+use super::raw::{RawBuddy, RawConfig, RawMos, RawNcs, RawObject, Seconds};
+use super::{BuddyConfig, CaptureConfig, Failover, LogConfig, MosConfig, NcsConfig, ObjectConfig};
 
 /// Longest accepted time setting: one day.
 const MAX_SECONDS: f64 = 86_400.0;
@@ -17,6 +17,10 @@ const MAX_ID_CHARS: usize = 128;
 const MIN_MESSAGE_BYTES: u64 = 1024;
 const MAX_MESSAGE_BYTES: u64 = 1 << 30;
 const MAX_QUEUE_LIMIT: u32 = 1_000_000;
+/// Longest searchable-schema URL, in characters (MOS paths are ≤ 255).
+const MAX_URL_CHARS: usize = 255;
+/// Longest object duration: objDur in milliseconds must fit the MOS sample count (u32).
+const MAX_OBJECT_SECONDS: f64 = u32::MAX as f64 / ObjectConfig::TIME_BASE;
 
 /// Where the raw configuration came from, to point errors at the right place.
 pub(super) struct Source<'a> {
@@ -60,7 +64,13 @@ impl Source<'_> {
     }
 }
 
-type Validated = (MosConfig, LogConfig, Vec<NcsConfig>, Vec<String>);
+type Validated = (
+    MosConfig,
+    LogConfig,
+    Vec<NcsConfig>,
+    Vec<ObjectConfig>,
+    Vec<String>,
+);
 
 pub(super) fn validate(raw: &RawConfig, src: &Source<'_>) -> Result<Validated, ConfigError> {
     let mut warnings = Vec::new();
@@ -82,6 +92,22 @@ pub(super) fn validate(raw: &RawConfig, src: &Source<'_>) -> Result<Validated, C
         }
         ncs.push(entry);
     }
+    let mut objects: Vec<ObjectConfig> = Vec::with_capacity(raw.object.len());
+    let mut object_ids: HashMap<&str, usize> = HashMap::new();
+    for (i, o) in raw.object.iter().enumerate() {
+        let key = format!("object[{i}]");
+        let entry = one_object(o, &key, src)?;
+        if let Some(first) = object_ids.insert(o.id.as_str(), i) {
+            return Err(src.err(
+                &format!("{key}.id"),
+                format!(
+                    "\"{}\" is already the id of object[{first}]; every objID must be unique",
+                    o.id
+                ),
+            ));
+        }
+        objects.push(entry);
+    }
     if mos.accept_any_ncs {
         warnings.push(
             "mos.accept_any_ncs = true: any ncsID is accepted from any address (meant for labs)"
@@ -93,7 +119,96 @@ pub(super) fn validate(raw: &RawConfig, src: &Source<'_>) -> Result<Validated, C
                 .to_owned(),
         );
     }
-    Ok((mos, log, ncs, warnings))
+    Ok((mos, log, ncs, objects, warnings))
+}
+
+/// One `[[object]]`: objID as an ID (1–128, no surrounding spaces), slug 1–128 characters,
+/// a type, an optional non-empty group of at most 128 characters, a duration ≥ 0.
+fn one_object(o: &RawObject, key: &str, src: &Source<'_>) -> Result<ObjectConfig, ConfigError> {
+    check_id(src, &format!("{key}.id"), &o.id, "the objID")?;
+    check_text(src, &format!("{key}.slug"), &o.slug, "the objSlug")?;
+    let Some(obj_type) = o.obj_type else {
+        return Err(src.err(
+            &format!("{key}.type"),
+            "missing; expected \"STILL\", \"AUDIO\", \"VIDEO\" or \"OTHER\"",
+        ));
+    };
+    if let Some(g) = &o.group {
+        check_text(src, &format!("{key}.group"), g, "the objGroup")?;
+    }
+    if let Some(d) = o.duration_s {
+        let v = d.0;
+        if !(v.is_finite() && (0.0..=MAX_OBJECT_SECONDS).contains(&v)) {
+            return Err(src.err(
+                &format!("{key}.duration_s"),
+                format!(
+                    "{v} is out of range; expected 0 up to {} seconds",
+                    MAX_OBJECT_SECONDS.floor()
+                ),
+            ));
+        }
+    }
+    Ok(ObjectConfig {
+        id: o.id.clone(),
+        slug: o.slug.clone(),
+        obj_type: obj_type.into(),
+        group: o.group.clone(),
+        description: o.description.clone(),
+        duration_s: o.duration_s.map(|d| d.0),
+    })
+}
+
+/// A MOS String128 shown to people: 1–128 characters, not only white space, no control
+/// characters.
+fn check_text(src: &Source<'_>, key: &str, text: &str, what: &str) -> Result<(), ConfigError> {
+    let count = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(src.err(
+            key,
+            format!("must not be empty; expected {what} (1 to 128 characters)"),
+        ));
+    }
+    if count > MAX_ID_CHARS {
+        return Err(src.err(
+            key,
+            format!(
+                "is {count} characters long; expected {what} of at most {MAX_ID_CHARS} characters"
+            ),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(src.err(key, "contains a control character; expected printable text"));
+    }
+    Ok(())
+}
+
+/// `mos.searchable_schema_url`: empty, or an http(s) URL of at most 255 characters.
+fn schema_url(src: &Source<'_>, url: &str) -> Result<(), ConfigError> {
+    let key = "mos.searchable_schema_url";
+    if url.is_empty() {
+        return Ok(());
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    if rest.is_none_or(str::is_empty) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(src.err(
+            key,
+            format!(
+                "\"{url}\" is not an http:// or https:// URL; expected e.g. \
+                 \"http://nmos-gateway.local/mos/search.xsd\", or \"\" for no field search"
+            ),
+        ));
+    }
+    let count = url.chars().count();
+    if count > MAX_URL_CHARS {
+        return Err(src.err(
+            key,
+            format!("is {count} characters long; expected at most {MAX_URL_CHARS}"),
+        ));
+    }
+    Ok(())
 }
 
 fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
@@ -169,6 +284,7 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
             ),
         ));
     }
+    schema_url(src, &m.searchable_schema_url)?;
     Ok(MosConfig {
         id: m.id.clone(),
         listen,
@@ -186,6 +302,7 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
             files: m.capture_files as usize,
             queue: m.capture_queue as usize,
         },
+        searchable_schema_url: m.searchable_schema_url.clone(),
     })
 }
 
