@@ -21,8 +21,10 @@ use crate::capture::{self, CaptureHandle, CaptureSettings, Direction, SocketKind
 use crate::config::{Config, Encoding, NcsConfig};
 use crate::mos::Message;
 use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
+use crate::mos::messages::{MosAck, MosListAll};
 use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions};
+use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
 use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
 use crate::session::{Decision, PortRole, ProfileStyle, SessionPolicy, nack};
 use crate::state::{State, StateError, StateHandle};
@@ -64,6 +66,8 @@ struct Shared {
     logged: Mutex<HashSet<(String, DeviationKind)>>,
     /// Outbound links per ncsID.
     links: HashMap<String, NcsLinks>,
+    /// The MOS objects this device offers.
+    catalogue: Arc<MemoryCatalogue>,
     /// When a roReq resync was last asked for, per (ncsID, roID).
     resync_asked: Mutex<HashMap<(String, String), Instant>>,
     /// The capture writer, when capture is on.
@@ -144,6 +148,13 @@ impl Gateway {
         }
         let (state, state_thread) =
             StateHandle::spawn(state).map_err(|source| ServerError::Thread { source })?;
+        let placeholders =
+            crate::store::Store::open(&config.mos.data_dir).map_err(StateError::from)?;
+        let catalogue = Arc::new(
+            MemoryCatalogue::from_config(&config, Box::new(placeholders))
+                .map_err(StateError::from)?,
+        );
+        info!(objects = catalogue.list().len(), "object catalogue ready");
         let stop = CancellationToken::new();
         let capture = CaptureSettings::from_config(&config)
             .map(CaptureHandle::start)
@@ -165,9 +176,17 @@ impl Gateway {
             state,
             logged: Mutex::new(HashSet::new()),
             links,
+            catalogue,
             resync_asked: Mutex::new(HashMap::new()),
             capture,
         });
+        for n in &shared.config.ncs {
+            tokio::spawn(push_object_changes(
+                shared.clone(),
+                n.id.clone(),
+                stop.clone(),
+            ));
+        }
         for n in shared.config.ncs.iter().filter(|n| n.resync_on_connect) {
             tokio::spawn(resync_on_connect(
                 shared.clone(),
@@ -405,6 +424,7 @@ async fn handle_frame(
                 debug!("no reply: {why}");
                 None
             }
+            Decision::Objects(request) => Some(answer_objects(shared, role, &request).to_xml()),
             Decision::RunningOrderRequest(request) => match shared.state.ro_req(*request).await {
                 Some(reply) => Some(reply.to_xml()),
                 None => Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml()),
@@ -696,5 +716,120 @@ impl StatusSender {
             }
         });
         Ok(())
+    }
+}
+
+/// Answers the object requests of Profiles 1 and 3 on the socket they came on. mosReqAll's
+/// objects follow on our own connection to the NCS's lower port.
+fn answer_objects(shared: &Arc<Shared>, role: PortRole, request: &Mos) -> Mos {
+    let env = request.envelope();
+    let catalogue = &shared.catalogue;
+    let url = &shared.config.mos.searchable_schema_url;
+    let message = match &request.message {
+        Message::MosReqObj(r) => match catalogue.get(&r.object_id) {
+            Some(obj) => Message::MosObj(obj),
+            None => Message::MosAck(MosAck::nack(
+                &r.object_id,
+                &format!("Unknown objID {}", r.object_id),
+            )),
+        },
+        Message::MosReqAll(r) => {
+            spawn_req_all(shared.clone(), request.ncs_id.clone(), r.pause);
+            Message::MosAck(MosAck::ack("0", ""))
+        }
+        Message::MosReqSearchableSchema(_) => {
+            Message::MosListSearchableSchema(crate::objects::searchable_schema(url))
+        }
+        Message::MosReqObjList(r) => {
+            Message::MosObjList(crate::objects::search(&catalogue.list(), r, url))
+        }
+        Message::MosObjCreate(r) => match catalogue.create(r, &request.ncs_id) {
+            Ok(obj) => {
+                info!(obj = %obj.id, slug = %obj.slug, "placeholder created");
+                Message::MosAck(MosAck::ack(&obj.id, &obj.id))
+            }
+            Err(e) => Message::MosAck(MosAck::nack("", &e.reason())),
+        },
+        other => {
+            return nack(
+                role,
+                &env,
+                "",
+                &format!("Unsupported message: {}", other.name()),
+            );
+        }
+    };
+    crate::session::reply_to(&env, message)
+}
+
+/// mosReqAll's follow-up on our lower-port connection: one mosListAll (pause 0), or one
+/// mosObj per object, `pause` seconds apart, each acknowledged before the next.
+fn spawn_req_all(shared: Arc<Shared>, ncs_id: String, pause: u32) {
+    let Some(links) = shared.links.get(&ncs_id).cloned() else {
+        warn!(ncs = %ncs_id, "mosReqAll from an NCS without a configured lower port: nothing to send it on");
+        return;
+    };
+    tokio::spawn(async move {
+        let objects = shared.catalogue.list();
+        if pause == 0 {
+            let n = objects.len();
+            match links
+                .lower
+                .request(Message::MosListAll(MosListAll { objects }))
+                .await
+            {
+                Ok(reply) => {
+                    info!(ncs = %ncs_id, "mosListAll with {n} objects answered with {}", reply.message.name())
+                }
+                Err(e) => warn!(ncs = %ncs_id, "mosListAll not delivered: {e}"),
+            }
+            return;
+        }
+        for obj in objects {
+            let id = obj.id.clone();
+            if let Err(e) = links.lower.request(Message::MosObj(obj)).await {
+                warn!(ncs = %ncs_id, obj = %id, "mosObj not delivered: {e}");
+            }
+            tokio::time::sleep(Duration::from_secs(u64::from(pause))).await;
+        }
+    });
+}
+
+/// Pushes every catalogue change to one NCS as mosObj NEW / UPDATED / DELETED, in order,
+/// each acknowledged before the next, durably (kept across restarts until acknowledged).
+async fn push_object_changes(shared: Arc<Shared>, ncs_id: String, stop: CancellationToken) {
+    let Some(links) = shared.links.get(&ncs_id).cloned() else {
+        return;
+    };
+    let mut changes = shared.catalogue.subscribe();
+    loop {
+        let change = tokio::select! {
+            _ = stop.cancelled() => return,
+            c = changes.recv() => c,
+        };
+        let change = match change {
+            Ok(c) => c,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                warn!(ncs = %ncs_id, "{n} object changes were missed; the NCS can resynchronise with mosReqAll");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let mut obj = change.object;
+        obj.status = match change.kind {
+            ChangeKind::New => "NEW",
+            ChangeKind::Updated => "UPDATED",
+            ChangeKind::Deleted => "DELETED",
+        }
+        .to_string();
+        let id = obj.id.clone();
+        match links.lower.enqueue_durable(Message::MosObj(obj)).await {
+            Ok(rx) => match rx.await {
+                Ok(Ok(_)) => debug!(ncs = %ncs_id, obj = %id, "mosObj acknowledged"),
+                Ok(Err(e)) => warn!(ncs = %ncs_id, obj = %id, "mosObj not delivered: {e}"),
+                Err(_) => return,
+            },
+            Err(e) => warn!(ncs = %ncs_id, obj = %id, "mosObj not queued: {e}"),
+        }
     }
 }

@@ -79,6 +79,8 @@ pub enum Decision {
     Apply(Box<Mos>),
     /// Answer roReq from the running-order state.
     RunningOrderRequest(Box<Mos>),
+    /// Answer from the object catalogue (mosReqObj, mosReqAll, mosObjCreate, searches).
+    Objects(Box<Mos>),
     /// No reply (replies arriving on an inbound socket, keepAlive).
     Ignore(&'static str),
 }
@@ -228,6 +230,11 @@ impl SessionPolicy {
                     )))
                 }
             }
+            Message::MosReqObj(_)
+            | Message::MosReqAll(_)
+            | Message::MosObjCreate(_)
+            | Message::MosReqSearchableSchema(_)
+            | Message::MosReqObjList(_) => Decision::Objects(Box::new(mos.clone())),
             Message::MosReqObjAction(_) => Decision::Reply(Box::new(nack(
                 port,
                 &env,

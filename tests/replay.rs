@@ -44,8 +44,31 @@ fn config_text(data_dir: &Path, ports: [u16; 3], mos_extra: &str) -> String {
             2 + 2 * i
         ));
     }
+    t.push_str(SESSION_OBJECTS);
     t
 }
+
+/// The objects the object-queries session asks for.
+const SESSION_OBJECTS: &str = r#"
+[[object]]
+id = "c0a8f3d2-5b1e-4f7a-9d24-6e1b3f8a2c01"
+slug = "Studio camera 1"
+type = "VIDEO"
+group = "Studio A"
+description = "Presenter camera, studio A"
+
+[[object]]
+id = "5d2e9a10-3c4b-4e8f-a1b2-c3d4e5f60718"
+slug = "Remote camera Oslo"
+type = "VIDEO"
+group = "Remotes"
+
+[[object]]
+id = "LOGO-1"
+slug = "Station logo"
+type = "STILL"
+group = "Graphics"
+"#;
 
 struct Running {
     target: Target,

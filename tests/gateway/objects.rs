@@ -1,0 +1,206 @@
+//! Profiles 1 and 3 over TCP: mosReqObj, mosReqAll (both modes), searches on the query and
+//! lower ports, mosObjCreate with the pushed mosObj NEW, mosReqObjAction refused.
+
+use std::time::Duration;
+
+use mos_gateway::mos::Message;
+use mos_gateway::mos::messages::{AckStatus, MosAck};
+
+use crate::support::*;
+
+const OBJECTS: &str = r#"
+[[object]]
+id = "CAM-1"
+slug = "Camera one"
+type = "VIDEO"
+group = "Studio A"
+description = "Main presenter camera"
+
+[[object]]
+id = "CLIP-7"
+slug = "Weather clip"
+type = "VIDEO"
+group = "Clips"
+duration_s = 12.5
+
+[[object]]
+id = "LOGO"
+slug = "Station logo"
+type = "STILL"
+group = "Graphics"
+"#;
+
+fn extra(more: &str) -> String {
+    format!("heartbeat_interval_s = 0\n{more}\n{OBJECTS}")
+}
+
+async fn ack_obj(conn: &mut FakeConn, m: &mos_gateway::mos::Mos) {
+    conn.reply(m, Message::MosAck(MosAck::ack("", ""))).await;
+}
+
+#[tokio::test]
+async fn mos_req_obj_answers_the_object_or_names_the_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config_with(dir.path(), 1, 2, &extra(""))).await;
+    let mut ncs = Ncs::connect(gw.lower).await;
+    let r = ncs
+        .request("<mosReqObj><objID>CLIP-7</objID></mosReqObj>")
+        .await;
+    let Message::MosObj(o) = r.message else {
+        panic!("{:?}", r.message)
+    };
+    assert_eq!(
+        (o.slug.as_str(), o.group.as_deref(), o.duration, o.time_base),
+        ("Weather clip", Some("Clips"), 12500, 1000.0)
+    );
+    let r = ncs
+        .request("<mosReqObj><objID>NOPE</objID></mosReqObj>")
+        .await;
+    let Message::MosAck(a) = r.message else {
+        panic!()
+    };
+    assert_eq!(a.status, AckStatus::Nack);
+    assert!(a.description.contains("NOPE"), "{}", a.description);
+    let r = ncs
+        .request("<mosReqObjAction operation=\"NEW\"><objSlug>x</objSlug></mosReqObjAction>")
+        .await;
+    let Message::MosAck(a) = r.message else {
+        panic!()
+    };
+    assert_eq!(
+        a.description,
+        "mosReqObjAction is not supported in MOS 2.8.1"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mos_req_all_with_pause_zero_sends_one_mos_list_all_on_our_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(dir.path(), lower.port(), 2, &extra(""))).await;
+    let mut ncs = Ncs::connect(gw.lower).await;
+    let r = ncs.request("<mosReqAll><pause>0</pause></mosReqAll>").await;
+    assert!(
+        matches!(&r.message, Message::MosAck(a) if a.status == AckStatus::Ack),
+        "{r:?}"
+    );
+    let mut conn = lower.accept().await;
+    let m = conn.recv().await;
+    let Message::MosListAll(all) = &m.message else {
+        panic!("{:?}", m.message)
+    };
+    let ids: Vec<&str> = all.objects.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["CAM-1", "CLIP-7", "LOGO"]);
+    ack_obj(&mut conn, &m).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mos_req_all_with_a_pause_sends_paced_mos_obj_each_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(dir.path(), lower.port(), 2, &extra(""))).await;
+    let mut ncs = Ncs::connect(gw.lower).await;
+    let r = ncs.request("<mosReqAll><pause>1</pause></mosReqAll>").await;
+    assert!(matches!(&r.message, Message::MosAck(a) if a.status == AckStatus::Ack));
+    let mut conn = lower.accept().await;
+    let first = conn.recv().await;
+    let Message::MosObj(o) = &first.message else {
+        panic!("{:?}", first.message)
+    };
+    assert_eq!(o.id, "CAM-1");
+    // Nothing more until the first is acknowledged.
+    conn.expect_nothing(300).await;
+    let t = std::time::Instant::now();
+    ack_obj(&mut conn, &first).await;
+    let second = conn.recv().await;
+    assert!(matches!(&second.message, Message::MosObj(o) if o.id == "CLIP-7"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "paced by the requested pause"
+    );
+    ack_obj(&mut conn, &second).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn searches_are_answered_on_the_query_port_and_on_the_lower_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config_with(dir.path(), 1, 2, &extra(""))).await;
+    for addr in [gw.query, gw.lower] {
+        let mut ncs = Ncs::connect(addr).await;
+        let r = ncs.request("<mosReqSearchableSchema/>").await;
+        let Message::MosListSearchableSchema(s) = r.message else {
+            panic!()
+        };
+        assert!(s.schema.ends_with(".xsd"), "{}", s.schema);
+        // General search, then a field search (AND within, OR across groups), paged.
+        let r = ncs.request("<mosReqObjList><queryID>q1</queryID><listReturnStart>1</listReturnStart><listReturnEnd></listReturnEnd><generalSearch>camera</generalSearch><mosSchema></mosSchema></mosReqObjList>").await;
+        let Message::MosObjList(l) = r.message else {
+            panic!()
+        };
+        assert_eq!((l.query_id.as_str(), l.list_return_total), ("q1", Some(1)));
+        assert_eq!(l.objects[0].id, "CAM-1");
+        let r = ncs.request(&format!(
+            "<mosReqObjList><queryID>q2</queryID><listReturnStart>2</listReturnStart><listReturnEnd>2</listReturnEnd><generalSearch></generalSearch><mosSchema>{}</mosSchema><searchGroup><searchField XPath=\"/mosObj[objType='VIDEO']\" sortByOrder=\"1\"/></searchGroup><searchGroup><searchField XPath=\"/mosObj[objGroup='Graphics']\"/></searchGroup></mosReqObjList>",
+            s.schema
+        ))
+        .await;
+        let Message::MosObjList(l) = r.message else {
+            panic!()
+        };
+        assert_eq!(
+            (l.list_return_start, l.list_return_end, l.list_return_total),
+            (2, 2, Some(3))
+        );
+        assert_eq!(l.objects.len(), 1);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mos_obj_create_makes_a_placeholder_announced_with_mos_obj_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(dir.path(), lower.port(), 2, &extra(""))).await;
+    let mut ncs = Ncs::connect(gw.lower).await;
+    let r = ncs
+        .request("<mosObjCreate><objSlug>Remote: Oslo reporter</objSlug><objGroup>Remotes</objGroup><objType>VIDEO</objType><objTB>50</objTB><objDur>0</objDur></mosObjCreate>")
+        .await;
+    let Message::MosAck(a) = r.message else {
+        panic!()
+    };
+    assert_eq!(a.status, AckStatus::Ack);
+    let new_id = a.description.clone();
+    assert!(!new_id.is_empty());
+    let mut conn = lower.accept().await;
+    let m = conn.recv().await;
+    let Message::MosObj(o) = &m.message else {
+        panic!("{:?}", m.message)
+    };
+    assert_eq!(
+        (o.id.as_str(), o.status.as_str(), o.slug.as_str()),
+        (new_id.as_str(), "NEW", "Remote: Oslo reporter")
+    );
+    assert_eq!(o.air.as_wire(), "NOT READY");
+    ack_obj(&mut conn, &m).await;
+    // It is in the catalogue now, and survives a restart.
+    let r = ncs
+        .request(&format!("<mosReqObj><objID>{new_id}</objID></mosReqObj>"))
+        .await;
+    assert!(matches!(r.message, Message::MosObj(_)));
+    // An invalid request gets a reason the user can act on.
+    let r = ncs.request("<mosObjCreate><objSlug></objSlug><objType>VIDEO</objType><objTB>50</objTB></mosObjCreate>").await;
+    let Message::MosAck(a) = r.message else {
+        panic!()
+    };
+    assert_eq!(a.status, AckStatus::Nack);
+    assert!(
+        a.description.to_lowercase().contains("slug"),
+        "{}",
+        a.description
+    );
+    drop(conn);
+    gw.stop().await;
+}
