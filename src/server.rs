@@ -181,9 +181,12 @@ impl Gateway {
             capture,
         });
         for n in &shared.config.ncs {
+            // Subscribed here, before any change can happen, not inside the task.
+            let changes = shared.catalogue.subscribe();
             tokio::spawn(push_object_changes(
                 shared.clone(),
                 n.id.clone(),
+                changes,
                 stop.clone(),
             ));
         }
@@ -207,6 +210,11 @@ impl Gateway {
         StatusSender {
             shared: self.shared.clone(),
         }
+    }
+
+    /// The object catalogue (changes made through it are pushed to every NCS).
+    pub fn catalogue(&self) -> Arc<MemoryCatalogue> {
+        self.shared.catalogue.clone()
     }
 
     /// The outbound links to an NCS.
@@ -797,11 +805,15 @@ fn spawn_req_all(shared: Arc<Shared>, ncs_id: String, pause: u32) {
 
 /// Pushes every catalogue change to one NCS as mosObj NEW / UPDATED / DELETED, in order,
 /// each acknowledged before the next, durably (kept across restarts until acknowledged).
-async fn push_object_changes(shared: Arc<Shared>, ncs_id: String, stop: CancellationToken) {
+async fn push_object_changes(
+    shared: Arc<Shared>,
+    ncs_id: String,
+    mut changes: tokio::sync::broadcast::Receiver<crate::objects::ObjectChange>,
+    stop: CancellationToken,
+) {
     let Some(links) = shared.links.get(&ncs_id).cloned() else {
         return;
     };
-    let mut changes = shared.catalogue.subscribe();
     loop {
         let change = tokio::select! {
             _ = stop.cancelled() => return,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use mos_gateway::mos::Message;
 use mos_gateway::mos::messages::{AckStatus, MosAck};
+use mos_gateway::objects::Catalogue;
 
 use crate::support::*;
 
@@ -202,5 +203,39 @@ async fn mos_obj_create_makes_a_placeholder_announced_with_mos_obj_new() {
         a.description
     );
     drop(conn);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn catalogue_changes_reach_every_ncs_in_order_each_acknowledged_before_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(dir.path(), lower.port(), 2, &extra(""))).await;
+    let mut cam = gw.catalogue.get("CAM-1").unwrap();
+    cam.slug = "Camera one (left)".into();
+    gw.catalogue.upsert(cam).unwrap();
+    gw.catalogue.remove("LOGO").unwrap();
+    let mut conn = lower.accept().await;
+    let first = conn.recv().await;
+    let Message::MosObj(o) = &first.message else {
+        panic!("{:?}", first.message)
+    };
+    assert_eq!(
+        (
+            o.id.as_str(),
+            o.status.as_str(),
+            o.slug.as_str(),
+            o.revision
+        ),
+        ("CAM-1", "UPDATED", "Camera one (left)", 2)
+    );
+    conn.expect_nothing(300).await;
+    ack_obj(&mut conn, &first).await;
+    let second = conn.recv().await;
+    let Message::MosObj(o) = &second.message else {
+        panic!()
+    };
+    assert_eq!((o.id.as_str(), o.status.as_str()), ("LOGO", "DELETED"));
+    ack_obj(&mut conn, &second).await;
     gw.stop().await;
 }

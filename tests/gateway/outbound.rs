@@ -577,3 +577,80 @@ async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
     conn.expect_nothing(400).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_ncs_that_drops_the_connection_mid_request_gets_the_same_message_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "resync_on_connect = true\nheartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+    ))
+    .await;
+    let mut first = upper.accept().await;
+    let req = first.recv().await;
+    drop(first); // the NCS closes without answering
+    let mut second = upper.accept().await;
+    let again = second.recv().await;
+    assert_eq!(
+        (again.message_id.clone(), again.message.clone()),
+        (req.message_id.clone(), req.message.clone())
+    );
+    second
+        .reply(
+            &again,
+            Message::RoListAll(RoListAll {
+                running_orders: vec![],
+            }),
+        )
+        .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn hot_standby_hands_back_to_the_main_server_when_the_standby_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let main_port = FakeNcs::bind().await.port();
+    let standby = FakeNcs::bind().await;
+    let extra = format!(
+        "heartbeat_interval_s = 0\nresync_on_connect = true\nack_timeout_s = 0.3\nreconnect_max_s = 0.2\nfailover = \"hot_standby\"\nbuddy = {{ host = \"127.0.0.1\", lower_port = 3, upper_port = {} }}",
+        standby.port()
+    );
+    let gw = start(config_with(dir.path(), 1, main_port, &extra)).await;
+    // Main down: the standby serves.
+    let mut on_standby = standby.accept().await;
+    let req = on_standby.recv().await;
+    on_standby
+        .reply(
+            &req,
+            Message::RoListAll(RoListAll {
+                running_orders: vec![],
+            }),
+        )
+        .await;
+    // The main server comes back and the standby goes away: the link returns to main.
+    let main = FakeNcs {
+        listener: tokio::net::TcpListener::bind(("127.0.0.1", main_port))
+            .await
+            .unwrap(),
+    };
+    drop(on_standby);
+    drop(standby);
+    let mut on_main = main.accept().await;
+    let req = on_main.recv().await;
+    assert!(matches!(req.message, Message::RoReqAll(_)));
+    on_main
+        .reply(
+            &req,
+            Message::RoListAll(RoListAll {
+                running_orders: vec![],
+            }),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = gw.links.as_ref().unwrap().upper.status();
+    assert_eq!(st.active, mos_gateway::outbound::Server::Main);
+    gw.stop().await;
+}

@@ -70,6 +70,8 @@ pub struct Running {
     pub links: Option<NcsLinks>,
     #[allow(dead_code)] // used by the status tests
     pub status: StatusSender,
+    #[allow(dead_code)] // used by the object tests
+    pub catalogue: std::sync::Arc<mos_gateway::objects::MemoryCatalogue>,
 }
 
 impl Running {
@@ -86,6 +88,7 @@ pub async fn start(config: Config) -> Running {
     let query = gw.local_addr(PortRole::Query).unwrap();
     let links = gw.links(NCS_ID);
     let status = gw.status_sender();
+    let catalogue = gw.catalogue();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gw.run(shutdown.clone()));
     Running {
@@ -96,6 +99,7 @@ pub async fn start(config: Config) -> Running {
         task,
         links,
         status,
+        catalogue,
     }
 }
 
