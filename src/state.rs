@@ -47,14 +47,10 @@ pub struct State {
     pub restore_warnings: Vec<String>,
 }
 
-/// A stable 64-bit FNV-1a digest, written as hex.
+/// A stable digest of a document (XXH3, 128 bits, written as hex): the same text gives the
+/// same digest on every machine and version, as the stored digests require.
 pub fn digest(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }
 
 /// The content of a request without its messageID, for comparing retries.

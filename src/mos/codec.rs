@@ -1006,7 +1006,7 @@ impl Encoder<&str> for MosCodec {
     fn encode(&mut self, item: &str, dst: &mut BytesMut) -> io::Result<()> {
         let encoding = self.write_encoding();
         dst.reserve(item.len() * encoding.unit_len());
-        encode_into(item, encoding, dst);
+        dst.extend_from_slice(&encode_text(item, encoding));
         Ok(())
     }
 }
@@ -1020,11 +1020,35 @@ impl Encoder<String> for MosCodec {
 }
 
 /// Appends `text` in `encoding` (no BOM) to `dst`.
-fn encode_into(text: &str, encoding: WireEncoding, dst: &mut impl Extend<u8>) {
-    match encoding {
-        WireEncoding::Utf8 => dst.extend(text.bytes()),
-        WireEncoding::Utf16Be => dst.extend(text.encode_utf16().flat_map(u16::to_be_bytes)),
-        WireEncoding::Utf16Le => dst.extend(text.encode_utf16().flat_map(u16::to_le_bytes)),
+/// Appends `text` as UTF-16 (big- or little-endian). Runs of ASCII, most of a MOS message,
+/// are widened in bulk; other characters go through `char::encode_utf16`.
+fn push_utf16(text: &str, big_endian: bool, out: &mut Vec<u8>) {
+    out.reserve(text.len() * 2);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(bytes.len() - i);
+        let start = out.len();
+        out.resize(start + run * 2, 0);
+        let at = usize::from(big_endian);
+        for (unit, &b) in out[start..].chunks_exact_mut(2).zip(&bytes[i..i + run]) {
+            unit[at] = b;
+        }
+        i += run;
+        if let Some(ch) = text.get(i..).and_then(|rest| rest.chars().next()) {
+            let mut units = [0u16; 2];
+            for u in ch.encode_utf16(&mut units) {
+                out.extend_from_slice(&if big_endian {
+                    u.to_be_bytes()
+                } else {
+                    u.to_le_bytes()
+                });
+            }
+            i += ch.len_utf8();
+        }
     }
 }
 
@@ -1033,9 +1057,14 @@ fn encode_into(text: &str, encoding: WireEncoding, dst: &mut impl Extend<u8>) {
 /// UTF-16 is produced here by hand: `encoding_rs` cannot encode UTF-16 (asked to, it writes
 /// UTF-8).
 pub fn encode_text(text: &str, encoding: WireEncoding) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() * encoding.unit_len());
-    encode_into(text, encoding, &mut out);
-    out
+    match encoding {
+        WireEncoding::Utf8 => text.as_bytes().to_vec(),
+        WireEncoding::Utf16Be | WireEncoding::Utf16Le => {
+            let mut out = Vec::new();
+            push_utf16(text, encoding == WireEncoding::Utf16Be, &mut out);
+            out
+        }
+    }
 }
 
 /// Decodes a whole byte buffer (e.g. a file): detects the encoding from its start as the
