@@ -81,6 +81,9 @@ pub struct NcsLinks {
     pub lower: Link,
     /// To the NCS's upper port (ro* family).
     pub upper: Link,
+    /// To the NCS's query port, when it has one (kept open; no heartbeats there, as NCSs
+    /// do not answer them on that port).
+    pub query: Option<Link>,
 }
 
 /// How often the same running order may be re-requested after a refused edit.
@@ -518,6 +521,16 @@ fn spawn_links(
         max_message_bytes: config.mos.max_message_bytes,
         capture: capture.clone(),
     };
+    let query = ncs.query_port.map(|port| {
+        let targets = ncs
+            .addresses
+            .iter()
+            .map(|a| SocketAddr::new(*a, port))
+            .collect();
+        let mut p = params(PortRole::Query, targets);
+        p.heartbeat = None;
+        Link::spawn(p, ids.clone(), stop.clone())
+    });
     NcsLinks {
         lower: Link::spawn(
             params(PortRole::Lower, ncs.lower_targets()),
@@ -525,6 +538,7 @@ fn spawn_links(
             stop.clone(),
         ),
         upper: Link::spawn(params(PortRole::Upper, ncs.upper_targets()), ids, stop),
+        query,
     }
 }
 

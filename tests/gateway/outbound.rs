@@ -654,3 +654,85 @@ async fn hot_standby_hands_back_to_the_main_server_when_the_standby_fails() {
     assert_eq!(st.active, mos_gateway::outbound::Server::Main);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_query_port_link_is_opened_when_the_ncs_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        2,
+        &format!("heartbeat_interval_s = 0\nquery_port = {}", query.port()),
+    ))
+    .await;
+    let _conn = query.accept().await;
+    for _ in 0..50 {
+        if gw
+            .links
+            .as_ref()
+            .unwrap()
+            .query
+            .as_ref()
+            .unwrap()
+            .status()
+            .up
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        gw.links
+            .as_ref()
+            .unwrap()
+            .query
+            .as_ref()
+            .unwrap()
+            .status()
+            .up
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_ncs_follow_up_edit_is_applied_while_its_mos_item_replace_awaits_the_ack() {
+    use mos_gateway::mos::messages::RoAck;
+    use mos_gateway::mos::structures::Item;
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "heartbeat_interval_s = 0",
+    ))
+    .await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.ok(&ro_create("R1", &[("S1", &["2"])])).await;
+    let item = Item {
+        id: "2".into(),
+        object_id: "OBJ-2".into(),
+        mos_id: MOS_ID.into(),
+        slug: Some("CAM 2 (resolved)".into()),
+        ..Item::default()
+    };
+    let pending = gw
+        .status
+        .item_replace(NCS_ID, "R1", "S1", item)
+        .await
+        .unwrap();
+    let mut conn = upper.accept().await;
+    let m = conn.recv().await;
+    assert!(matches!(m.message, Message::MosItemReplace(_)));
+    // Before acknowledging, the NCS sends its usual follow-up on its own connection.
+    ncs.ok("<roItemReplace><roID>R1</roID><storyID>S1</storyID><itemID>2</itemID><item><itemID>2</itemID><itemSlug>CAM 2 (resolved)</itemSlug><objID>OBJ-2</objID><mosID>nmos.gateway.mos</mosID></item></roItemReplace>").await;
+    conn.reply(&m, Message::RoAck(RoAck::ok("R1"))).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(reply.message, Message::RoAck(a) if a.is_ok()));
+    gw.stop().await;
+}
