@@ -9,49 +9,12 @@
 
 use bytes::BytesMut;
 use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
-use mos_gateway::mos::messages::RoCreate;
-use mos_gateway::mos::structures::{Item, RoHeader, RunningOrder, Story};
-use mos_gateway::mos::{Message, Mos, ParseOptions};
+use mos_gateway::mos::{Mos, ParseOptions};
 use std::hint::black_box;
 use std::time::Instant;
 use tokio_util::codec::Decoder;
 
-/// The benchmark's running order (same as `benches/wire.rs`).
-fn ro_create(stories: usize, items: usize) -> Mos {
-    let stories = (0..stories)
-        .map(|s| Story {
-            id: format!("HOST;P_NEWS\\W\\R_{s:06};{s:08X}-0000-4000-8000-00000000A1B2"),
-            slug: Some(format!("Story {s}: Oslo city council votes on the budget")),
-            number: Some(format!("A{s}")),
-            metadata: Vec::new(),
-            items: (0..items)
-                .map(|i| Item {
-                    id: i.to_string(),
-                    slug: Some(format!("CAM{} live", i % 4 + 1)),
-                    object_id: format!("{:08x}-7d4e-4a43-9a2e-{:012x}", s, i),
-                    mos_id: "nmos.gateway.mos".into(),
-                    channel: Some(format!("CAM{}", i % 4 + 1)),
-                    ed_start: Some(0),
-                    ed_dur: Some(250 * (i as u32 + 1)),
-                    ..Item::default()
-                })
-                .collect(),
-        })
-        .collect();
-    Mos::new(
-        "nmos.gateway.mos",
-        "ENPS.NCS",
-        Some("12345".into()),
-        Message::RoCreate(RoCreate(RunningOrder {
-            header: RoHeader {
-                id: "RO-EVENING-NEWS".into(),
-                slug: Some("Evening news 18:00".into()),
-                ..RoHeader::default()
-            },
-            stories,
-        })),
-    )
-}
+use mos_gateway::mos::sample::ro_create;
 
 #[inline(never)]
 fn decode(wire: &[u8]) -> String {

@@ -14,6 +14,7 @@ pub mod message;
 pub mod messages;
 pub mod number;
 pub mod read;
+pub mod sample;
 pub mod structures;
 pub mod time;
 pub mod xml;
