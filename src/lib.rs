@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dtd;
 pub mod mos;
+pub mod nmos;
 pub mod objects;
 pub mod outbound;
 pub mod replay;
