@@ -429,20 +429,25 @@ async fn handle_frame(
                 info!(kind = %d.kind, "tolerated off-spec input (logged once per peer and kind): {d}");
             }
         }
-        match shared.policy.decide(role, &parsed) {
+        let decision = shared.policy.decide(role, &parsed);
+        let env = mos.envelope();
+        let ncs_id = mos.ncs_id.clone();
+        // The message is moved on from here (no copy of a large running order on the ack path).
+        let request = parsed.mos;
+        match decision {
             Decision::Reply(reply) => Some(reply.to_xml()),
             Decision::Ignore(why) => {
                 debug!("no reply: {why}");
                 None
             }
-            Decision::Objects(request) => Some(answer_objects(shared, role, &request).to_xml()),
-            Decision::RunningOrderRequest(request) => match shared.state.ro_req(*request).await {
+            Decision::Objects => Some(answer_objects(shared, role, &request).to_xml()),
+            Decision::RunningOrderRequest => match shared.state.ro_req(request).await {
                 Some(reply) => Some(reply.to_xml()),
-                None => Some(nack(role, &mos.envelope(), "", "Internal error: store closed").to_xml()),
+                None => Some(nack(role, &env, "", "Internal error: store closed").to_xml()),
             },
-            Decision::Apply(request) => {
+            Decision::Apply => {
                 let ro_id = crate::session::ro_id_of(&request.message).to_string();
-                match shared.state.apply(role, *request, Some(frame.text.clone())).await {
+                match shared.state.apply(role, request, Some(frame.text.clone())).await {
                     Some(Ok(outcome)) => {
                         if outcome.duplicate {
                             info!("retry of an applied message: same reply again, not applied twice");
@@ -452,15 +457,15 @@ async fn handle_frame(
                         }
                         if let Some(ro) = &outcome.needs_resync {
                             warn!(ro = %ro, "refused: unknown ID; asking the NCS for its copy (roReq)");
-                            ask_for_running_order(shared, &mos.ncs_id, ro);
+                            ask_for_running_order(shared, &ncs_id, ro);
                         }
                         Some(outcome.reply.to_xml())
                     }
                     Some(Err(e)) => {
                         error!("store failure, not acknowledged: {e}");
-                        Some(nack(role, &mos.envelope(), &ro_id, &format!("Internal error: {e}")).to_xml())
+                        Some(nack(role, &env, &ro_id, &format!("Internal error: {e}")).to_xml())
                     }
-                    None => Some(nack(role, &mos.envelope(), &ro_id, "Internal error: store closed").to_xml()),
+                    None => Some(nack(role, &env, &ro_id, "Internal error: store closed").to_xml()),
                 }
             }
         }

@@ -76,11 +76,11 @@ pub enum Decision {
     /// Send this reply on the same socket.
     Reply(Box<Mos>),
     /// Hand the message to the running-order state; it produces the reply.
-    Apply(Box<Mos>),
+    Apply,
     /// Answer roReq from the running-order state.
-    RunningOrderRequest(Box<Mos>),
+    RunningOrderRequest,
     /// Answer from the object catalogue (mosReqObj, mosReqAll, mosObjCreate, searches).
-    Objects(Box<Mos>),
+    Objects,
     /// No reply (replies arriving on an inbound socket, keepAlive).
     Ignore(&'static str),
 }
@@ -199,7 +199,7 @@ impl SessionPolicy {
                 "",
                 &format!("Unsupported message: {name}"),
             ))),
-            Message::RoReq(_) => Decision::RunningOrderRequest(Box::new(mos.clone())),
+            Message::RoReq(_) => Decision::RunningOrderRequest,
             Message::RoCreate(_)
             | Message::RoReplace(_)
             | Message::RoMetadataReplace(_)
@@ -220,7 +220,7 @@ impl SessionPolicy {
             | Message::RoStorySend(_)
             | Message::RoList(_) => {
                 if port == PortRole::Upper {
-                    Decision::Apply(Box::new(mos.clone()))
+                    Decision::Apply
                 } else {
                     Decision::Reply(Box::new(nack(
                         port,
@@ -234,7 +234,7 @@ impl SessionPolicy {
             | Message::MosReqAll(_)
             | Message::MosObjCreate(_)
             | Message::MosReqSearchableSchema(_)
-            | Message::MosReqObjList(_) => Decision::Objects(Box::new(mos.clone())),
+            | Message::MosReqObjList(_) => Decision::Objects,
             Message::MosReqObjAction(_) => Decision::Reply(Box::new(nack(
                 port,
                 &env,
