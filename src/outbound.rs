@@ -246,18 +246,7 @@ impl Link {
         &self,
         message: Message,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Outgoing {
-                message,
-                reply: Some(reply),
-                durable: None,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
-                mpsc::error::TrySendError::Closed(_) => LinkError::Shutdown,
-            })?;
-        Ok(rx)
+        self.push(message, None)
     }
 
     /// Queues a message that must reach the NCS even across a restart of the gateway: it
@@ -273,12 +262,21 @@ impl Link {
             .outbox_add(&self.ncs_id, self.role, doc)
             .await
             .map_err(LinkError::Counter)?;
+        self.push(message, Some(seq))
+    }
+
+    /// Puts a request in the link's queue (bounded: a full queue is refused, never waited on).
+    fn push(
+        &self,
+        message: Message,
+        durable: Option<i64>,
+    ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Outgoing {
                 message,
                 reply: Some(reply),
-                durable: Some(seq),
+                durable,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
