@@ -262,7 +262,12 @@ impl Link {
             .outbox_add(&self.ncs_id, self.role, doc)
             .await
             .map_err(LinkError::Counter)?;
-        self.push(message, Some(seq))
+        let queued = self.push(message, Some(seq));
+        if queued.is_err() {
+            // Not queued: the caller is told, and nothing is left behind to surprise a restart.
+            self.ids.state().outbox_remove(seq).await;
+        }
+        queued
     }
 
     /// Puts a request in the link's queue (bounded: a full queue is refused, never waited on).
