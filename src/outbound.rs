@@ -47,6 +47,9 @@ pub enum LinkError {
     /// The gateway is shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// Not sent: a status whose running order was deleted meanwhile.
+    #[error("dropped: the running order no longer exists")]
+    Dropped,
     /// No messageID could be reserved.
     #[error("messageID counter unavailable: {0}")]
     Counter(String),
@@ -301,6 +304,16 @@ impl Link {
     }
 }
 
+/// The running order a status message is about.
+fn status_ro_id(message: &Message) -> Option<&str> {
+    match message {
+        Message::RoStat(m) => Some(&m.ro_id),
+        Message::RoItemStat(m) => Some(&m.ro_id),
+        Message::RoElementStat(m) => Some(&m.ro_id),
+        _ => None,
+    }
+}
+
 /// Whether `got` answers `sent` by its type (used when the reply has no messageID).
 pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
     use Message as M;
@@ -538,6 +551,16 @@ impl LinkTask {
                                 }
                             }
                         };
+                        // A status for a running order deleted while it waited is dropped.
+                        if let Some(ro_id) = status_ro_id(&next.message)
+                            && self.ids.state().ro_info(ro_id).await.is_none()
+                        {
+                            debug!(ro = %ro_id, "status dropped: the running order was deleted");
+                            if let Some(r) = next.reply {
+                                let _ = r.send(Err(LinkError::Dropped));
+                            }
+                            continue;
+                        }
                         let id = match self.ids.next().await {
                             Ok(id) => id,
                             Err(e) => {

@@ -736,3 +736,44 @@ async fn the_ncs_follow_up_edit_is_applied_while_its_mos_item_replace_awaits_the
     assert!(matches!(reply.message, Message::RoAck(a) if a.is_ok()));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_status_queued_for_a_running_order_deleted_meanwhile_is_dropped() {
+    use mos_gateway::mos::messages::RoAck;
+    use mos_gateway::status::{ElementState, StatusReport, StatusTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let port = FakeNcs::bind().await.port(); // the NCS is down for now
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        port,
+        "heartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+    ))
+    .await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.ok(&ro_create("GOING", &[("S1", &["1"])])).await;
+    ncs.ok(&ro_create("STAYING", &[("S1", &["1"])])).await;
+    let report = |ro: &str| StatusReport {
+        target: StatusTarget::RunningOrder { ro_id: ro.into() },
+        state: ElementState::Ready,
+    };
+    gw.status.send(NCS_ID, report("GOING")).await.unwrap();
+    gw.status.send(NCS_ID, report("STAYING")).await.unwrap();
+    ncs.ok("<roDelete><roID>GOING</roID></roDelete>").await;
+    let upper = FakeNcs {
+        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    };
+    let mut conn = upper.accept().await;
+    let m = conn.recv().await;
+    let Message::RoStat(s) = &m.message else {
+        panic!("{:?}", m.message)
+    };
+    assert_eq!(
+        s.ro_id, "STAYING",
+        "the status of the deleted running order was dropped"
+    );
+    conn.reply(&m, Message::RoAck(RoAck::ok("STAYING"))).await;
+    gw.stop().await;
+}
