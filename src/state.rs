@@ -12,7 +12,7 @@ use tracing::info;
 use crate::mos::messages::{RoAck, RoList, RoStorySend};
 use crate::mos::structures::{AirStatus, RunningOrder};
 use crate::mos::{Message, Mos, ParseOptions};
-use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message};
+use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
 use crate::session::{PortRole, reply_to};
 use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError};
 
@@ -199,10 +199,11 @@ impl State {
     pub fn handle(
         &mut self,
         port: PortRole,
-        request: &Mos,
+        request: Mos,
         raw: Option<&str>,
     ) -> Result<Outcome, StateError> {
         let env = request.envelope();
+        let request_ref = &request;
         let key = request
             .message_id
             .as_ref()
@@ -210,7 +211,7 @@ impl State {
             .map(|id| (request.ncs_id.clone(), port.name().to_string(), id.clone()));
         let content = key.as_ref().map(|_| match raw {
             Some(text) => digest(text),
-            None => content_digest(request),
+            None => content_digest(request_ref),
         });
         if let (Some((ncs, p, id)), Some(content)) = (&key, &content)
             && let Some(done) = self.store.processed(ncs, p, id)?
@@ -245,7 +246,12 @@ impl State {
             }
         }
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
-        let (ro_id, edit) = match edit_from_message(&request.message) {
+        let (mos_id, ncs_id) = (request.mos_id.clone(), request.ncs_id.clone());
+        // Without the received text (a roList fetched by the gateway itself) the journal
+        // keeps the message as written by us.
+        let fallback_doc = raw.is_none().then(|| request.to_xml());
+        let message_name = request.message.name().to_string();
+        let (ro_id, edit) = match into_edit(request.message) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
                 return Ok(Outcome {
@@ -261,7 +267,7 @@ impl State {
                         &env,
                         Message::RoAck(RoAck::error(
                             &ro_id_hint,
-                            &format!("{} is not a running-order edit", request.message.name()),
+                            &format!("{} is not a running-order edit", message_name),
                         )),
                     ),
                     change: None,
@@ -288,11 +294,11 @@ impl State {
             None => RoChange::Delete,
             Some(r) if whole || journal_len >= self.store.journal_limit => {
                 let doc = if whole { raw } else { None };
-                RoChange::Snapshot(snapshot_of(r, &request.mos_id, &request.ncs_id, doc))
+                RoChange::Snapshot(snapshot_of(r, &mos_id, &ncs_id, doc))
             }
             Some(_) => RoChange::Journal(match raw {
                 Some(text) => text.to_string(),
-                None => request.to_xml(),
+                None => fallback_doc.unwrap_or_default(),
             }),
         };
         let processed = key.map(|(ncs, p, id)| {
@@ -408,7 +414,7 @@ impl StateHandle {
                             reply,
                         } => {
                             let r = state
-                                .handle(port, &request, raw.as_deref())
+                                .handle(port, *request, raw.as_deref())
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(r);
                         }

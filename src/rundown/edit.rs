@@ -128,6 +128,18 @@ impl Edit {
     }
 }
 
+/// [`edit_from_message`] taking the message by value: the whole-running-order messages
+/// (roCreate, roReplace, roList) move their stories into the edit instead of copying them.
+pub fn into_edit(msg: Message) -> Option<Result<(String, Edit), EditError>> {
+    use crate::mos::messages::{RoCreate, RoList, RoReplace};
+    match msg {
+        Message::RoCreate(RoCreate(ro)) => Some(Ok((ro.header.id.clone(), Edit::Create(ro)))),
+        Message::RoReplace(RoReplace(ro)) => Some(Ok((ro.header.id.clone(), Edit::Replace(ro)))),
+        Message::RoList(RoList(ro)) => Some(Ok((ro.header.id.clone(), Edit::List(ro)))),
+        other => edit_from_message(&other),
+    }
+}
+
 /// The running-order edit a message asks for, with its roID; `None` for messages that
 /// do not edit a running order (heartbeat, roReq, roAck, ...). `Some(Err)` when the
 /// message is a running-order edit that cannot be made sense of (SWAP with three IDs,

@@ -27,7 +27,7 @@ mod seq;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use edit::{Edit, edit_from_message};
+pub use edit::{Edit, edit_from_message, into_edit};
 pub use error::EditError;
 pub use model::{Rundown, RundownStory, StoryContent};
 
