@@ -309,12 +309,7 @@ impl Gateway {
 fn codec_for(config: &Config, peer: SocketAddr) -> CodecConfig {
     let candidates = config.ncs_for_address(peer.ip());
     let encoding = match candidates.as_slice() {
-        [one] => match one.encoding {
-            Encoding::Auto => None,
-            Encoding::Utf16Be => Some(WireEncoding::Utf16Be),
-            Encoding::Utf16Le => Some(WireEncoding::Utf16Le),
-            Encoding::Utf8 => Some(WireEncoding::Utf8),
-        },
+        [one] => wire_encoding(one.encoding),
         _ => None,
     };
     CodecConfig {
@@ -406,21 +401,17 @@ async fn handle_frame(
             && !shared.config.mos.accept_any_ncs
             && !ncs.accepts_address(peer.ip())
         {
-            {
-                let reason = format!("Address {} is not allowed for ncsID {}", peer.ip(), ncs.id);
-                warn!("{reason}");
-                return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
-            }
+            let reason = format!("Address {} is not allowed for ncsID {}", peer.ip(), ncs.id);
+            warn!("{reason}");
+            return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
         }
         // Strict peers: off-spec input is refused with the first deviation as the reason.
         if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first())
             && ncs.strict
         {
-            {
-                let reason = format!("{}: {}", mos.message.name(), d);
-                warn!("strict: {reason}");
-                return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
-            }
+            let reason = format!("{}: {}", mos.message.name(), d);
+            warn!("strict: {reason}");
+            return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
         }
         for d in &parsed.deviations {
             let key = (format!("{}/{}", peer.ip(), mos.ncs_id), d.kind);

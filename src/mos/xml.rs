@@ -325,7 +325,7 @@ impl<'a> Builder<'a> {
         empty: bool,
     ) -> Result<(), XmlError> {
         let raw = self.src.get(start..end).unwrap_or("");
-        let name = element_name(raw, empty);
+        let name = element_name(raw);
         let first_attr = self.attrs.len() as u32;
         for a in e.attributes() {
             let a =
@@ -460,7 +460,7 @@ fn node_estimate(src: &str) -> usize {
 }
 
 /// The element name from the raw start tag text (`<name attr="...">`).
-fn element_name(raw: &str, _empty: bool) -> &str {
+fn element_name(raw: &str) -> &str {
     let s = raw.strip_prefix('<').unwrap_or(raw);
     // The name ends at whitespace, `>` or `/`. ASCII stops are found bytewise, so slicing there
     // stays on a char boundary. (`char::is_whitespace` also stops at non-ASCII spaces

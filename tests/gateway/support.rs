@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
 use mos_gateway::config::Config;
 use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
@@ -249,11 +248,6 @@ pub fn ro_create(ro_id: &str, stories: &[(&str, &[&str])]) -> String {
 /// Story IDs of an order.
 pub fn ids(order: &[(String, Vec<String>)]) -> Vec<&str> {
     order.iter().map(|(s, _)| s.as_str()).collect()
-}
-
-#[allow(dead_code)]
-pub fn bytes_mut(b: &[u8]) -> BytesMut {
-    BytesMut::from(b)
 }
 
 /// The NCS side of the gateway's outbound links: a listener on "the NCS's" port.
