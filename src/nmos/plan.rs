@@ -1,0 +1,143 @@
+//! What resolution produces and takes consume: a planned route per item, or the reason it has
+//! none. Plain data, no I/O; the contract between [`resolve`](super) (running order + catalogue
+//! + mapping → plans) and the take engine (plans → IS-05 / IS-08 requests).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::is08_check::{ChannelMap, Is08Input, Is08Output, Violation};
+
+/// Which item of which running order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemKey {
+    /// roID.
+    pub ro_id: String,
+    /// storyID.
+    pub story_id: String,
+    /// itemID.
+    pub item_id: String,
+}
+
+/// One receiver to connect to a sender (or to disconnect when `sender_id` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The receiver's UUID.
+    pub receiver_id: String,
+    /// The receiver's label (for logs and status texts).
+    pub receiver_label: String,
+    /// The receiver's device UUID.
+    pub device_id: String,
+    /// IS-05 v1.1 Connection API base of the receiver's device, from its `controls`
+    /// (ends with `/`, e.g. `http://host/x-nmos/connection/v1.1/`).
+    pub connection_api: String,
+    /// `true` when that control requires an IS-10 bearer token.
+    pub authorization: bool,
+    /// The sender's UUID; `None` = disconnect (master_enable false, sender_id null).
+    pub sender_id: Option<String>,
+    /// The sender's IS-04 `manifest_href` (where its transport file is), if any.
+    pub sender_manifest_href: Option<String>,
+    /// IS-05 v1.1 Connection API base of the sender's device, if it has one (the transport
+    /// file is also at `single/senders/{id}/transportfile`).
+    pub sender_connection_api: Option<String>,
+    /// The sender's transport (`urn:x-nmos:transport:rtp`...), to tell whether a transport file
+    /// is needed.
+    pub transport: String,
+}
+
+/// An IS-08 map to apply on one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioMap {
+    /// The device's UUID.
+    pub device_id: String,
+    /// IS-08 v1.0 Channel Mapping API base of the device, from its `controls` (ends with `/`).
+    pub channel_mapping_api: String,
+    /// `true` when that control requires an IS-10 bearer token.
+    pub authorization: bool,
+    /// The map: outputs (and only those) to change.
+    pub map: ChannelMap,
+}
+
+/// A device's IS-08 inputs and outputs with their constraints (`GET io`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceIo {
+    /// Inputs by id.
+    pub inputs: BTreeMap<String, Is08Input>,
+    /// Outputs by id.
+    pub outputs: BTreeMap<String, Is08Output>,
+}
+
+/// A route planned for one item: what a take does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The item's objID (a sender UUID, a preset's objID or a bound placeholder).
+    pub object_id: String,
+    /// The destination (or preset) name the route goes to, for logs and statuses.
+    pub destination: String,
+    /// Receivers to connect, in configuration order.
+    pub connections: Vec<Connection>,
+    /// IS-08 maps to apply, in configuration order.
+    pub audio_maps: Vec<AudioMap>,
+    /// A scheduled (absolute) activation time, from the item's metadata override.
+    pub scheduled: Option<DateTime<Utc>>,
+}
+
+impl Route {
+    /// The receivers this route drives.
+    pub fn receiver_ids(&self) -> impl Iterator<Item = &str> {
+        self.connections.iter().map(|c| c.receiver_id.as_str())
+    }
+}
+
+/// Why an item has no route. `Display` is the NOT READY status text's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// The objID is neither a sender, a preset nor a placeholder.
+    UnknownObject(String),
+    /// A placeholder (mosObjCreate) that no configuration binding names.
+    PlaceholderNotBound(String),
+    /// A sender that the configuration (preset, binding) names is not in the registry.
+    SenderGone(String),
+    /// A receiver of the destination is not in the registry.
+    ReceiverGone(String),
+    /// The item's destination (channel, override or default) is not configured.
+    DestinationUnknown(String),
+    /// No channel, no override and no default destination.
+    NoDestination,
+    /// The device has no IS-05 v1.1 control in its IS-04 `controls`.
+    NoConnectionApi(String),
+    /// The device has no IS-08 v1.0 control in its IS-04 `controls`.
+    NoChannelMappingApi(String),
+    /// The device's IS-08 io could not be read (yet).
+    Is08IoUnknown(String),
+    /// The IS-08 map breaks the device's constraints.
+    Is08(Vec<Violation>),
+    /// The item's metadata override cannot be used.
+    BadOverride(String),
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReady::UnknownObject(id) => write!(f, "unknown object {id}"),
+            NotReady::PlaceholderNotBound(id) => write!(f, "placeholder not bound ({id})"),
+            NotReady::SenderGone(s) => write!(f, "sender gone: {s}"),
+            NotReady::ReceiverGone(r) => write!(f, "receiver gone: {r}"),
+            NotReady::DestinationUnknown(d) => write!(f, "destination unknown: {d}"),
+            NotReady::NoDestination => write!(f, "no destination (no channel and no default)"),
+            NotReady::NoConnectionApi(d) => write!(f, "device {d} has no IS-05 v1.1 control"),
+            NotReady::NoChannelMappingApi(d) => write!(f, "device {d} has no IS-08 v1.0 control"),
+            NotReady::Is08IoUnknown(d) => write!(f, "IS-08 io of device {d} not read"),
+            NotReady::Is08(v) => match v.first() {
+                Some(first) if v.len() > 1 => write!(f, "IS-08: {first} (+{} more)", v.len() - 1),
+                Some(first) => write!(f, "IS-08: {first}"),
+                None => write!(f, "IS-08 constraint violated"),
+            },
+            NotReady::BadOverride(why) => write!(f, "bad override: {why}"),
+        }
+    }
+}
+
+/// An item's plan: a route, or why it has none.
+pub type ItemPlan = Result<Route, NotReady>;
