@@ -4,14 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,6 +72,28 @@ struct Shared {
     resync_asked: Mutex<HashMap<(String, String), Instant>>,
     /// The capture writer, when capture is on.
     capture: Option<CaptureHandle>,
+    /// Where running-order changes and roCtrl go, once a bridge listens.
+    bridge: OnceLock<mpsc::UnboundedSender<GatewayEvent>>,
+}
+
+/// What the gateway tells the NMOS bridge, in the order it happened.
+#[derive(Debug)]
+pub enum GatewayEvent {
+    /// A running order was created, edited, replaced or deleted (and is durable).
+    RunningOrder {
+        /// roID.
+        ro_id: String,
+    },
+    /// roCtrl from an NCS: the bridge answers at once through `reply` (Ok = roAck OK,
+    /// Err = roAck with the reason) and works on the network afterwards.
+    Control {
+        /// The NCS that sent it.
+        ncs_id: String,
+        /// The command.
+        ctrl: crate::mos::messages::RoCtrl,
+        /// The answer to the NCS.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The gateway's outbound links to one NCS.
@@ -182,6 +204,7 @@ impl Gateway {
             catalogue,
             resync_asked: Mutex::new(HashMap::new()),
             capture,
+            bridge: OnceLock::new(),
         });
         for n in &shared.config.ncs {
             // Subscribed here, before any change can happen, not inside the task.
@@ -216,6 +239,24 @@ impl Gateway {
     }
 
     /// The object catalogue (changes made through it are pushed to every NCS).
+    /// Attaches the NMOS bridge: running-order changes and roCtrl are sent to the returned
+    /// receiver from now on, and listMachInfo states Profile 5. Only the first call gets a
+    /// receiver.
+    pub fn events(&self) -> Option<mpsc::UnboundedReceiver<GatewayEvent>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.bridge.set(tx).ok()?;
+        self.shared
+            .policy
+            .control
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(rx)
+    }
+
+    /// The running orders held now, and a handle to read them.
+    pub fn state(&self) -> StateHandle {
+        self.shared.state.clone()
+    }
+
     pub fn catalogue(&self) -> Arc<MemoryCatalogue> {
         self.shared.catalogue.clone()
     }
@@ -432,6 +473,7 @@ async fn handle_frame(
                 None
             }
             Decision::Objects => Some(answer_objects(shared, role, &request).to_xml()),
+            Decision::Control => Some(control(shared, &ncs_id, request).await.to_xml()),
             Decision::RunningOrderRequest => match shared.state.ro_req(request).await {
                 Some(reply) => Some(reply.to_xml()),
                 None => Some(nack(role, &env, "", "Internal error: store closed").to_xml()),
@@ -445,6 +487,7 @@ async fn handle_frame(
                         }
                         if let Some((ro, change)) = &outcome.change {
                             info!(ro = %ro, "applied: {change:?}");
+                            notify_bridge(shared, ro);
                         }
                         if let Some(ro) = &outcome.needs_resync {
                             warn!(ro = %ro, "refused: unknown ID; asking the NCS for its copy (roReq)");
@@ -463,6 +506,49 @@ async fn handle_frame(
     }
     .instrument(span)
     .await
+}
+
+/// Tells the bridge (if any) that a running order changed.
+fn notify_bridge(shared: &Shared, ro_id: &str) {
+    if let Some(tx) = shared.bridge.get() {
+        let _ = tx.send(GatewayEvent::RunningOrder {
+            ro_id: ro_id.to_string(),
+        });
+    }
+}
+
+/// roCtrl: handed to the bridge, which answers at once (it never waits on the network).
+async fn control(shared: &Shared, ncs_id: &str, request: Mos) -> Mos {
+    let env = request.envelope();
+    let Message::RoCtrl(ctrl) = request.message else {
+        return nack(PortRole::Upper, &env, "", "Internal error: not a roCtrl");
+    };
+    let ro_id = ctrl.ro_id.clone();
+    let answer = match shared.bridge.get() {
+        None => Err("roCtrl is not supported: no NMOS bridge is running".to_string()),
+        Some(tx) => {
+            let (reply, rx) = oneshot::channel();
+            let event = GatewayEvent::Control {
+                ncs_id: ncs_id.to_string(),
+                ctrl,
+                reply,
+            };
+            match tx.send(event) {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err("Internal error: NMOS bridge stopped".to_string())),
+                Err(_) => Err("Internal error: NMOS bridge stopped".to_string()),
+            }
+        }
+    };
+    let ack = match answer {
+        Ok(()) => crate::mos::messages::RoAck::ok(&ro_id),
+        Err(reason) => {
+            warn!(ro = %ro_id, "roCtrl refused: {reason}");
+            crate::mos::messages::RoAck::error(&ro_id, &reason)
+        }
+    };
+    crate::session::reply_to(&env, Message::RoAck(ack))
 }
 
 fn wire_encoding(e: Encoding) -> Option<WireEncoding> {
@@ -549,6 +635,7 @@ async fn install_ro_list(shared: &Shared, ncs_id: &str, reply: Mos) -> bool {
     match shared.state.apply(PortRole::Upper, request, None).await {
         Some(Ok(outcome)) if outcome.change.is_some() => {
             info!(ncs = %ncs_id, ro = %ro_id, "running order replaced by the NCS's copy");
+            notify_bridge(shared, &ro_id);
             true
         }
         Some(Ok(outcome)) => {

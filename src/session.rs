@@ -6,6 +6,8 @@ use crate::mos::messages::{
 };
 use crate::mos::time::MosTime;
 use crate::mos::{Envelope, Message, Mos, Parsed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The port a connection was accepted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +56,8 @@ pub struct SessionPolicy {
     pub profile_style: Vec<(String, ProfileStyle)>,
     /// When the gateway started (listMachInfo opTime).
     pub started: MosTime,
+    /// Set once an NMOS bridge takes roCtrl: Profile 5 is then stated in listMachInfo.
+    pub control: Arc<AtomicBool>,
 }
 
 impl SessionPolicy {
@@ -66,6 +70,7 @@ impl SessionPolicy {
             profiles: [true, true, true, true, true, false, false, false],
             profile_style: Vec::new(),
             started: MosTime::now(),
+            control: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -81,6 +86,8 @@ pub enum Decision {
     RunningOrderRequest,
     /// Answer from the object catalogue (mosReqObj, mosReqAll, mosObjCreate, searches).
     Objects,
+    /// roCtrl (Profile 5): hand it to the NMOS bridge, which answers at once.
+    Control,
     /// No reply (replies arriving on an inbound socket, keepAlive).
     Ignore(&'static str),
 }
@@ -235,6 +242,13 @@ impl SessionPolicy {
             | Message::MosObjCreate(_)
             | Message::MosReqSearchableSchema(_)
             | Message::MosReqObjList(_) => Decision::Objects,
+            Message::RoCtrl(_) if port == PortRole::Upper => Decision::Control,
+            Message::RoCtrl(m) => Decision::Reply(Box::new(nack(
+                port,
+                &env,
+                &m.ro_id,
+                "roCtrl belongs on the upper port",
+            ))),
             Message::MosReqObjAction(_) => Decision::Reply(Box::new(nack(
                 port,
                 &env,
@@ -258,11 +272,13 @@ impl SessionPolicy {
             .find(|(n, _)| n == ncs_id)
             .map(|(_, s)| *s)
             .unwrap_or_default();
+        let mut stated = self.profiles;
+        stated[5] |= self.control.load(Ordering::Relaxed);
         let profiles = match style {
-            ProfileStyle::Flat => ProfileSupport::Flat(self.profiles[..7].to_vec()),
+            ProfileStyle::Flat => ProfileSupport::Flat(stated[..7].to_vec()),
             ProfileStyle::Container => ProfileSupport::Container(vec![SupportedProfiles {
                 device_type: "MOS".into(),
-                profiles: (0..8u8).map(|n| (n, self.profiles[n as usize])).collect(),
+                profiles: (0..8u8).map(|n| (n, stated[n as usize])).collect(),
             }]),
         };
         ListMachInfo {

@@ -349,6 +349,13 @@ impl State {
 }
 
 enum StateCmd {
+    Rundown {
+        ro_id: String,
+        reply: oneshot::Sender<Option<Rundown>>,
+    },
+    RoIds {
+        reply: oneshot::Sender<Vec<String>>,
+    },
     Apply {
         port: PortRole,
         request: Box<Mos>,
@@ -423,6 +430,13 @@ impl StateHandle {
                             let _ = reply.send(state.answer_ro_req(&request, &ro_id));
                         }
                         StateCmd::Close => break,
+                        StateCmd::Rundown { ro_id, reply } => {
+                            let _ = reply.send(state.rundowns().get(&ro_id).cloned());
+                        }
+                        StateCmd::RoIds { reply } => {
+                            let ids = state.rundowns().iter().map(|(id, _)| id.to_string());
+                            let _ = reply.send(ids.collect());
+                        }
                         StateCmd::OutboxAdd {
                             ncs_id,
                             port,
@@ -534,6 +548,27 @@ impl StateHandle {
             reply,
         };
         if self.tx.send(cmd).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// A copy of a running order as held now (None when we hold none of that roID or the
+    /// state is gone). Copies it: for the NMOS bridge, not for the ack path.
+    pub async fn rundown(&self, ro_id: &str) -> Option<Rundown> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::Rundown {
+            ro_id: ro_id.to_string(),
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()?
+    }
+
+    /// The roIDs of every running order held now.
+    pub async fn ro_ids(&self) -> Vec<String> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(StateCmd::RoIds { reply }).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()

@@ -5,6 +5,7 @@
 //! - [`is08_check`]: checking an IS-08 map against a device's constraints before sending.
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
+//! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
 
 pub mod is04;
@@ -12,3 +13,4 @@ pub mod is08_check;
 pub mod plan;
 pub mod schemas;
 pub mod tai;
+pub mod takes;

@@ -1,0 +1,634 @@
+//! The take engine: what each item is doing (planned, staged, on air, stopped, failed), roCtrl
+//! commands turned into device calls, and the statuses that follow.
+//!
+//! The engine is owned by one task (the bridge) and never blocks: device calls run in spawned
+//! tasks whose results come back through [`TakeEngine::completion`] and are applied with
+//! [`TakeEngine::complete`]. A result that arrives after the item was re-planned is ignored
+//! (each dispatch carries the item's generation).
+//!
+//! Rules it follows:
+//! - New plans change only the items whose plan differs ([`TakeEngine::set_plans`]); the others
+//!   keep their phase, so a running order deleted and re-created with the same roID (ENPS when
+//!   MOS control is re-enabled) keeps what is on air.
+//! - READY stages every connection of the targeted items and prepares their IS-08 maps;
+//!   EXECUTE activates (immediately, or at the item's scheduled time) and confirms with IS-05
+//!   `/active` before saying PLAY; a later take on the same receivers turns the earlier item
+//!   to STOP.
+//! - STOP / PAUSE / SIGNAL: status STOP, and a disconnect only when configured.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::plan::{AudioMap, Connection, ItemKey, ItemPlan, Route};
+use super::tai::TaiTime;
+use crate::mos::messages::{RoCtrl, RoCtrlCommand};
+use crate::status::ElementState;
+
+/// A device call that failed; the text is what the NCS sees after "ERROR: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeviceError(pub String);
+
+/// What the engine needs from the studio's devices. Implemented over the IS-05 / IS-08
+/// clients; faked in tests.
+pub trait Devices: Send + Sync + 'static {
+    /// READY: stage one connection (sender, master_enable, transport file; no activation).
+    fn stage(&self, c: &Connection) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    /// READY: check an IS-08 map against the device's io, so the take only posts it.
+    fn prepare_map(&self, m: &AudioMap) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    /// EXECUTE: activate connections, immediately (`at` None) or at a TAI time; `staged` says
+    /// READY staged them (else the request carries everything). One result per connection,
+    /// in order.
+    fn activate(
+        &self,
+        cs: &[Connection],
+        at: Option<TaiTime>,
+        staged: bool,
+    ) -> impl Future<Output = Vec<Result<(), DeviceError>>> + Send;
+    /// Undoes activations that succeeded when the rest of an all-or-nothing take failed.
+    fn roll_back(&self, cs: &[Connection]) -> impl Future<Output = ()> + Send;
+    /// EXECUTE: apply an IS-08 map; `Ok(Some(id))` for a scheduled activation.
+    fn apply_map(
+        &self,
+        m: &AudioMap,
+        at: Option<TaiTime>,
+    ) -> impl Future<Output = Result<Option<String>, DeviceError>> + Send;
+    /// Cancels a scheduled IS-08 activation (its item was removed).
+    fn cancel_map(&self, m: &AudioMap, id: &str) -> impl Future<Output = ()> + Send;
+    /// STOP with `on_stop = disconnect`: master_enable false, sender_id null, now.
+    fn disconnect(&self, c: &Connection) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    /// Confirmation: the sender IS-05 `/active` shows on the receiver (None = disabled).
+    fn active_sender(
+        &self,
+        c: &Connection,
+    ) -> impl Future<Output = Result<Option<String>, DeviceError>> + Send;
+}
+
+/// What STOP, PAUSE and SIGNAL do on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopAction {
+    /// Nothing; the status says STOP.
+    #[default]
+    None,
+    /// Disconnect the item's receivers, then STOP.
+    Disconnect,
+}
+
+/// How takes behave.
+#[derive(Debug, Clone)]
+pub struct TakeSettings {
+    /// STOP / PAUSE / SIGNAL.
+    pub on_stop: StopAction,
+    /// A take that fails on one receiver rolls back the others.
+    pub all_or_nothing: bool,
+    /// How long the items of a deleted running order are remembered, so a re-created one with
+    /// the same roID keeps what is on air.
+    pub keep_deleted: Duration,
+}
+
+impl Default for TakeSettings {
+    fn default() -> Self {
+        TakeSettings {
+            on_stop: StopAction::None,
+            all_or_nothing: true,
+            keep_deleted: Duration::from_secs(600),
+        }
+    }
+}
+
+/// An item as resolution saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemInfo {
+    /// Where it is.
+    pub key: ItemKey,
+    /// Its objID.
+    pub object_id: String,
+    /// Its itemChannel.
+    pub channel: Option<String>,
+    /// Its route, or why it has none.
+    pub plan: ItemPlan,
+}
+
+/// A status the engine wants the NCS to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemStatus {
+    /// The item.
+    pub item: ItemInfo,
+    /// Its new state.
+    pub state: ElementState,
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Resolved (or not); nothing sent.
+    Planned,
+    /// READY sent to the devices, answers pending.
+    Staging,
+    /// Staged on every receiver.
+    Staged,
+    /// EXECUTE sent, confirmation pending.
+    Taking,
+    /// Confirmed on air.
+    Playing,
+    /// Taken off (STOP) or replaced by a later take on its receivers.
+    Stopped,
+    /// The last device call failed.
+    Failed,
+}
+
+struct Entry {
+    info: ItemInfo,
+    phase: Phase,
+    generation: u64,
+    /// Scheduled IS-08 activations to cancel if the item goes.
+    scheduled_maps: Vec<(AudioMap, String)>,
+}
+
+/// A device call's result, back to the engine.
+#[derive(Debug)]
+pub struct Completion {
+    key: ItemKey,
+    generation: u64,
+    kind: CompletionKind,
+}
+
+#[derive(Debug)]
+enum CompletionKind {
+    Staged(Result<(), DeviceError>),
+    Taken(Result<Vec<(AudioMap, String)>, DeviceError>),
+    Stopped(Result<(), DeviceError>),
+}
+
+/// The engine. See the module documentation.
+pub struct TakeEngine<D: Devices> {
+    devices: Arc<D>,
+    settings: TakeSettings,
+    items: HashMap<ItemKey, Entry>,
+    /// Item order per running order.
+    order: HashMap<String, Vec<ItemKey>>,
+    /// Deleted running orders, kept for a re-creation.
+    retired: HashMap<String, (Instant, Vec<Entry>)>,
+    /// Which item owns each receiver on air.
+    on_air: HashMap<String, ItemKey>,
+    next_generation: u64,
+    out: mpsc::UnboundedSender<ItemStatus>,
+    done_tx: mpsc::UnboundedSender<Completion>,
+    done_rx: mpsc::UnboundedReceiver<Completion>,
+}
+
+impl<D: Devices> TakeEngine<D> {
+    /// An engine driving `devices`; statuses go to `out`.
+    pub fn new(
+        devices: Arc<D>,
+        settings: TakeSettings,
+        out: mpsc::UnboundedSender<ItemStatus>,
+    ) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        TakeEngine {
+            devices,
+            settings,
+            items: HashMap::new(),
+            order: HashMap::new(),
+            retired: HashMap::new(),
+            on_air: HashMap::new(),
+            next_generation: 1,
+            out,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// Replaces the settings (configuration reload).
+    pub fn set_settings(&mut self, settings: TakeSettings) {
+        self.settings = settings;
+    }
+
+    /// The phase of an item, if known.
+    pub fn phase(&self, key: &ItemKey) -> Option<Phase> {
+        self.items.get(key).map(|e| e.phase)
+    }
+
+    /// The item on air on a receiver, if any.
+    pub fn on_air(&self, receiver_id: &str) -> Option<&ItemKey> {
+        self.on_air.get(receiver_id)
+    }
+
+    /// The plan of every item of a running order, in order.
+    pub fn plans(&self, ro_id: &str) -> Vec<&ItemInfo> {
+        self.order
+            .get(ro_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.items.get(k).map(|e| &e.info))
+            .collect()
+    }
+
+    /// Installs a running order's freshly resolved items. Items whose plan is unchanged keep
+    /// their phase and get no status; changed and new items get READY or NOT READY; removed
+    /// items have their scheduled IS-08 activations cancelled.
+    pub fn set_plans(&mut self, ro_id: &str, items: Vec<ItemInfo>) {
+        // A running order re-created after a delete: its remembered items come back first.
+        if let Some((_, entries)) = self.retired.remove(ro_id) {
+            info!(ro = %ro_id, "running order re-created: what is on air stays on air");
+            let mut order = Vec::with_capacity(entries.len());
+            for e in entries {
+                order.push(e.info.key.clone());
+                self.items.insert(e.info.key.clone(), e);
+            }
+            self.order.insert(ro_id.to_string(), order);
+        }
+        let old_order = self.order.remove(ro_id).unwrap_or_default();
+        let mut keep: HashMap<ItemKey, Entry> = old_order
+            .iter()
+            .filter_map(|k| self.items.remove_entry(k))
+            .collect();
+        let mut order = Vec::with_capacity(items.len());
+        for info in items {
+            let key = info.key.clone();
+            let entry = match keep.remove(&key) {
+                Some(mut e) if e.info.plan == info.plan => {
+                    e.info = info;
+                    e
+                }
+                previous => {
+                    if let Some(p) = previous {
+                        self.forget(p);
+                    }
+                    let state = match &info.plan {
+                        Ok(_) => ElementState::Ready,
+                        Err(reason) => ElementState::NotReady(reason.to_string()),
+                    };
+                    self.emit(&info, state);
+                    Entry {
+                        info,
+                        phase: Phase::Planned,
+                        generation: self.bump(),
+                        scheduled_maps: Vec::new(),
+                    }
+                }
+            };
+            order.push(key.clone());
+            self.items.insert(key, entry);
+        }
+        for (_, gone) in keep {
+            self.forget(gone);
+        }
+        self.order.insert(ro_id.to_string(), order);
+    }
+
+    /// A running order was deleted: nothing changes on the network; its items are remembered
+    /// for a while in case it is re-created.
+    pub fn ro_deleted(&mut self, ro_id: &str) {
+        let now = Instant::now();
+        let keep = self.settings.keep_deleted;
+        self.retired
+            .retain(|_, (at, _)| now.duration_since(*at) < keep);
+        let Some(order) = self.order.remove(ro_id) else {
+            return;
+        };
+        let entries: Vec<Entry> = order.iter().filter_map(|k| self.items.remove(k)).collect();
+        self.retired.insert(ro_id.to_string(), (now, entries));
+    }
+
+    /// roCtrl: checks the target and dispatches the command. `Err` is the roAck reason; the
+    /// network work runs afterwards.
+    pub fn control(&mut self, ctrl: &RoCtrl) -> Result<(), String> {
+        let targets = self.targets(ctrl)?;
+        match ctrl.command {
+            RoCtrlCommand::Ready => {
+                for key in targets {
+                    self.stage(&key);
+                }
+            }
+            RoCtrlCommand::Execute => {
+                for key in targets {
+                    self.take(&key);
+                }
+            }
+            RoCtrlCommand::Stop | RoCtrlCommand::Pause | RoCtrlCommand::Signal => {
+                for key in targets {
+                    self.stop(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages every resolved item of a running order (roReadyToAir READY, when configured).
+    pub fn stage_running_order(&mut self, ro_id: &str) {
+        let keys = self.order.get(ro_id).cloned().unwrap_or_default();
+        for key in keys {
+            self.stage(&key);
+        }
+    }
+
+    /// Waits for the next device result.
+    pub async fn completion(&mut self) -> Completion {
+        // The engine holds a sender itself, so the channel never closes.
+        loop {
+            if let Some(c) = self.done_rx.recv().await {
+                return c;
+            }
+        }
+    }
+
+    /// Applies a device result.
+    pub fn complete(&mut self, c: Completion) {
+        let Some(entry) = self.items.get_mut(&c.key) else {
+            debug!(item = ?c.key, "result for an item that is gone");
+            return;
+        };
+        if entry.generation != c.generation {
+            debug!(item = ?c.key, "result for an earlier plan, ignored");
+            return;
+        }
+        match c.kind {
+            CompletionKind::Staged(Ok(())) => {
+                entry.phase = Phase::Staged;
+                info!(item = ?c.key, "staged");
+            }
+            CompletionKind::Staged(Err(e)) => {
+                entry.phase = Phase::Failed;
+                let info = entry.info.clone();
+                warn!(item = ?c.key, "staging failed: {e}");
+                self.emit(&info, ElementState::Error(format!("stage: {e}")));
+            }
+            CompletionKind::Taken(Ok(scheduled)) => {
+                entry.phase = Phase::Playing;
+                entry.scheduled_maps = scheduled;
+                let info = entry.info.clone();
+                info!(item = ?c.key, "on air");
+                self.emit(&info, ElementState::Play);
+                self.claim_receivers(&info);
+            }
+            CompletionKind::Taken(Err(e)) => {
+                entry.phase = Phase::Failed;
+                let info = entry.info.clone();
+                warn!(item = ?c.key, "take failed: {e}");
+                self.emit(&info, ElementState::Error(e.0));
+            }
+            CompletionKind::Stopped(Ok(())) => {
+                entry.phase = Phase::Stopped;
+                let info = entry.info.clone();
+                self.release_receivers(&info.key);
+                self.emit(&info, ElementState::Stop);
+            }
+            CompletionKind::Stopped(Err(e)) => {
+                entry.phase = Phase::Failed;
+                let info = entry.info.clone();
+                warn!(item = ?c.key, "stop failed: {e}");
+                self.emit(&info, ElementState::Error(format!("stop: {e}")));
+            }
+        }
+    }
+
+    fn targets(&self, ctrl: &RoCtrl) -> Result<Vec<ItemKey>, String> {
+        let Some(order) = self.order.get(&ctrl.ro_id) else {
+            return Err(format!("Unknown roID {}", ctrl.ro_id));
+        };
+        let story_id = ctrl.story_id.trim();
+        let item_id = ctrl.item_id.trim();
+        if story_id.is_empty() {
+            return Ok(order.clone());
+        }
+        let in_story: Vec<ItemKey> = order
+            .iter()
+            .filter(|k| k.story_id == story_id)
+            .cloned()
+            .collect();
+        if item_id.is_empty() {
+            if in_story.is_empty() {
+                return Err(format!(
+                    "Unknown storyID {story_id} (or a story without items)"
+                ));
+            }
+            return Ok(in_story);
+        }
+        let key = in_story
+            .into_iter()
+            .find(|k| k.item_id == item_id)
+            .ok_or_else(|| format!("Unknown itemID {item_id} in story {story_id}"))?;
+        if let Some(Err(reason)) = self.items.get(&key).map(|e| &e.info.plan) {
+            return Err(format!("Item {item_id} is NOT READY: {reason}"));
+        }
+        Ok(vec![key])
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    fn emit(&self, item: &ItemInfo, state: ElementState) {
+        let _ = self.out.send(ItemStatus {
+            item: item.clone(),
+            state,
+        });
+    }
+
+    /// An item that leaves the plan: cancel its scheduled maps, release its receivers.
+    fn forget(&mut self, entry: Entry) {
+        self.release_receivers(&entry.info.key);
+        for (map, id) in entry.scheduled_maps {
+            let devices = self.devices.clone();
+            tokio::spawn(async move { devices.cancel_map(&map, &id).await });
+        }
+    }
+
+    fn release_receivers(&mut self, key: &ItemKey) {
+        self.on_air.retain(|_, owner| owner != key);
+    }
+
+    /// A confirmed take owns its receivers; the items that had them stop.
+    fn claim_receivers(&mut self, info: &ItemInfo) {
+        let Ok(route) = &info.plan else { return };
+        let mut stopped = Vec::new();
+        for r in route.receiver_ids() {
+            if let Some(prev) = self.on_air.insert(r.to_string(), info.key.clone())
+                && prev != info.key
+                && !stopped.contains(&prev)
+            {
+                stopped.push(prev);
+            }
+        }
+        for prev in stopped {
+            // Still owning another receiver? Only stop when it lost them all.
+            if self.on_air.values().any(|k| *k == prev) {
+                continue;
+            }
+            if let Some(e) = self.items.get_mut(&prev)
+                && e.phase == Phase::Playing
+            {
+                e.phase = Phase::Stopped;
+                let info = e.info.clone();
+                self.emit(&info, ElementState::Stop);
+            }
+        }
+    }
+
+    fn dispatch<F>(&mut self, key: &ItemKey, phase: Phase, work: F)
+    where
+        F: FnOnce(Arc<D>, Route) -> std::pin::Pin<Box<dyn Future<Output = CompletionKind> + Send>>,
+    {
+        let generation = self.bump();
+        let Some(entry) = self.items.get_mut(key) else {
+            return;
+        };
+        let Ok(route) = entry.info.plan.clone() else {
+            return;
+        };
+        entry.phase = phase;
+        entry.generation = generation;
+        let done = self.done_tx.clone();
+        let key = key.clone();
+        let fut = work(self.devices.clone(), route);
+        tokio::spawn(async move {
+            let kind = fut.await;
+            let _ = done.send(Completion {
+                key,
+                generation,
+                kind,
+            });
+        });
+    }
+
+    fn stage(&mut self, key: &ItemKey) {
+        match self.items.get(key) {
+            Some(e) if e.info.plan.is_ok() && e.phase != Phase::Playing => {}
+            _ => return,
+        }
+        self.dispatch(key, Phase::Staging, |devices, route| {
+            Box::pin(async move { CompletionKind::Staged(stage_route(&*devices, &route).await) })
+        });
+    }
+
+    fn take(&mut self, key: &ItemKey) {
+        let staged = match self.items.get(key) {
+            Some(e) if e.info.plan.is_ok() => e.phase == Phase::Staged,
+            _ => return,
+        };
+        let all_or_nothing = self.settings.all_or_nothing;
+        self.dispatch(key, Phase::Taking, move |devices, route| {
+            Box::pin(async move {
+                CompletionKind::Taken(take_route(&*devices, &route, staged, all_or_nothing).await)
+            })
+        });
+    }
+
+    fn stop(&mut self, key: &ItemKey) {
+        if self.items.get(key).is_none_or(|e| e.info.plan.is_err()) {
+            return;
+        }
+        match self.settings.on_stop {
+            StopAction::None => {
+                let generation = self.bump();
+                if let Some(e) = self.items.get_mut(key) {
+                    e.phase = Phase::Stopped;
+                    e.generation = generation;
+                    let info = e.info.clone();
+                    self.release_receivers(key);
+                    self.emit(&info, ElementState::Stop);
+                }
+            }
+            StopAction::Disconnect => {
+                self.dispatch(key, Phase::Taking, |devices, route| {
+                    Box::pin(async move {
+                        let mut result = Ok(());
+                        for c in &route.connections {
+                            if let Err(e) = devices.disconnect(c).await {
+                                result = Err(DeviceError(format!("{}: {e}", c.receiver_label)));
+                            }
+                        }
+                        CompletionKind::Stopped(result)
+                    })
+                });
+            }
+        }
+    }
+}
+
+/// READY: every connection staged and every map prepared, all at once.
+async fn stage_route<D: Devices>(devices: &D, route: &Route) -> Result<(), DeviceError> {
+    let stages = route.connections.iter().map(|c| async move {
+        devices
+            .stage(c)
+            .await
+            .map_err(|e| DeviceError(format!("{}: {e}", c.receiver_label)))
+    });
+    let maps = route.audio_maps.iter().map(|m| devices.prepare_map(m));
+    let (stages, maps) = futures_util::future::join(
+        futures_util::future::join_all(stages),
+        futures_util::future::join_all(maps),
+    )
+    .await;
+    stages
+        .into_iter()
+        .chain(maps)
+        .collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+/// EXECUTE: activate, apply maps, then confirm on `/active`.
+async fn take_route<D: Devices>(
+    devices: &D,
+    route: &Route,
+    staged: bool,
+    all_or_nothing: bool,
+) -> Result<Vec<(AudioMap, String)>, DeviceError> {
+    let at = route.scheduled.map(TaiTime::from_utc);
+    let results = devices.activate(&route.connections, at, staged).await;
+    let mut failures = Vec::new();
+    let mut succeeded = Vec::new();
+    for (c, r) in route.connections.iter().zip(results) {
+        match r {
+            Ok(()) => succeeded.push(c.clone()),
+            Err(e) => failures.push(format!("{}: {e}", c.receiver_label)),
+        }
+    }
+    if !failures.is_empty() {
+        if all_or_nothing && !succeeded.is_empty() {
+            devices.roll_back(&succeeded).await;
+        }
+        return Err(DeviceError(failures.join("; ")));
+    }
+    let mut scheduled = Vec::new();
+    for m in &route.audio_maps {
+        match devices.apply_map(m, at).await {
+            Ok(Some(id)) => scheduled.push((m.clone(), id)),
+            Ok(None) => {}
+            Err(e) => return Err(DeviceError(format!("IS-08 {}: {e}", m.device_id))),
+        }
+    }
+    if let Some(when) = route.scheduled {
+        let wait = (when - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    }
+    confirm(devices, route).await?;
+    Ok(scheduled)
+}
+
+/// PLAY only when every receiver's `/active` shows the planned sender.
+async fn confirm<D: Devices>(devices: &D, route: &Route) -> Result<(), DeviceError> {
+    for c in &route.connections {
+        let active = devices.active_sender(c).await?;
+        if active != c.sender_id {
+            return Err(DeviceError(format!(
+                "{}: /active shows sender {} instead of {}",
+                c.receiver_label,
+                active.as_deref().unwrap_or("none"),
+                c.sender_id.as_deref().unwrap_or("none"),
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "takes_tests.rs"]
+mod tests;

@@ -1,0 +1,385 @@
+//! Tests of the take engine against fake devices.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::*;
+use crate::nmos::plan::NotReady;
+
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<String>>,
+    active: Mutex<HashMap<String, Option<String>>>,
+    fail_activate: Mutex<HashSet<String>>,
+    fail_stage: Mutex<HashSet<String>>,
+}
+
+impl Fake {
+    fn log(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Devices for Fake {
+    async fn stage(&self, c: &Connection) -> Result<(), DeviceError> {
+        self.log(format!("stage {}", c.receiver_id));
+        if self.fail_stage.lock().unwrap().contains(&c.receiver_id) {
+            return Err(DeviceError("HTTP 500".into()));
+        }
+        Ok(())
+    }
+    async fn prepare_map(&self, m: &AudioMap) -> Result<(), DeviceError> {
+        self.log(format!("prepare {}", m.device_id));
+        Ok(())
+    }
+    async fn activate(
+        &self,
+        cs: &[Connection],
+        at: Option<TaiTime>,
+        staged: bool,
+    ) -> Vec<Result<(), DeviceError>> {
+        cs.iter()
+            .map(|c| {
+                self.log(format!(
+                    "activate {} staged={staged} at={}",
+                    c.receiver_id,
+                    at.is_some()
+                ));
+                if self.fail_activate.lock().unwrap().contains(&c.receiver_id) {
+                    return Err(DeviceError("HTTP 400".into()));
+                }
+                self.active
+                    .lock()
+                    .unwrap()
+                    .insert(c.receiver_id.clone(), c.sender_id.clone());
+                Ok(())
+            })
+            .collect()
+    }
+    async fn roll_back(&self, cs: &[Connection]) {
+        for c in cs {
+            self.log(format!("roll back {}", c.receiver_id));
+            self.active
+                .lock()
+                .unwrap()
+                .insert(c.receiver_id.clone(), None);
+        }
+    }
+    async fn apply_map(
+        &self,
+        m: &AudioMap,
+        _at: Option<TaiTime>,
+    ) -> Result<Option<String>, DeviceError> {
+        self.log(format!("map {}", m.device_id));
+        Ok(None)
+    }
+    async fn cancel_map(&self, m: &AudioMap, id: &str) {
+        self.log(format!("cancel {} {id}", m.device_id));
+    }
+    async fn disconnect(&self, c: &Connection) -> Result<(), DeviceError> {
+        self.log(format!("disconnect {}", c.receiver_id));
+        self.active
+            .lock()
+            .unwrap()
+            .insert(c.receiver_id.clone(), None);
+        Ok(())
+    }
+    async fn active_sender(&self, c: &Connection) -> Result<Option<String>, DeviceError> {
+        Ok(self
+            .active
+            .lock()
+            .unwrap()
+            .get(&c.receiver_id)
+            .cloned()
+            .flatten())
+    }
+}
+
+fn conn(receiver: &str, sender: &str) -> Connection {
+    Connection {
+        receiver_id: receiver.into(),
+        receiver_label: format!("label-{receiver}"),
+        device_id: "dev".into(),
+        connection_api: "http://127.0.0.1:1/x-nmos/connection/v1.1/".into(),
+        authorization: false,
+        sender_id: Some(sender.into()),
+        sender_manifest_href: None,
+        sender_connection_api: None,
+        transport: "urn:x-nmos:transport:rtp".into(),
+    }
+}
+
+fn item(story: &str, id: &str, plan: ItemPlan) -> ItemInfo {
+    ItemInfo {
+        key: ItemKey {
+            ro_id: "RO1".into(),
+            story_id: story.into(),
+            item_id: id.into(),
+        },
+        object_id: "obj".into(),
+        channel: None,
+        plan,
+    }
+}
+
+fn route(sender: &str, receivers: &[&str]) -> ItemPlan {
+    Ok(Route {
+        object_id: sender.into(),
+        destination: "PGM".into(),
+        connections: receivers.iter().map(|r| conn(r, sender)).collect(),
+        audio_maps: Vec::new(),
+        scheduled: None,
+    })
+}
+
+fn ctrl(story: &str, item: &str, command: RoCtrlCommand) -> RoCtrl {
+    RoCtrl {
+        ro_id: "RO1".into(),
+        story_id: story.into(),
+        item_id: item.into(),
+        command,
+        metadata: Vec::new(),
+    }
+}
+
+type Engine = (
+    TakeEngine<Fake>,
+    Arc<Fake>,
+    mpsc::UnboundedReceiver<ItemStatus>,
+);
+
+fn engine(settings: TakeSettings) -> Engine {
+    let fake = Arc::new(Fake::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    (TakeEngine::new(fake.clone(), settings, tx), fake, rx)
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<ItemStatus>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        out.push((s.item.key.item_id.clone(), s.state.text(true)));
+    }
+    out
+}
+
+async fn settle(e: &mut TakeEngine<Fake>, n: usize) {
+    for _ in 0..n {
+        let c = e.completion().await;
+        e.complete(c);
+    }
+}
+
+#[tokio::test]
+async fn plans_give_ready_and_not_ready_then_only_changes() {
+    let (mut e, _fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", Err(NotReady::UnknownObject("X".into()))),
+        ],
+    );
+    assert_eq!(
+        drain(&mut rx),
+        vec![
+            ("I1".into(), "READY".into()),
+            ("I2".into(), "NOT READY: unknown object X".into())
+        ]
+    );
+    // Same plans again: nothing to say.
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", Err(NotReady::UnknownObject("X".into()))),
+        ],
+    );
+    assert!(drain(&mut rx).is_empty());
+    // I2 now resolves.
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", route("CAM2", &["R1"])),
+        ],
+    );
+    assert_eq!(drain(&mut rx), vec![("I2".into(), "READY".into())]);
+}
+
+#[tokio::test]
+async fn ready_stages_execute_activates_confirms_and_stops_the_previous_item() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1", "R2"])),
+            item("S2", "I2", route("CAM2", &["R1", "R2"])),
+        ],
+    );
+    drain(&mut rx);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Ready)).unwrap();
+    settle(&mut e, 1).await;
+    let key = |s: &str, i: &str| ItemKey {
+        ro_id: "RO1".into(),
+        story_id: s.into(),
+        item_id: i.into(),
+    };
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Staged));
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "PLAY".into())]);
+    assert!(
+        fake.calls()
+            .contains(&"activate R1 staged=true at=false".to_string())
+    );
+    // EXECUTE without READY: the request carries everything.
+    e.control(&ctrl("S2", "I2", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    assert!(
+        fake.calls()
+            .contains(&"activate R1 staged=false at=false".to_string())
+    );
+    assert_eq!(
+        drain(&mut rx),
+        vec![("I2".into(), "PLAY".into()), ("I1".into(), "STOP".into())]
+    );
+    assert_eq!(e.on_air("R2"), Some(&key("S2", "I2")));
+}
+
+#[tokio::test]
+async fn a_failed_take_rolls_back_and_says_error() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    fake.fail_activate.lock().unwrap().insert("R2".into());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1", "R2"]))]);
+    drain(&mut rx);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![("I1".into(), "ERROR: label-R2: HTTP 400".into())]
+    );
+    assert!(fake.calls().contains(&"roll back R1".to_string()));
+    assert!(!fake.calls().contains(&"roll back R2".to_string()));
+}
+
+#[tokio::test]
+async fn a_failed_stage_says_error() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    fake.fail_stage.lock().unwrap().insert("R1".into());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    drain(&mut rx);
+    e.control(&ctrl("S1", "", RoCtrlCommand::Ready)).unwrap();
+    settle(&mut e, 1).await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![("I1".into(), "ERROR: stage: label-R1: HTTP 500".into())]
+    );
+}
+
+#[tokio::test]
+async fn control_names_unknown_targets_and_not_ready_items() {
+    let (mut e, _fake, _rx) = engine(TakeSettings::default());
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", Err(NotReady::PlaceholderNotBound("P1".into()))),
+        ],
+    );
+    let mut bad = ctrl("S1", "I1", RoCtrlCommand::Execute);
+    bad.ro_id = "RO9".into();
+    assert_eq!(e.control(&bad).unwrap_err(), "Unknown roID RO9");
+    assert!(
+        e.control(&ctrl("S9", "", RoCtrlCommand::Ready))
+            .unwrap_err()
+            .contains("S9")
+    );
+    assert!(
+        e.control(&ctrl("S1", "I9", RoCtrlCommand::Ready))
+            .unwrap_err()
+            .contains("I9")
+    );
+    assert_eq!(
+        e.control(&ctrl("S1", "I2", RoCtrlCommand::Execute))
+            .unwrap_err(),
+        "Item I2 is NOT READY: placeholder not bound (P1)"
+    );
+}
+
+#[tokio::test]
+async fn stop_is_status_only_by_default_and_disconnects_when_configured() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Stop)).unwrap();
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "STOP".into())]);
+    assert!(!fake.calls().iter().any(|c| c.starts_with("disconnect")));
+
+    let settings = TakeSettings {
+        on_stop: StopAction::Disconnect,
+        ..TakeSettings::default()
+    };
+    let (mut e, fake, mut rx) = engine(settings);
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Pause)).unwrap();
+    settle(&mut e, 1).await;
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "STOP".into())]);
+    assert!(fake.calls().contains(&"disconnect R1".to_string()));
+}
+
+#[tokio::test]
+async fn a_recreated_running_order_keeps_what_is_on_air() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    let plans = || {
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", route("CAM2", &["R2"])),
+        ]
+    };
+    e.set_plans("RO1", plans());
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    let calls_before = fake.calls().len();
+    e.ro_deleted("RO1");
+    let mut again = plans();
+    again[1] = item("S1", "I2", route("CAM3", &["R2"]));
+    e.set_plans("RO1", again);
+    // Only the changed item is re-planned; nothing touched the network.
+    assert_eq!(drain(&mut rx), vec![("I2".into(), "READY".into())]);
+    assert_eq!(fake.calls().len(), calls_before);
+    let k1 = ItemKey {
+        ro_id: "RO1".into(),
+        story_id: "S1".into(),
+        item_id: "I1".into(),
+    };
+    assert_eq!(e.phase(&k1), Some(Phase::Playing));
+    assert_eq!(e.on_air("R1"), Some(&k1));
+}
+
+#[tokio::test]
+async fn a_result_for_an_earlier_plan_is_ignored() {
+    let (mut e, _fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    // Re-planned before the take's result is applied.
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM2", &["R1"]))]);
+    drain(&mut rx);
+    settle(&mut e, 1).await;
+    assert!(drain(&mut rx).is_empty());
+}
