@@ -25,6 +25,10 @@ pub enum Command {
         /// Settings that override the file.
         #[command(flatten)]
         overrides: crate::config::Overrides,
+        /// Dry run: start the in-process virtual NMOS studio described in FILE (see
+        /// config/virtual-studio.toml) and drive it instead of the real studio's registry.
+        #[arg(long, value_name = "FILE")]
+        virtual_studio: Option<std::path::PathBuf>,
     },
     /// Check MOS message files against the MOS 2.8.1 DTD and the message structure.
     ///

@@ -10,7 +10,11 @@ use tracing::{error, info, warn};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, overrides } => run(config, overrides),
+        Command::Run {
+            config,
+            overrides,
+            virtual_studio,
+        } => run(config, overrides, virtual_studio),
         Command::Replay {
             inputs,
             to,
@@ -145,7 +149,12 @@ fn clock_message_id() -> u32 {
     u32::try_from((secs % 2_000_000) * 1_000 + 1).unwrap_or(1)
 }
 
-fn run(path: Option<std::path::PathBuf>, overrides: Overrides) -> ExitCode {
+fn run(
+    path: Option<std::path::PathBuf>,
+    overrides: Overrides,
+    virtual_studio: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let _ = &virtual_studio;
     let config = match Config::load_with(path.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {

@@ -81,6 +81,8 @@ struct Shared {
 pub enum GatewayEvent {
     /// A running order was created, edited, replaced or deleted (and is durable).
     RunningOrder {
+        /// The NCS that changed it (statuses about it go there).
+        ncs_id: String,
         /// roID.
         ro_id: String,
     },
@@ -487,7 +489,7 @@ async fn handle_frame(
                         }
                         if let Some((ro, change)) = &outcome.change {
                             info!(ro = %ro, "applied: {change:?}");
-                            notify_bridge(shared, ro);
+                            notify_bridge(shared, &ncs_id, ro);
                         }
                         if let Some(ro) = &outcome.needs_resync {
                             warn!(ro = %ro, "refused: unknown ID; asking the NCS for its copy (roReq)");
@@ -509,9 +511,10 @@ async fn handle_frame(
 }
 
 /// Tells the bridge (if any) that a running order changed.
-fn notify_bridge(shared: &Shared, ro_id: &str) {
+fn notify_bridge(shared: &Shared, ncs_id: &str, ro_id: &str) {
     if let Some(tx) = shared.bridge.get() {
         let _ = tx.send(GatewayEvent::RunningOrder {
+            ncs_id: ncs_id.to_string(),
             ro_id: ro_id.to_string(),
         });
     }
@@ -635,7 +638,7 @@ async fn install_ro_list(shared: &Shared, ncs_id: &str, reply: Mos) -> bool {
     match shared.state.apply(PortRole::Upper, request, None).await {
         Some(Ok(outcome)) if outcome.change.is_some() => {
             info!(ncs = %ncs_id, ro = %ro_id, "running order replaced by the NCS's copy");
-            notify_bridge(shared, &ro_id);
+            notify_bridge(shared, ncs_id, &ro_id);
             true
         }
         Some(Ok(outcome)) => {
