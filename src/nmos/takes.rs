@@ -62,6 +62,12 @@ pub trait Devices: Send + Sync + 'static {
     fn cancel_map(&self, m: &AudioMap, id: &str) -> impl Future<Output = ()> + Send;
     /// STOP with `on_stop = disconnect`: master_enable false, sender_id null, now.
     fn disconnect(&self, c: &Connection) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    /// Reads a device's IS-08 inputs and outputs (`GET io`) for resolution.
+    fn read_io(
+        &self,
+        api: &str,
+        authorization: bool,
+    ) -> impl Future<Output = Result<super::plan::DeviceIo, DeviceError>> + Send;
     /// Confirmation: the sender IS-05 `/active` shows on the receiver (None = disabled).
     fn active_sender(
         &self,
