@@ -6,9 +6,15 @@
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`mapping`]: the configured destinations, presets and bindings, ready for lookups.
+//! - [`overrides`]: destination / audio map / time overrides in mosExternalMetadata.
+//! - [`resolve`]: running-order items + catalogue + mapping → planned routes.
 
 pub mod is04;
 pub mod is08_check;
+pub mod mapping;
+pub mod overrides;
 pub mod plan;
+pub mod resolve;
 pub mod schemas;
 pub mod tai;
