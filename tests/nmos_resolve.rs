@@ -819,7 +819,17 @@ fn bad_overrides_make_the_item_not_ready() {
         ..Story::default()
     };
     let plan = f.resolve_in(&header(None), &story, &item("1", CAM1_V, Some("PGM")));
-    assert!(matches!(plan, Err(NotReady::BadOverride(_))));
+    assert!(
+        matches!(&plan, Err(NotReady::BadOverride(w)) if w.starts_with("story: at \"soon\"")),
+        "{plan:?}"
+    );
+    let mut hdr = header(None);
+    hdr.metadata.push(ours("<nmos><destination>PGM</nmos>"));
+    let plan = f.resolve_in(&hdr, &Story::default(), &item("1", CAM1_V, Some("PGM")));
+    assert!(
+        matches!(&plan, Err(NotReady::BadOverride(w)) if w.starts_with("running order: payload is not XML")),
+        "{plan:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,8 +44,9 @@ use crate::mos::structures::{Item, RoHeader, Story};
 use crate::objects::catalogue::{Catalogue as _, MemoryCatalogue};
 use crate::rundown::Rundown;
 
-/// What resolution needs to know about MOS objects that are not senders or presets.
-pub trait ObjectLookup {
+/// What resolution needs to know about MOS objects that are not senders or presets (`Send +
+/// Sync` so that a [`ResolveContext`] can cross threads).
+pub trait ObjectLookup: Send + Sync {
     /// `Some(objSlug)` when `obj_id` is a placeholder created by mosObjCreate.
     fn placeholder_slug(&self, obj_id: &str) -> Option<String>;
 }
@@ -95,8 +96,10 @@ pub fn resolve_item(
 ) -> ItemPlan {
     let schema = ctx.mapping.mos_schema();
     let item_ov = Override::from_metadata(&item.metadata, schema)?;
-    let story_ov = Override::from_metadata(&story.metadata, schema)?;
-    let ro_ov = Override::from_metadata(&header.metadata, schema)?;
+    let story_ov =
+        Override::from_metadata(&story.metadata, schema).map_err(|e| within("story", e))?;
+    let ro_ov = Override::from_metadata(&header.metadata, schema)
+        .map_err(|e| within("running order", e))?;
 
     let source = object(&item.object_id, ctx)?;
     let dest_name = [
@@ -145,6 +148,14 @@ pub fn resolve_item(
         audio_maps,
         scheduled,
     })
+}
+
+/// A story's or running order's bad override, saying where it is.
+fn within(place: &str, e: NotReady) -> NotReady {
+    match e {
+        NotReady::BadOverride(why) => NotReady::BadOverride(format!("{place}: {why}")),
+        other => other,
+    }
 }
 
 /// Plans every item of a running order, in running-order order.
