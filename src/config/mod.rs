@@ -520,7 +520,9 @@ impl Config {
             overridden: &overridden,
         };
         let (mos, log, ncs, objects, warnings) = validate::validate(&raw, &source)?;
-        let mapping = nmos::validate(&raw, &source, &objects)?;
+        let mut mapping = nmos::validate(&raw, &source, &objects)?;
+        let mut warnings = warnings;
+        warnings.append(&mut mapping.warnings);
         let effective_toml = toml::to_string(&raw)
             .unwrap_or_else(|e| format!("# the effective configuration cannot be shown: {e}\n"));
         Ok(Config {

@@ -384,6 +384,8 @@ pub(super) struct ValidatedNmos {
     pub destinations: Vec<DestinationConfig>,
     pub presets: Vec<PresetConfig>,
     pub bindings: Vec<BindingConfig>,
+    /// Things worth a warning at startup.
+    pub warnings: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,11 +478,24 @@ pub(super) fn validate(
         }
     }
 
+    let mut warnings = Vec::new();
+    match (&nmos.registry, nmos.nodes.is_empty()) {
+        (Registry::None, true) => warnings.push(
+            "nmos.registry = \"\" and no nmos.nodes: no NMOS senders or receivers will be found"
+                .to_owned(),
+        ),
+        (Registry::Auto | Registry::Url(_), false) => warnings.push(
+            "nmos.nodes is ignored while nmos.registry is set (use registry = \"\" to poll nodes)"
+                .to_owned(),
+        ),
+        _ => {}
+    }
     Ok(ValidatedNmos {
         nmos,
         destinations,
         presets,
         bindings,
+        warnings,
     })
 }
 
