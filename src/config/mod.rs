@@ -6,6 +6,7 @@
 //! what was expected; nothing after startup sees [`RawConfig`].
 
 mod error;
+pub mod nmos;
 pub mod raw;
 mod validate;
 
@@ -19,6 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::mos::structures::ObjType;
 
 pub use error::ConfigError;
+pub use nmos::{
+    AudioMapConfig, AuthConfig, BindingConfig, BindingTarget, ConnectionRef, DestinationConfig,
+    NmosConfig, On423, OnStop, PresetConfig, Registry, ResourceRef, SecretSource,
+};
 pub use raw::RawConfig;
 
 /// The documented example configuration, used when no file is given.
@@ -38,6 +43,14 @@ pub struct Config {
     pub ncs: Vec<NcsConfig>,
     /// Objects declared with `[[object]]`, in file order.
     pub objects: Vec<ObjectConfig>,
+    /// `[nmos]`: discovery, HTTP, takes, IS-10.
+    pub nmos: NmosConfig,
+    /// `[[destination]]`s, in file order.
+    pub destinations: Vec<DestinationConfig>,
+    /// `[[preset]]`s, in file order.
+    pub presets: Vec<PresetConfig>,
+    /// `[[binding]]`s, in file order.
+    pub bindings: Vec<BindingConfig>,
     origin: String,
     warnings: Vec<String>,
     effective_toml: String,
@@ -50,6 +63,10 @@ impl PartialEq for Config {
             && self.log == other.log
             && self.ncs == other.ncs
             && self.objects == other.objects
+            && self.nmos == other.nmos
+            && self.destinations == other.destinations
+            && self.presets == other.presets
+            && self.bindings == other.bindings
     }
 }
 
@@ -503,6 +520,9 @@ impl Config {
             overridden: &overridden,
         };
         let (mos, log, ncs, objects, warnings) = validate::validate(&raw, &source)?;
+        let mut mapping = nmos::validate(&raw, &source, &objects)?;
+        let mut warnings = warnings;
+        warnings.append(&mut mapping.warnings);
         let effective_toml = toml::to_string(&raw)
             .unwrap_or_else(|e| format!("# the effective configuration cannot be shown: {e}\n"));
         Ok(Config {
@@ -510,6 +530,10 @@ impl Config {
             log,
             ncs,
             objects,
+            nmos: mapping.nmos,
+            destinations: mapping.destinations,
+            presets: mapping.presets,
+            bindings: mapping.bindings,
             origin: origin.to_owned(),
             warnings,
             effective_toml,
@@ -584,6 +608,18 @@ impl Config {
                 self.objects.len()
             );
         }
+        let registry = match &self.nmos.registry {
+            Registry::Auto => "NMOS registry found by DNS-SD".to_owned(),
+            Registry::Url(u) => format!("NMOS registry {u}"),
+            Registry::None => format!("no NMOS registry, {} node(s) polled", self.nmos.nodes.len()),
+        };
+        let _ = writeln!(
+            s,
+            "{registry}; {} destination(s), {} preset(s), {} binding(s)",
+            self.destinations.len(),
+            self.presets.len(),
+            self.bindings.len()
+        );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
         }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::nmos::{RawBinding, RawDestination, RawNmos, RawPreset};
 use super::{Encoding, Failover, ListMachInfoStyle, ObjectType, StatusMessages};
 
 /// The whole file.
@@ -23,6 +24,14 @@ pub struct RawConfig {
     pub ncs: Vec<RawNcs>,
     /// `[[object]]`: objects declared in the file (objects of the catalogue).
     pub object: Vec<RawObject>,
+    /// `[nmos]`: discovery, HTTP, takes, IS-10.
+    pub nmos: RawNmos,
+    /// `[[destination]]`: where items go.
+    pub destination: Vec<RawDestination>,
+    /// `[[preset]]`: salvos offered as objects.
+    pub preset: Vec<RawPreset>,
+    /// `[[binding]]`: placeholders bound to senders or presets.
+    pub binding: Vec<RawBinding>,
 }
 
 /// `[mos]`.

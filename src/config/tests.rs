@@ -1,6 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use super::nmos;
 use super::raw::{RawConfig, RawNcs};
 use super::*;
 use crate::mos::structures::ObjType;
@@ -704,5 +705,419 @@ fn searchable_schema_url_rules() {
         ),
         "mos.searchable_schema_url",
         &["at most 255"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// [nmos], [[destination]], [[preset]], [[binding]]
+// ---------------------------------------------------------------------------------------------
+
+const CAM1: &str = "5a8e6f0c-3b1d-4c2a-9f7e-1d2c3b4a5f60";
+const MIXER_IN1: &str = "c0ffee00-1234-4abc-8def-0123456789ab";
+
+fn dest(extra: &str) -> String {
+    format!("[[destination]]\nname = \"PGM\"\nreceivers = [\"{MIXER_IN1}\"]\n{extra}\n")
+}
+
+fn preset_entry(extra: &str) -> String {
+    format!(
+        "[[preset]]\nid = \"PRESET-INTERVIEW\"\nslug = \"Interview 2-shot\"\nconnections = [{{ sender = \"Camera 1\", receiver = \"{MIXER_IN1}\" }}]\n{extra}\n"
+    )
+}
+
+#[test]
+fn nmos_defaults_match_the_example() {
+    let empty = ok("");
+    let example = ok(DEFAULT_TOML);
+    assert_eq!(empty.nmos, example.nmos);
+    let n = &empty.nmos;
+    assert_eq!(n.registry, Registry::Auto);
+    assert!(n.nodes.is_empty());
+    assert_eq!(n.poll_interval, Duration::from_secs(5));
+    assert_eq!(n.http_timeout, Duration::from_millis(2000));
+    assert!(n.allow_http);
+    assert_eq!(n.ca_bundle, None);
+    assert_eq!(n.debounce, Duration::from_millis(2000));
+    assert_eq!(n.mos_schema, nmos::DEFAULT_MOS_SCHEMA);
+    assert_eq!(n.default_destination, None);
+    assert!(!n.ready_to_air_stages);
+    assert!(n.take_all_or_nothing);
+    assert_eq!(n.on_423, On423::Report);
+    assert_eq!(n.on_stop, OnStop::None);
+    assert_eq!(n.auth, None);
+    assert!(empty.destinations.is_empty() && empty.presets.is_empty());
+    assert!(empty.bindings.is_empty());
+    // The example's mapping tables load as documented.
+    assert_eq!(example.destinations[0].name, "PGM");
+    assert_eq!(example.presets[0].id, "PRESET-INTERVIEW");
+    assert_eq!(example.presets[0].obj_type, ObjType::Video);
+    assert_eq!(
+        example.bindings[0].target,
+        BindingTarget::Sender(ResourceRef::Label("Remote 1".into()))
+    );
+    assert!(
+        example
+            .summary()
+            .contains("1 destination(s), 1 preset(s), 1 binding(s)")
+    );
+}
+
+#[test]
+fn nmos_settings_load() {
+    let c = ok(&(
+        "[nmos]\nregistry = \"https://registry.studio.example:8443/x-nmos/query/\"\nnodes = [\"http://192.0.2.10:3212/x-nmos/node/\"]\npoll_interval_s = 0.5\nhttp_timeout_ms = 750\ndebounce_ms = 0\ndefault_destination = \"pgm\"\nready_to_air_stages = true\ntake_all_or_nothing = false\non_423 = \"clear\"\non_stop = \"disconnect\"\n[nmos.auth]\ntoken_url = \"https://auth.studio.example/token\"\nclient_id = \"mos-gateway-1\"\nclient_secret_env = \"NMOS_CLIENT_SECRET\"\nscope = \" query   connection \"\n"
+            .to_owned()
+            + &dest("")),
+    );
+    let n = &c.nmos;
+    assert_eq!(
+        n.registry,
+        Registry::Url("https://registry.studio.example:8443/x-nmos/query/".into())
+    );
+    assert_eq!(
+        n.nodes,
+        vec!["http://192.0.2.10:3212/x-nmos/node/".to_owned()]
+    );
+    assert_eq!(n.poll_interval, Duration::from_millis(500));
+    assert_eq!(n.http_timeout, Duration::from_millis(750));
+    assert_eq!(n.debounce, Duration::ZERO);
+    // Matched without regard to case, stored as configured.
+    assert_eq!(n.default_destination.as_deref(), Some("PGM"));
+    assert!(n.ready_to_air_stages && !n.take_all_or_nothing);
+    assert_eq!((n.on_423, n.on_stop), (On423::Clear, OnStop::Disconnect));
+    let auth = n.auth.as_ref().expect("auth configured");
+    assert_eq!(auth.secret, SecretSource::Env("NMOS_CLIENT_SECRET".into()));
+    assert_eq!(auth.scope, "query connection");
+    assert_eq!(
+        ok("[nmos]\nregistry = \"\"\n").nmos.registry,
+        Registry::None
+    );
+    let again = ok(c.effective_toml());
+    assert_eq!(again, c);
+}
+
+#[test]
+fn nmos_setting_rules() {
+    fails(
+        "[nmos]\nregistry = \"registry.local\"\n",
+        "nmos.registry",
+        &["\"auto\", \"\" or an http:// or https:// URL"],
+    );
+    fails(
+        "[nmos]\nregistry = \"ftp://r/\"\n",
+        "nmos.registry",
+        &["scheme ftp"],
+    );
+    fails(
+        "[nmos]\nallow_http = false\nregistry = \"http://r:80/\"\n",
+        "nmos.registry",
+        &["allow_http = false", "https:// URL"],
+    );
+    fails(
+        "[nmos]\nnodes = [\"https://n1/\", \"n2\"]\n",
+        "nmos.nodes[1]",
+        &["not a URL"],
+    );
+    fails(
+        "[nmos]\npoll_interval_s = 0\n",
+        "nmos.poll_interval_s",
+        &["out of range"],
+    );
+    fails(
+        "[nmos]\nhttp_timeout_ms = 0\n",
+        "nmos.http_timeout_ms",
+        &["1 to 600000"],
+    );
+    fails(
+        "[nmos]\ndebounce_ms = 3600001\n",
+        "nmos.debounce_ms",
+        &["0 to 3600000"],
+    );
+    fails(
+        "[nmos]\nca_bundle = \"/nonexistent/ca.pem\"\n",
+        "nmos.ca_bundle",
+        &["not a readable file"],
+    );
+    fails(
+        "[nmos]\nmos_schema = \"\"\n",
+        "nmos.mos_schema",
+        &["not a URL"],
+    );
+    fails(
+        "[nmos]\non_423 = \"retry\"\n",
+        "nmos.on_423",
+        &["`report` or `clear`"],
+    );
+    fails(
+        "[nmos]\non_stop = \"stop\"\n",
+        "nmos.on_stop",
+        &["`none` or `disconnect`"],
+    );
+    fails(
+        "[nmos]\ndefault_destination = \"STUDIO-B\"\n",
+        "nmos.default_destination",
+        &["not the name of any [[destination]]"],
+    );
+    fails(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_secret_env = \"S\"\n",
+        "nmos.auth.client_id",
+        &["must not be empty"],
+    );
+    fails(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_id = \"c\"\n",
+        "nmos.auth",
+        &["no secret"],
+    );
+    fails(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\nclient_secret_file = \"/run/secret\"\n",
+        "nmos.auth.client_secret_file",
+        &["one of"],
+    );
+    fails(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_id = \"c\"\nclient_secret_env = \"MY-SECRET\"\n",
+        "nmos.auth.client_secret_env",
+        &["not an environment variable name"],
+    );
+    fails(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_id = \"c\"\nclient_secret_file = \"/run/s\"\nscope = \" \"\n",
+        "nmos.auth.scope",
+        &["must not be empty"],
+    );
+    fails(
+        "[nmos]\nallow_http = false\n[nmos.auth]\ntoken_url = \"http://a/token\"\n",
+        "nmos.auth.token_url",
+        &["allow_http = false"],
+    );
+    fails(
+        "[nmos]\nregistr = \"auto\"\n",
+        "nmos.registr",
+        &["unknown field"],
+    );
+    // No token URL: the other auth keys are not needed.
+    assert_eq!(ok("[nmos.auth]\nclient_id = \"c\"\n").nmos.auth, None);
+    let file = ok(
+        "[nmos.auth]\ntoken_url = \"https://a/token\"\nclient_id = \"c\"\nclient_secret_file = \"/run/secrets/nmos\"\n",
+    );
+    assert_eq!(
+        file.nmos.auth.map(|a| a.secret),
+        Some(SecretSource::File("/run/secrets/nmos".into()))
+    );
+}
+
+#[test]
+fn references_are_ids_or_labels() {
+    assert_eq!(
+        ResourceRef::parse(" 5A8E6F0C-3B1D-4C2A-9F7E-1D2C3B4A5F60 "),
+        ResourceRef::Id(CAM1.to_owned())
+    );
+    assert_eq!(
+        ResourceRef::parse("Camera 1"),
+        ResourceRef::Label("Camera 1".to_owned())
+    );
+    assert_eq!(ResourceRef::parse("Camera 1").to_string(), "\"Camera 1\"");
+}
+
+#[test]
+fn destinations_load_with_audio_maps() {
+    let c = ok(&dest(
+        "audio_device = \"Vision mixer\"\naudio_map = { \"mixer-in1\" = [\"in1:0\", \"in1:1\", \"\", \"-\"] }",
+    ));
+    let d = &c.destinations[0];
+    assert_eq!(d.receivers, vec![ResourceRef::Id(MIXER_IN1.to_owned())]);
+    let audio = d.audio.as_ref().expect("audio map");
+    assert_eq!(audio.device, ResourceRef::Label("Vision mixer".into()));
+    use crate::nmos::is08_check::MapEntry;
+    assert_eq!(
+        audio.map["mixer-in1"],
+        vec![
+            MapEntry::routed("in1", 0),
+            MapEntry::routed("in1", 1),
+            MapEntry::unrouted(),
+            MapEntry::unrouted()
+        ]
+    );
+}
+
+#[test]
+fn destination_rules() {
+    fails(
+        &format!("{}{}", dest(""), dest("").replace("PGM", "pgm")),
+        "destination[1].name",
+        &["already the name of destination[0]"],
+    );
+    fails(
+        "[[destination]]\nreceivers = [\"x\"]\n",
+        "destination[0].name",
+        &["must not be empty"],
+    );
+    fails(
+        "[[destination]]\nname = \"PGM\"\n",
+        "destination[0].receivers",
+        &["at least one receiver"],
+    );
+    fails(
+        "[[destination]]\nname = \"PGM\"\nreceivers = [\"A\", \" \"]\n",
+        "destination[0].receivers[1]",
+        &["must not be empty"],
+    );
+    fails(
+        &format!(
+            "[[destination]]\nname = \"PGM\"\nreceivers = [\"{MIXER_IN1}\", \"{}\"]\n",
+            MIXER_IN1.to_uppercase()
+        ),
+        "destination[0].receivers[1]",
+        &["already receivers[0]"],
+    );
+    fails(
+        &dest("audio_map = { out1 = [\"in1:0\"] }"),
+        "destination[0].audio_device",
+        &["audio_map needs the device"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\""),
+        "destination[0].audio_map",
+        &["no audio_map"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { out1 = [\"in1:0\", \"in1\"] }"),
+        "destination[0].audio_map.out1[1]",
+        &["not <input id>:<channel index>"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { out1 = [\"in1:x\"] }"),
+        "destination[0].audio_map.out1[0]",
+        &["not a channel index"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { out1 = [\"in 1:0\"] }"),
+        "destination[0].audio_map.out1[0]",
+        &["not an IS-08 input id"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { \"out/1\" = [\"in1:0\"] }"),
+        "destination[0].audio_map.out/1",
+        &["not an IS-08 output id"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { out1 = [] }"),
+        "destination[0].audio_map.out1",
+        &["gives 0 channels"],
+    );
+    fails(
+        &dest("audio_device = \"Mixer\"\naudio_map = { out1 = \"in1:0\" }"),
+        "destination[0].audio_map.out1",
+        &["invalid type"],
+    );
+}
+
+#[test]
+fn presets_and_bindings_load() {
+    let c = ok(&format!(
+        "{}type = \"AUDIO\"\naudio_device = \"Mixer\"\naudio_map = {{ out1 = [\"in1:0\"] }}\n[[binding]]\nplaceholder = \" Remote Berlin \"\npreset = \"PRESET-INTERVIEW\"\n[[binding]]\nplaceholder = \"PH-1\"\nsender = \"{CAM1}\"\n",
+        preset_entry("")
+    ));
+    let p = &c.presets[0];
+    assert_eq!(p.obj_type, ObjType::Audio);
+    assert_eq!(
+        p.connections[0].sender,
+        ResourceRef::Label("Camera 1".into())
+    );
+    assert_eq!(p.connections[0].receiver, ResourceRef::Id(MIXER_IN1.into()));
+    assert!(p.audio.is_some());
+    assert_eq!(c.bindings[0].placeholder, "Remote Berlin");
+    assert_eq!(
+        c.bindings[0].target,
+        BindingTarget::Preset("PRESET-INTERVIEW".into())
+    );
+    assert_eq!(
+        c.bindings[1].target,
+        BindingTarget::Sender(ResourceRef::Id(CAM1.into()))
+    );
+    let again = ok(c.effective_toml());
+    assert_eq!(again, c);
+}
+
+#[test]
+fn preset_rules() {
+    fails(
+        &format!("{}{}", preset_entry(""), preset_entry("")),
+        "preset[1].id",
+        &["already the id of preset[0]"],
+    );
+    fails(
+        &format!(
+            "{}{}",
+            object(""),
+            preset_entry("").replace("PRESET-INTERVIEW", "CLIP-1")
+        ),
+        "preset[0].id",
+        &["already the id of object[0]"],
+    );
+    fails(
+        &preset_entry("").replace("PRESET-INTERVIEW", CAM1),
+        "preset[0].id",
+        &["is a UUID"],
+    );
+    fails(
+        &preset_entry("").replace("Interview 2-shot", ""),
+        "preset[0].slug",
+        &["must not be empty"],
+    );
+    fails(
+        "[[preset]]\nid = \"P\"\nslug = \"P\"\n",
+        "preset[0].connections",
+        &["at least one connection or an audio map"],
+    );
+    fails(
+        "[[preset]]\nid = \"P\"\nslug = \"P\"\nconnections = [{ sender = \"\", receiver = \"R\" }]\n",
+        "preset[0].connections[0].sender",
+        &["must not be empty"],
+    );
+    fails(
+        "[[preset]]\nid = \"P\"\nslug = \"P\"\nconnections = [{ sender = \"A\", receiver = \"R\" }, { sender = \"B\", receiver = \"R\" }]\n",
+        "preset[0].connections[1].receiver",
+        &["already the receiver of connections[0]"],
+    );
+    fails(
+        "[[preset]]\nid = \"P\"\nslug = \"P\"\nconnections = [{ sender = \"A\", receiver = \"R\", leg = 2 }]\n",
+        "preset[0].connections[0].leg",
+        &["unknown field"],
+    );
+    fails(
+        &preset_entry("type = \"CLIP\""),
+        "preset[0].type",
+        &["`STILL`, `AUDIO`, `VIDEO`, `OTHER`"],
+    );
+}
+
+#[test]
+fn binding_rules() {
+    fails(
+        &format!("{}[[binding]]\nplaceholder = \"X\"\n", preset_entry("")),
+        "binding[0]",
+        &["binds to nothing"],
+    );
+    fails(
+        &format!(
+            "{}[[binding]]\nplaceholder = \"X\"\nsender = \"Camera 1\"\npreset = \"PRESET-INTERVIEW\"\n",
+            preset_entry("")
+        ),
+        "binding[0].preset",
+        &["not both"],
+    );
+    fails(
+        "[[binding]]\nplaceholder = \"X\"\npreset = \"PRESET-NOPE\"\n",
+        "binding[0].preset",
+        &["not the id of any [[preset]]"],
+    );
+    fails(
+        "[[binding]]\nsender = \"Camera 1\"\n",
+        "binding[0].placeholder",
+        &["must not be empty"],
+    );
+    fails(
+        "[[binding]]\nplaceholder = \"X\"\nsender = \"A\"\n[[binding]]\nplaceholder = \"x\"\nsender = \"B\"\n",
+        "binding[1].placeholder",
+        &["already bound by binding[0]"],
     );
 }

@@ -32,7 +32,7 @@ pub(super) struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn err(&self, key: &str, detail: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, key: &str, detail: impl Into<String>) -> ConfigError {
         let detail = detail.into();
         if let Some((_, flag)) = self.overridden.iter().find(|(k, _)| *k == key) {
             return ConfigError::Invalid {
@@ -160,7 +160,12 @@ fn one_object(o: &RawObject, key: &str, src: &Source<'_>) -> Result<ObjectConfig
 
 /// A MOS String128 shown to people: 1–128 characters, not only white space, no control
 /// characters.
-fn check_text(src: &Source<'_>, key: &str, text: &str, what: &str) -> Result<(), ConfigError> {
+pub(super) fn check_text(
+    src: &Source<'_>,
+    key: &str,
+    text: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
     let count = text.chars().count();
     if text.trim().is_empty() {
         return Err(src.err(
@@ -462,7 +467,12 @@ fn buddy(
 }
 
 /// mosID / ncsID: 1–128 characters, no surrounding spaces, no control characters.
-fn check_id(src: &Source<'_>, key: &str, id: &str, what: &str) -> Result<(), ConfigError> {
+pub(super) fn check_id(
+    src: &Source<'_>,
+    key: &str,
+    id: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
     let count = id.chars().count();
     if count == 0 {
         return Err(src.err(

@@ -7,10 +7,16 @@
 //! - [`is04`]: the IS-04 Query API client.
 //! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`mapping`]: the configured destinations, presets and bindings, ready for lookups.
+//! - [`overrides`]: destination / audio map / time overrides in mosExternalMetadata.
+//! - [`resolve`]: running-order items + catalogue + mapping → planned routes.
 
 pub mod is04;
 pub mod is08_check;
+pub mod mapping;
+pub mod overrides;
 pub mod plan;
+pub mod resolve;
 pub mod schemas;
 pub mod tai;
 pub mod takes;

@@ -115,6 +115,28 @@ pub enum NotReady {
     Is08(Vec<Violation>),
     /// The item's metadata override cannot be used.
     BadOverride(String),
+    /// A label in the configuration matches several resources (the text says which).
+    Ambiguous(String),
+    /// The device an IS-08 map is for is not in the registry.
+    DeviceGone(String),
+    /// No receiver of the destination takes the sender's flow (format, media type, transport).
+    NoMatchingReceiver {
+        /// The sender (label, or id).
+        sender: String,
+        /// The destination name.
+        destination: String,
+        /// What the sender sends, e.g. `video (video/raw)`.
+        format: String,
+    },
+    /// A preset connects a sender to a receiver that cannot take it.
+    Incompatible {
+        /// The sender (label, or id).
+        sender: String,
+        /// The receiver (label, or id).
+        receiver: String,
+        /// Why, e.g. `video sender, audio receiver`.
+        reason: String,
+    },
 }
 
 impl fmt::Display for NotReady {
@@ -135,6 +157,18 @@ impl fmt::Display for NotReady {
                 None => write!(f, "IS-08 constraint violated"),
             },
             NotReady::BadOverride(why) => write!(f, "bad override: {why}"),
+            NotReady::Ambiguous(what) => write!(f, "ambiguous: {what}"),
+            NotReady::DeviceGone(d) => write!(f, "device gone: {d}"),
+            NotReady::NoMatchingReceiver {
+                sender,
+                destination,
+                format,
+            } => write!(f, "no receiver of {destination} takes {sender} ({format})"),
+            NotReady::Incompatible {
+                sender,
+                receiver,
+                reason,
+            } => write!(f, "{receiver} cannot take {sender}: {reason}"),
         }
     }
 }
