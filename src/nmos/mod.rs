@@ -11,6 +11,7 @@
 //! - [`overrides`]: destination / audio map / time overrides in mosExternalMetadata.
 //! - [`resolve`]: running-order items + catalogue + mapping → planned routes.
 
+pub mod bridge;
 pub mod is04;
 pub mod is08_check;
 pub mod mapping;

@@ -87,7 +87,11 @@ impl Devices for Fake {
             .insert(c.receiver_id.clone(), None);
         Ok(())
     }
-    async fn read_io(&self, _api: &str, _auth: bool) -> Result<crate::nmos::plan::DeviceIo, DeviceError> {
+    async fn read_io(
+        &self,
+        _api: &str,
+        _auth: bool,
+    ) -> Result<crate::nmos::plan::DeviceIo, DeviceError> {
         Ok(Default::default())
     }
     async fn active_sender(&self, c: &Connection) -> Result<Option<String>, DeviceError> {

@@ -1,0 +1,250 @@
+//! The bridge task: running orders and the NMOS catalogue in, planned routes, takes and
+//! statuses out. One task owns the take engine; nothing here blocks a MOS ack.
+//!
+//! ```text
+//! GatewayEvent::RunningOrder ─┐
+//! catalogue snapshot (IS-04) ─┼→ resolve (pure) → TakeEngine::set_plans → READY / NOT READY
+//! device io (IS-08) ──────────┘
+//! GatewayEvent::Control (roCtrl) → TakeEngine::control → IS-05 / IS-08 → PLAY / STOP / ERROR
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::is04::{Catalogue, ControlKind};
+use super::mapping::Mapping;
+use super::plan::DeviceIo;
+use super::resolve::{ResolveContext, resolve_rundown};
+use super::takes::{Devices, ItemInfo, ItemStatus, TakeEngine, TakeSettings};
+use crate::mos::structures::AirStatus;
+use crate::objects::MemoryCatalogue;
+use crate::server::{GatewayEvent, StatusSender};
+use crate::state::StateHandle;
+use crate::status::{StatusReport, StatusTarget};
+
+/// What the bridge is configured to do (replaced as a whole on reload).
+#[derive(Debug, Clone)]
+pub struct BridgeSettings {
+    /// Destinations, presets, bindings.
+    pub mapping: Mapping,
+    /// Take behaviour.
+    pub takes: TakeSettings,
+    /// roReadyToAir READY stages every item of the running order.
+    pub ready_to_air_stages: bool,
+}
+
+/// Everything the bridge task works with.
+pub struct BridgeParts<D: Devices> {
+    /// The studio's devices (IS-05 / IS-08).
+    pub devices: Arc<D>,
+    /// Running-order changes and roCtrl from the gateway.
+    pub events: mpsc::UnboundedReceiver<GatewayEvent>,
+    /// The running orders.
+    pub state: StateHandle,
+    /// The IS-04 catalogue, a new snapshot after each change.
+    pub catalogue: watch::Receiver<Arc<Catalogue>>,
+    /// The MOS object catalogue (placeholders are looked up there).
+    pub objects: Arc<MemoryCatalogue>,
+    /// Where statuses go.
+    pub statuses: StatusSender,
+    /// Every configured NCS (statuses of a running order whose NCS is unknown go to all).
+    pub ncs_ids: Vec<String>,
+    /// Settings; a new value (SIGHUP) re-resolves every item.
+    pub settings: watch::Receiver<Arc<BridgeSettings>>,
+}
+
+/// Runs the bridge until `stop`.
+pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken) {
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel::<ItemStatus>();
+    let settings = parts.settings.borrow_and_update().clone();
+    let mut engine = TakeEngine::new(parts.devices.clone(), settings.takes.clone(), status_tx);
+    let mut bridge = Bridge {
+        settings,
+        catalogue: parts.catalogue.borrow_and_update().clone(),
+        io: BTreeMap::new(),
+        io_asked: HashSet::new(),
+        owners: HashMap::new(),
+        ready_to_air: HashMap::new(),
+    };
+    let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
+    bridge.read_missing_io(&parts.devices, &io_tx);
+    bridge.resolve_all(&parts, &mut engine).await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            event = parts.events.recv() => match event {
+                Some(GatewayEvent::Control { ncs_id, ctrl, reply }) => {
+                    let answer = engine.control(&ctrl);
+                    debug!(ncs = %ncs_id, ro = %ctrl.ro_id, "roCtrl {:?}: {answer:?}", ctrl.command);
+                    bridge.owners.insert(ctrl.ro_id.clone(), ncs_id);
+                    let _ = reply.send(answer);
+                }
+                Some(GatewayEvent::RunningOrder { ncs_id, ro_id }) => {
+                    bridge.owners.insert(ro_id.clone(), ncs_id);
+                    bridge.resolve_one(&parts, &mut engine, &ro_id).await;
+                }
+                None => break,
+            },
+            done = engine.completion() => engine.complete(done),
+            Some(status) = status_rx.recv() => bridge.send_status(&parts, status).await,
+            changed = parts.catalogue.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                bridge.catalogue = parts.catalogue.borrow_and_update().clone();
+                bridge.read_missing_io(&parts.devices, &io_tx);
+                bridge.resolve_all(&parts, &mut engine).await;
+            }
+            Some((device, io)) = io_rx.recv() => {
+                match io {
+                    Ok(io) => {
+                        bridge.io.insert(device, io);
+                        bridge.resolve_all(&parts, &mut engine).await;
+                    }
+                    Err(e) => {
+                        warn!(device = %device, "IS-08 io not read: {e}");
+                        bridge.io_asked.remove(&device);
+                    }
+                }
+            }
+            changed = parts.settings.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let settings = parts.settings.borrow_and_update().clone();
+                info!("configuration reloaded: re-resolving every item");
+                engine.set_settings(settings.takes.clone());
+                bridge.settings = settings;
+                bridge.resolve_all(&parts, &mut engine).await;
+            }
+        }
+    }
+    // Statuses already decided still go out.
+    while let Ok(status) = status_rx.try_recv() {
+        bridge.send_status(&parts, status).await;
+    }
+}
+
+struct Bridge {
+    settings: Arc<BridgeSettings>,
+    catalogue: Arc<Catalogue>,
+    io: BTreeMap<String, DeviceIo>,
+    /// Devices whose io has been asked for (answer pending or received).
+    io_asked: HashSet<String>,
+    /// The NCS each running order came from.
+    owners: HashMap<String, String>,
+    /// roReadyToAir as last seen, per running order.
+    ready_to_air: HashMap<String, Option<AirStatus>>,
+}
+
+impl Bridge {
+    /// Asks every IS-08 device whose io is unknown for it; devices that left are forgotten.
+    fn read_missing_io<D: Devices>(
+        &mut self,
+        devices: &Arc<D>,
+        tx: &mpsc::UnboundedSender<(String, Result<DeviceIo, String>)>,
+    ) {
+        let present: HashSet<String> = self.catalogue.devices.keys().cloned().collect();
+        self.io.retain(|id, _| present.contains(id));
+        self.io_asked.retain(|id| present.contains(id));
+        for device in self.catalogue.devices.values() {
+            let id = &device.core.id;
+            if self.io_asked.contains(id) {
+                continue;
+            }
+            let Some(control) = device
+                .controls_of(ControlKind::ChannelMappingV1_0)
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            self.io_asked.insert(id.clone());
+            let (devices, tx, id) = (devices.clone(), tx.clone(), id.clone());
+            let (api, auth) = (control.href.clone(), control.authorization);
+            tokio::spawn(async move {
+                let io = devices.read_io(&api, auth).await.map_err(|e| e.0);
+                let _ = tx.send((id, io));
+            });
+        }
+    }
+
+    async fn resolve_all<D: Devices>(
+        &mut self,
+        parts: &BridgeParts<D>,
+        engine: &mut TakeEngine<D>,
+    ) {
+        for ro_id in parts.state.ro_ids().await {
+            self.resolve_one(parts, engine, &ro_id).await;
+        }
+    }
+
+    async fn resolve_one<D: Devices>(
+        &mut self,
+        parts: &BridgeParts<D>,
+        engine: &mut TakeEngine<D>,
+        ro_id: &str,
+    ) {
+        let Some(rundown) = parts.state.rundown(ro_id).await else {
+            self.ready_to_air.remove(ro_id);
+            engine.ro_deleted(ro_id);
+            return;
+        };
+        let ctx = ResolveContext {
+            catalogue: &self.catalogue,
+            io: &self.io,
+            mapping: &self.settings.mapping,
+            objects: parts.objects.as_ref(),
+        };
+        let items: Vec<ItemInfo> = resolve_rundown(&rundown, &ctx)
+            .into_iter()
+            .map(|(key, plan)| {
+                let item = rundown.item(&key.story_id, &key.item_id);
+                ItemInfo {
+                    object_id: item.map(|i| i.object_id.clone()).unwrap_or_default(),
+                    channel: item.and_then(|i| i.channel.clone()),
+                    key,
+                    plan,
+                }
+            })
+            .collect();
+        engine.set_plans(ro_id, items);
+        let now = rundown.ready_to_air();
+        let before = self.ready_to_air.insert(ro_id.to_string(), now);
+        if self.settings.ready_to_air_stages
+            && now == Some(AirStatus::Ready)
+            && before.flatten() != Some(AirStatus::Ready)
+        {
+            info!(ro = %ro_id, "roReadyToAir READY: staging every item");
+            engine.stage_running_order(ro_id);
+        }
+    }
+
+    async fn send_status<D: Devices>(&self, parts: &BridgeParts<D>, status: ItemStatus) {
+        let key = &status.item.key;
+        let report = StatusReport {
+            target: StatusTarget::Item {
+                ro_id: key.ro_id.clone(),
+                story_id: key.story_id.clone(),
+                item_id: key.item_id.clone(),
+                object_id: status.item.object_id.clone(),
+                channel: status.item.channel.clone(),
+            },
+            state: status.state,
+        };
+        let targets: Vec<&String> = match self.owners.get(&key.ro_id) {
+            Some(ncs) => vec![ncs],
+            None => parts.ncs_ids.iter().collect(),
+        };
+        for ncs in targets {
+            if let Err(e) = parts.statuses.send(ncs, report.clone()).await {
+                debug!(ncs = %ncs, item = ?key, "status not sent: {e}");
+            }
+        }
+    }
+}
