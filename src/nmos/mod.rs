@@ -6,9 +6,19 @@
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`subscribe`]: IS-04 Query API WebSocket subscriptions (live catalogue).
+//! - [`dnssd`]: finding the registry by DNS-SD and ranking the candidates.
+//! - [`node_poll`]: polling Node APIs on sites without a registry.
+//! - [`discovery`]: the running task that keeps the catalogue and publishes snapshots.
+//! - [`sender_objects`]: NMOS senders as MOS objects (NEW / UPDATED / debounced DELETED).
 
+pub mod discovery;
+pub mod dnssd;
 pub mod is04;
 pub mod is08_check;
+pub mod node_poll;
 pub mod plan;
 pub mod schemas;
+pub mod sender_objects;
+pub mod subscribe;
 pub mod tai;
