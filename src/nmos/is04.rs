@@ -9,7 +9,10 @@
 //! - [`Catalogue`] answers the gateway's questions: a sender's flow format and MOS `objType`,
 //!   a device's label, and a device's IS-05 v1.1 / IS-08 v1.0 control hrefs (exact types only).
 //!
-//! WebSocket subscriptions are not handled here.
+//! - [`ResourceType`] and [`Catalogue::apply`] / [`Catalogue::replace_type`] let the live
+//!   subscription client ([`super::subscribe`]) and the Node API poller keep a catalogue up to
+//!   date from raw JSON, one resource at a time, skipping (and reporting) resources that do not
+//!   parse.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -201,6 +204,17 @@ impl From<String> for Format {
 }
 
 impl Format {
+    /// The format URN (`urn:x-nmos:format:video`, ... or the unknown URN as received).
+    pub fn urn(&self) -> &str {
+        match self {
+            Format::Video => "urn:x-nmos:format:video",
+            Format::Audio => "urn:x-nmos:format:audio",
+            Format::Data => "urn:x-nmos:format:data",
+            Format::Mux => "urn:x-nmos:format:mux",
+            Format::Other(s) => s,
+        }
+    }
+
     /// The MOS `objType` for content of this format.
     pub fn mos_obj_type(&self) -> MosObjType {
         match self {
@@ -536,6 +550,76 @@ resource!(Flow, "flows");
 resource!(Sender, "senders");
 resource!(Receiver, "receivers");
 
+/// The six IS-04 resource types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Node,
+    Device,
+    Source,
+    Flow,
+    Sender,
+    Receiver,
+}
+
+impl ResourceType {
+    /// Every type, in registration order (a node before its devices, ..., senders, receivers).
+    pub const ALL: [ResourceType; 6] = [
+        ResourceType::Node,
+        ResourceType::Device,
+        ResourceType::Source,
+        ResourceType::Flow,
+        ResourceType::Sender,
+        ResourceType::Receiver,
+    ];
+
+    /// The collection name (`nodes`, `devices`, ...), as in Query API paths.
+    pub fn path(self) -> &'static str {
+        match self {
+            ResourceType::Node => "nodes",
+            ResourceType::Device => "devices",
+            ResourceType::Source => "sources",
+            ResourceType::Flow => "flows",
+            ResourceType::Sender => "senders",
+            ResourceType::Receiver => "receivers",
+        }
+    }
+
+    /// The type of a collection name or subscription topic (`senders`, `/senders/`,
+    /// `/senders`); `None` for anything else.
+    pub fn from_path(path: &str) -> Option<ResourceType> {
+        let name = path.trim().trim_matches('/');
+        ResourceType::ALL.into_iter().find(|t| t.path() == name)
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// A resource that could not be taken into the catalogue.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The JSON is not a valid resource of this type.
+    #[error("{resource_type} {id:?}: not a valid resource: {detail}")]
+    Invalid {
+        resource_type: ResourceType,
+        id: String,
+        detail: String,
+    },
+    /// The body's `id` is not the id it was announced under.
+    #[error("{resource_type} {id:?}: body has id {body_id:?}")]
+    IdMismatch {
+        resource_type: ResourceType,
+        id: String,
+        body_id: String,
+    },
+    /// The resource has no usable id.
+    #[error("{resource_type}: resource without an id")]
+    MissingId { resource_type: ResourceType },
+}
+
 // ---------------------------------------------------------------------------------------------
 // Catalogue
 // ---------------------------------------------------------------------------------------------
@@ -557,6 +641,38 @@ fn by_id<T: Resource>(items: Vec<T>) -> BTreeMap<String, T> {
     items.into_iter().map(|r| (r.id().to_owned(), r)).collect()
 }
 
+/// [`Catalogue::apply`] on one typed map.
+fn apply_in<T: Resource + PartialEq>(
+    map: &mut BTreeMap<String, T>,
+    resource_type: ResourceType,
+    id: &str,
+    value: Option<serde_json::Value>,
+) -> Result<bool, ApplyError> {
+    let Some(value) = value else {
+        return Ok(map.remove(id).is_some());
+    };
+    if id.is_empty() {
+        return Err(ApplyError::MissingId { resource_type });
+    }
+    let parsed: T = serde_json::from_value(value).map_err(|e| ApplyError::Invalid {
+        resource_type,
+        id: id.to_owned(),
+        detail: e.to_string(),
+    })?;
+    if parsed.id() != id {
+        return Err(ApplyError::IdMismatch {
+            resource_type,
+            id: id.to_owned(),
+            body_id: parsed.id().to_owned(),
+        });
+    }
+    if map.get(id) == Some(&parsed) {
+        return Ok(false);
+    }
+    map.insert(id.to_owned(), parsed);
+    Ok(true)
+}
+
 impl Catalogue {
     /// Builds a catalogue from lists (a later duplicate id replaces an earlier one).
     pub fn from_lists(
@@ -576,6 +692,98 @@ impl Catalogue {
             senders: by_id(senders),
             receivers: by_id(receivers),
         }
+    }
+
+    /// Adds, replaces (`Some(json)`) or removes (`None`) one resource. Returns whether the
+    /// catalogue changed. A body that does not parse, or whose `id` differs from `id`, is
+    /// refused and the catalogue is left as it was.
+    pub fn apply(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<bool, ApplyError> {
+        match resource_type {
+            ResourceType::Node => apply_in(&mut self.nodes, resource_type, id, value),
+            ResourceType::Device => apply_in(&mut self.devices, resource_type, id, value),
+            ResourceType::Source => apply_in(&mut self.sources, resource_type, id, value),
+            ResourceType::Flow => apply_in(&mut self.flows, resource_type, id, value),
+            ResourceType::Sender => apply_in(&mut self.senders, resource_type, id, value),
+            ResourceType::Receiver => apply_in(&mut self.receivers, resource_type, id, value),
+        }
+    }
+
+    /// Replaces every resource of one type with `values` (a full listing). Resources that do
+    /// not parse are skipped and returned as errors; the others are taken. Returns whether the
+    /// catalogue changed, and the errors.
+    pub fn replace_type(
+        &mut self,
+        resource_type: ResourceType,
+        values: Vec<serde_json::Value>,
+    ) -> (bool, Vec<ApplyError>) {
+        let mut fresh = Catalogue::default();
+        let mut errors = Vec::new();
+        for value in values {
+            let id = value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            let result = match id {
+                Some(id) => fresh.apply(resource_type, &id, Some(value)),
+                None => Err(ApplyError::MissingId { resource_type }),
+            };
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        let changed = self.take_type(resource_type, fresh);
+        (changed, errors)
+    }
+
+    /// Copies one type's map from `other` into `self`; whether anything changed.
+    fn take_type(&mut self, resource_type: ResourceType, other: Catalogue) -> bool {
+        fn swap<T: PartialEq>(a: &mut BTreeMap<String, T>, b: BTreeMap<String, T>) -> bool {
+            let changed = *a != b;
+            *a = b;
+            changed
+        }
+        match resource_type {
+            ResourceType::Node => swap(&mut self.nodes, other.nodes),
+            ResourceType::Device => swap(&mut self.devices, other.devices),
+            ResourceType::Source => swap(&mut self.sources, other.sources),
+            ResourceType::Flow => swap(&mut self.flows, other.flows),
+            ResourceType::Sender => swap(&mut self.senders, other.senders),
+            ResourceType::Receiver => swap(&mut self.receivers, other.receivers),
+        }
+    }
+
+    /// Adds every resource of `other` (replacing same ids); used to merge several nodes.
+    pub fn merge(&mut self, other: &Catalogue) {
+        fn add<T: Clone>(a: &mut BTreeMap<String, T>, b: &BTreeMap<String, T>) {
+            a.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        add(&mut self.nodes, &other.nodes);
+        add(&mut self.devices, &other.devices);
+        add(&mut self.sources, &other.sources);
+        add(&mut self.flows, &other.flows);
+        add(&mut self.senders, &other.senders);
+        add(&mut self.receivers, &other.receivers);
+    }
+
+    /// Number of resources of one type.
+    pub fn count(&self, resource_type: ResourceType) -> usize {
+        match resource_type {
+            ResourceType::Node => self.nodes.len(),
+            ResourceType::Device => self.devices.len(),
+            ResourceType::Source => self.sources.len(),
+            ResourceType::Flow => self.flows.len(),
+            ResourceType::Sender => self.senders.len(),
+            ResourceType::Receiver => self.receivers.len(),
+        }
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
     }
 
     pub fn sender(&self, id: &str) -> Option<&Sender> {
@@ -875,6 +1083,34 @@ impl QueryClient {
         })
     }
 
+    /// Every resource of one type as raw JSON (all pages read), for callers that take
+    /// resources one by one and skip the ones that do not parse.
+    pub async fn list_raw(
+        &self,
+        resource_type: ResourceType,
+    ) -> Result<Vec<serde_json::Value>, QueryError> {
+        let version = self.api_version().await?;
+        let first = self.collection_url(version, resource_type.path(), &[], true);
+        match self.list_pages(first).await {
+            Err(QueryError::Status { status: 501, .. }) => {
+                let plain = self.collection_url(version, resource_type.path(), &[], false);
+                let (_, body) = self.get(plain.as_str()).await?;
+                decode(plain.as_str(), &body)
+            }
+            other => other,
+        }
+    }
+
+    /// The HTTP client (shared connection pool), for other calls to the same registry.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub async fn list_nodes(&self) -> Result<Vec<Node>, QueryError> {
         self.list(&[]).await
     }
@@ -1094,5 +1330,47 @@ mod tests {
         assert_eq!(links[0].1, "next");
         assert!(links[0].0.ends_with("paging.since=2:0&paging.limit=2"));
         assert_eq!(links[1], ("/x?a=1".to_owned(), "prev".to_owned()));
+    }
+
+    #[test]
+    fn resource_types_from_topics() {
+        assert_eq!(
+            ResourceType::from_path("/senders/"),
+            Some(ResourceType::Sender)
+        );
+        assert_eq!(ResourceType::from_path("nodes"), Some(ResourceType::Node));
+        assert_eq!(ResourceType::from_path("/subscriptions/"), None);
+    }
+
+    #[test]
+    fn apply_and_replace_type() {
+        let id = "02000001-0000-4000-8000-000000000000";
+        let dev = |label: &str| serde_json::json!({"id": id, "version": "1:0", "label": label, "node_id": "n"});
+        let mut c = Catalogue::default();
+        assert!(c.apply(ResourceType::Device, id, Some(dev("a"))).unwrap());
+        assert!(!c.apply(ResourceType::Device, id, Some(dev("a"))).unwrap());
+        assert!(matches!(
+            c.apply(ResourceType::Device, "other", Some(dev("b"))),
+            Err(ApplyError::IdMismatch { .. })
+        ));
+        assert!(matches!(
+            c.apply(ResourceType::Flow, id, Some(dev("no format"))),
+            Err(ApplyError::Invalid { .. })
+        ));
+        let (changed, errors) = c.replace_type(
+            ResourceType::Device,
+            vec![
+                dev("b"),
+                serde_json::json!({"label": "no id"}),
+                serde_json::json!(3),
+            ],
+        );
+        assert!(changed);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(c.device_label(id), Some("b"));
+        let (changed, _) = c.replace_type(ResourceType::Device, vec![]);
+        assert!(changed);
+        assert_eq!(c.count(ResourceType::Device), 0);
+        assert!(!c.apply(ResourceType::Device, id, None).unwrap());
     }
 }

@@ -1,23 +1,34 @@
-//! The NMOS side of the gateway (being built): IS-04 discovery, IS-05 connections, IS-08
-//! channel maps, and the pieces they share.
+//! The NMOS side of the gateway: IS-04 discovery, IS-05 connections, IS-08 channel maps,
+//! running-order items resolved into routes, takes, and the pieces they share.
 //!
 //! - [`tai`]: TAI timestamps (`<seconds>:<nanoseconds>`) and the leap-second table.
 //! - [`is08_check`]: checking an IS-08 map against a device's constraints before sending.
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
-//! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
-//! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`subscribe`]: IS-04 Query API WebSocket subscriptions (live catalogue).
+//! - [`dnssd`]: finding the registry by DNS-SD and ranking the candidates.
+//! - [`node_poll`]: polling Node APIs on sites without a registry.
+//! - [`discovery`]: the running task that keeps the catalogue and publishes snapshots.
+//! - [`sender_objects`]: NMOS senders as MOS objects (NEW / UPDATED / debounced DELETED).
 //! - [`mapping`]: the configured destinations, presets and bindings, ready for lookups.
 //! - [`overrides`]: destination / audio map / time overrides in mosExternalMetadata.
 //! - [`resolve`]: running-order items + catalogue + mapping → planned routes.
+//! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
+//! - [`bridge`]: the task that ties running orders, the catalogue and takes together.
 
 pub mod bridge;
+pub mod discovery;
+pub mod dnssd;
 pub mod is04;
 pub mod is08_check;
 pub mod mapping;
+pub mod node_poll;
 pub mod overrides;
 pub mod plan;
 pub mod resolve;
 pub mod schemas;
+pub mod sender_objects;
+pub mod subscribe;
 pub mod tai;
 pub mod takes;
