@@ -7,7 +7,11 @@
 //! - [`is04`]: the IS-04 Query API client.
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
 
+pub mod auth;
+pub mod http;
 pub mod is04;
+pub mod is05;
+pub mod is08;
 pub mod is08_check;
 pub mod plan;
 pub mod schemas;
