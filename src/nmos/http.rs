@@ -118,7 +118,7 @@ pub enum HttpError {
         /// The device's `error` text (plus `debug` when given), or an excerpt of the body.
         reason: String,
         /// The parsed NMOS error body, when the body was one.
-        body: Option<NmosErrorBody>,
+        body: Option<Box<NmosErrorBody>>,
     },
     /// One failure reported for several results (the receivers of a failed bulk request).
     #[error("{method} {url}: {message}")]
@@ -183,7 +183,7 @@ impl HttpError {
             url: url.to_owned(),
             status,
             reason,
-            body: parsed,
+            body: parsed.map(Box::new),
         }
     }
 

@@ -146,13 +146,16 @@ pub struct ActiveMap {
     pub activation: Value,
 }
 
+/// API base → (when read, io).
+type IoCache = HashMap<String, (Instant, Arc<DeviceIo>)>;
+
 /// The IS-08 client. Clone-cheap; clones share the HTTP pool and the io cache.
 #[derive(Debug, Clone)]
 pub struct ChannelMappingClient {
     http: NmosHttp,
     schemas: Arc<SchemaSet>,
     settings: Is08Settings,
-    io: Arc<Mutex<HashMap<String, (Instant, Arc<DeviceIo>)>>>,
+    io: Arc<Mutex<IoCache>>,
 }
 
 fn api_key(api: &str) -> String {
@@ -205,7 +208,7 @@ impl ChannelMappingClient {
         self.io_cache().remove(&api_key(api));
     }
 
-    fn io_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<DeviceIo>)>> {
+    fn io_cache(&self) -> std::sync::MutexGuard<'_, IoCache> {
         self.io.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -254,7 +257,7 @@ impl ChannelMappingClient {
                 state: None,
             })?;
         match reply.status {
-            200 | 201 | 202 => {
+            200..=202 => {
                 let response: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
                 let id = response.as_object().and_then(|o| o.keys().next()).cloned();
                 if reply.status == 202 && id.is_none() {
