@@ -5,6 +5,10 @@
 //! - [`is08_check`]: checking an IS-08 map against a device's constraints before sending.
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
+//! - [`http`]: the one pooled HTTP client for NMOS APIs (TLS, bearer tokens, retries).
+//! - [`auth`]: IS-10 bearer tokens (OAuth2 client credentials, refreshed before expiry).
+//! - [`is05`]: the IS-05 Connection API client (stage, activate, bulk, roll back, re-read).
+//! - [`is08`]: the IS-08 Channel Mapping API client (io, activations).
 //! - [`subscribe`]: IS-04 Query API WebSocket subscriptions (live catalogue).
 //! - [`dnssd`]: finding the registry by DNS-SD and ranking the candidates.
 //! - [`node_poll`]: polling Node APIs on sites without a registry.
@@ -17,10 +21,14 @@
 //! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
 //! - [`bridge`]: the task that ties running orders, the catalogue and takes together.
 
+pub mod auth;
 pub mod bridge;
 pub mod discovery;
 pub mod dnssd;
+pub mod http;
 pub mod is04;
+pub mod is05;
+pub mod is08;
 pub mod is08_check;
 pub mod mapping;
 pub mod node_poll;
