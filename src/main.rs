@@ -154,7 +154,6 @@ fn run(
     overrides: Overrides,
     virtual_studio: Option<std::path::PathBuf>,
 ) -> ExitCode {
-    let _ = &virtual_studio;
     let config = match Config::load_with(path.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -179,6 +178,7 @@ fn run(
         for line in config.summary().lines() {
             info!("{line}");
         }
+        let nmos_config = config.clone();
         let gateway = match mos_gateway::server::Gateway::bind(config).await {
             Ok(g) => g,
             Err(e) => {
@@ -190,6 +190,10 @@ fn run(
             info!("listening on {addr} ({} port)", role.name());
         }
         let shutdown = CancellationToken::new();
+        let _nmos = match start_nmos(&gateway, nmos_config, virtual_studio, path, overrides, &shutdown).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let signal = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -199,6 +203,89 @@ fn run(
         gateway.run(shutdown).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Starts the NMOS side (and the virtual studio in a dry run); SIGHUP reloads the mapping.
+/// A failure to start the NMOS side is logged and the MOS side runs on; a virtual studio
+/// that cannot start stops the gateway.
+async fn start_nmos(
+    gateway: &mos_gateway::server::Gateway,
+    mut config: Config,
+    virtual_studio: Option<std::path::PathBuf>,
+    path: Option<std::path::PathBuf>,
+    overrides: Overrides,
+    shutdown: &CancellationToken,
+) -> Result<NmosParts, ExitCode> {
+    let studio = match virtual_studio {
+        None => None,
+        Some(file) => match start_studio(&file).await {
+            Ok(handle) => {
+                info!(
+                    "virtual studio from {} on {}: the gateway drives it, not the real studio",
+                    file.display(),
+                    handle.query_url()
+                );
+                config.nmos.registry = mos_gateway::config::Registry::Url(handle.query_url());
+                config.nmos.allow_http = true;
+                Some(handle)
+            }
+            Err(e) => {
+                error!("virtual studio {}: {e}", file.display());
+                return Err(ExitCode::FAILURE);
+            }
+        },
+    };
+    let registry = config.nmos.registry.clone();
+    let service = match mos_gateway::nmos::service::NmosService::start(gateway, &config, shutdown.clone()) {
+        Ok(s) => std::sync::Arc::new(std::sync::Mutex::new(s)),
+        Err(e) => {
+            error!("NMOS bridge not started, MOS side running without it: {e}");
+            return Ok((studio, None));
+        }
+    };
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let stop = shutdown.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                match Config::load_with(path.as_deref(), &overrides) {
+                    Ok(mut fresh) => {
+                        fresh.nmos.registry = registry.clone();
+                        info!("SIGHUP: configuration re-read");
+                        if let Ok(mut s) = service.lock() {
+                            s.reload(&fresh);
+                        }
+                    }
+                    Err(e) => error!("SIGHUP: configuration not reloaded (the running one stays): {e}"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (path, overrides, registry);
+    Ok((studio, Some(service)))
+}
+
+/// What stays alive while the gateway runs: the virtual studio and the NMOS service.
+type NmosParts = (
+    Option<mos_gateway::nmos::studio::StudioHandle>,
+    Option<std::sync::Arc<std::sync::Mutex<mos_gateway::nmos::service::NmosService>>>,
+);
+
+async fn start_studio(
+    file: &std::path::Path,
+) -> Result<mos_gateway::nmos::studio::StudioHandle, String> {
+    let spec = mos_gateway::nmos::studio::StudioSpec::load(file).map_err(|e| e.to_string())?;
+    let schemas = mos_gateway::nmos::schemas::SchemaSet::load_default().map_err(|e| e.to_string())?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    mos_gateway::nmos::studio::VirtualStudio::start(spec, addr, std::sync::Arc::new(schemas))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn wait_for_signal() {

@@ -19,11 +19,14 @@
 //! - [`resolve`]: running-order items + catalogue + mapping → planned routes.
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
 //! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
+//! - [`devices`]: the take engine's devices over the IS-05 / IS-08 clients.
+//! - [`service`]: starting all of it from the configuration (`run` and the tests).
 //! - [`bridge`]: the task that ties running orders, the catalogue and takes together.
 
 pub mod auth;
 pub mod bridge;
 pub mod discovery;
+pub mod devices;
 pub mod dnssd;
 pub mod http;
 pub mod is04;
@@ -37,6 +40,7 @@ pub mod plan;
 pub mod resolve;
 pub mod schemas;
 pub mod sender_objects;
+pub mod service;
 pub mod subscribe;
 pub mod tai;
 pub mod takes;

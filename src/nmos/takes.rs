@@ -35,29 +35,21 @@ use crate::status::ElementState;
 pub struct DeviceError(pub String);
 
 /// What the engine needs from the studio's devices. Implemented over the IS-05 / IS-08
-/// clients; faked in tests.
+/// clients ([`super::devices::NmosDevices`]); faked in tests.
 pub trait Devices: Send + Sync + 'static {
-    /// READY: stage one connection (sender, master_enable, transport file; no activation).
-    fn stage(&self, c: &Connection) -> impl Future<Output = Result<(), DeviceError>> + Send;
-    /// READY: check an IS-08 map against the device's io, so the take only posts it.
-    fn prepare_map(&self, m: &AudioMap) -> impl Future<Output = Result<(), DeviceError>> + Send;
-    /// EXECUTE: activate connections, immediately (`at` None) or at a TAI time; `staged` says
-    /// READY staged them (else the request carries everything). One result per connection,
-    /// in order.
-    fn activate(
+    /// READY: stage every connection of the route (sender, master_enable, transport file; no
+    /// activation) and check its IS-08 maps, so that the take only activates.
+    fn stage(&self, route: &Route) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    /// EXECUTE: activate every connection (immediately, or at `at`), rolling back the ones
+    /// that succeeded when another failed and the take is all-or-nothing; then apply the
+    /// IS-08 maps. `staged` says READY staged this route. Returns the scheduled IS-08
+    /// activations (map, activation id).
+    fn take(
         &self,
-        cs: &[Connection],
+        route: &Route,
         at: Option<TaiTime>,
         staged: bool,
-    ) -> impl Future<Output = Vec<Result<(), DeviceError>>> + Send;
-    /// Undoes activations that succeeded when the rest of an all-or-nothing take failed.
-    fn roll_back(&self, cs: &[Connection]) -> impl Future<Output = ()> + Send;
-    /// EXECUTE: apply an IS-08 map; `Ok(Some(id))` for a scheduled activation.
-    fn apply_map(
-        &self,
-        m: &AudioMap,
-        at: Option<TaiTime>,
-    ) -> impl Future<Output = Result<Option<String>, DeviceError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(AudioMap, String)>, DeviceError>> + Send;
     /// Cancels a scheduled IS-08 activation (its item was removed).
     fn cancel_map(&self, m: &AudioMap, id: &str) -> impl Future<Output = ()> + Send;
     /// STOP with `on_stop = disconnect`: master_enable false, sender_id null, now.
@@ -90,8 +82,6 @@ pub enum StopAction {
 pub struct TakeSettings {
     /// STOP / PAUSE / SIGNAL.
     pub on_stop: StopAction,
-    /// A take that fails on one receiver rolls back the others.
-    pub all_or_nothing: bool,
     /// How long the items of a deleted running order are remembered, so a re-created one with
     /// the same roID keeps what is on air.
     pub keep_deleted: Duration,
@@ -101,7 +91,6 @@ impl Default for TakeSettings {
     fn default() -> Self {
         TakeSettings {
             on_stop: StopAction::None,
-            all_or_nothing: true,
             keep_deleted: Duration::from_secs(600),
         }
     }
@@ -510,7 +499,7 @@ impl<D: Devices> TakeEngine<D> {
             _ => return,
         }
         self.dispatch(key, Phase::Staging, |devices, route| {
-            Box::pin(async move { CompletionKind::Staged(stage_route(&*devices, &route).await) })
+            Box::pin(async move { CompletionKind::Staged(devices.stage(&route).await) })
         });
     }
 
@@ -519,11 +508,8 @@ impl<D: Devices> TakeEngine<D> {
             Some(e) if e.info.plan.is_ok() => e.phase == Phase::Staged,
             _ => return,
         };
-        let all_or_nothing = self.settings.all_or_nothing;
         self.dispatch(key, Phase::Taking, move |devices, route| {
-            Box::pin(async move {
-                CompletionKind::Taken(take_route(&*devices, &route, staged, all_or_nothing).await)
-            })
+            Box::pin(async move { CompletionKind::Taken(take_route(&*devices, &route, staged).await) })
         });
     }
 
@@ -559,58 +545,14 @@ impl<D: Devices> TakeEngine<D> {
     }
 }
 
-/// READY: every connection staged and every map prepared, all at once.
-async fn stage_route<D: Devices>(devices: &D, route: &Route) -> Result<(), DeviceError> {
-    let stages = route.connections.iter().map(|c| async move {
-        devices
-            .stage(c)
-            .await
-            .map_err(|e| DeviceError(format!("{}: {e}", c.receiver_label)))
-    });
-    let maps = route.audio_maps.iter().map(|m| devices.prepare_map(m));
-    let (stages, maps) = futures_util::future::join(
-        futures_util::future::join_all(stages),
-        futures_util::future::join_all(maps),
-    )
-    .await;
-    stages
-        .into_iter()
-        .chain(maps)
-        .collect::<Result<Vec<()>, _>>()?;
-    Ok(())
-}
-
-/// EXECUTE: activate, apply maps, then confirm on `/active`.
+/// EXECUTE: activate (and apply maps), wait for a scheduled time, then confirm on `/active`.
 async fn take_route<D: Devices>(
     devices: &D,
     route: &Route,
     staged: bool,
-    all_or_nothing: bool,
 ) -> Result<Vec<(AudioMap, String)>, DeviceError> {
     let at = route.scheduled.map(TaiTime::from_utc);
-    let results = devices.activate(&route.connections, at, staged).await;
-    let mut failures = Vec::new();
-    let mut succeeded = Vec::new();
-    for (c, r) in route.connections.iter().zip(results) {
-        match r {
-            Ok(()) => succeeded.push(c.clone()),
-            Err(e) => failures.push(format!("{}: {e}", c.receiver_label)),
-        }
-    }
-    if !failures.is_empty() {
-        if all_or_nothing && !succeeded.is_empty() {
-            devices.roll_back(&succeeded).await;
-        }
-        return Err(DeviceError(failures.join("; ")));
-    }
-    let mut scheduled = Vec::new();
-    for m in &route.audio_maps {
-        match devices.apply_map(m, at).await {
-            Ok(Some(id)) => scheduled.push((m.clone(), id)),
-            Ok(None) => {}
-            Err(e) => return Err(DeviceError(format!("IS-08 {}: {e}", m.device_id))),
-        }
-    }
+    let scheduled = devices.take(route, at, staged).await?;
     if let Some(when) = route.scheduled {
         let wait = (when - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait + Duration::from_millis(50)).await;

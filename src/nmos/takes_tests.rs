@@ -24,57 +24,43 @@ impl Fake {
 }
 
 impl Devices for Fake {
-    async fn stage(&self, c: &Connection) -> Result<(), DeviceError> {
-        self.log(format!("stage {}", c.receiver_id));
-        if self.fail_stage.lock().unwrap().contains(&c.receiver_id) {
-            return Err(DeviceError("HTTP 500".into()));
+    async fn stage(&self, route: &Route) -> Result<(), DeviceError> {
+        for c in &route.connections {
+            self.log(format!("stage {}", c.receiver_id));
+            if self.fail_stage.lock().unwrap().contains(&c.receiver_id) {
+                return Err(DeviceError(format!("{}: HTTP 500", c.receiver_label)));
+            }
         }
         Ok(())
     }
-    async fn prepare_map(&self, m: &AudioMap) -> Result<(), DeviceError> {
-        self.log(format!("prepare {}", m.device_id));
-        Ok(())
-    }
-    async fn activate(
+    async fn take(
         &self,
-        cs: &[Connection],
+        route: &Route,
         at: Option<TaiTime>,
         staged: bool,
-    ) -> Vec<Result<(), DeviceError>> {
-        cs.iter()
-            .map(|c| {
-                self.log(format!(
-                    "activate {} staged={staged} at={}",
-                    c.receiver_id,
-                    at.is_some()
-                ));
-                if self.fail_activate.lock().unwrap().contains(&c.receiver_id) {
-                    return Err(DeviceError("HTTP 400".into()));
-                }
-                self.active
-                    .lock()
-                    .unwrap()
-                    .insert(c.receiver_id.clone(), c.sender_id.clone());
-                Ok(())
-            })
-            .collect()
-    }
-    async fn roll_back(&self, cs: &[Connection]) {
-        for c in cs {
-            self.log(format!("roll back {}", c.receiver_id));
+    ) -> Result<Vec<(AudioMap, String)>, DeviceError> {
+        let mut failed = Vec::new();
+        let mut done = Vec::new();
+        for c in &route.connections {
+            self.log(format!("activate {} staged={staged} at={}", c.receiver_id, at.is_some()));
+            if self.fail_activate.lock().unwrap().contains(&c.receiver_id) {
+                failed.push(format!("{}: HTTP 400", c.receiver_label));
+                continue;
+            }
             self.active
                 .lock()
                 .unwrap()
-                .insert(c.receiver_id.clone(), None);
+                .insert(c.receiver_id.clone(), c.sender_id.clone());
+            done.push(c.receiver_id.clone());
         }
-    }
-    async fn apply_map(
-        &self,
-        m: &AudioMap,
-        _at: Option<TaiTime>,
-    ) -> Result<Option<String>, DeviceError> {
-        self.log(format!("map {}", m.device_id));
-        Ok(None)
+        if !failed.is_empty() {
+            for r in done {
+                self.log(format!("roll back {r}"));
+                self.active.lock().unwrap().insert(r, None);
+            }
+            return Err(DeviceError(failed.join("; ")));
+        }
+        Ok(Vec::new())
     }
     async fn cancel_map(&self, m: &AudioMap, id: &str) {
         self.log(format!("cancel {} {id}", m.device_id));
