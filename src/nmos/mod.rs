@@ -6,9 +6,11 @@
 //! - [`schemas`]: validating request bodies against the official AMWA JSON schemas.
 //! - [`is04`]: the IS-04 Query API client.
 //! - [`plan`]: planned routes per item (resolution's output, the take engine's input).
+//! - [`studio`]: a virtual NMOS studio (registry + devices) for tests and dry runs.
 
 pub mod is04;
 pub mod is08_check;
 pub mod plan;
 pub mod schemas;
+pub mod studio;
 pub mod tai;
