@@ -102,7 +102,6 @@ pub(crate) struct StudioState {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub state: Mutex<StudioState>,
-    #[allow(dead_code)] // IS-05/IS-08 validation: next commit
     pub schemas: Arc<SchemaSet>,
     /// `http://127.0.0.1:PORT`
     pub base: String,

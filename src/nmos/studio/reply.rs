@@ -15,11 +15,7 @@ pub(crate) struct Reply {
 #[derive(Debug, Clone)]
 pub(crate) enum ReplyBody {
     Json(Value),
-    #[allow(dead_code)] // transport files: next commit
-    Text {
-        text: String,
-        content_type: String,
-    },
+    Text { text: String, content_type: String },
     Empty,
 }
 
@@ -77,7 +73,6 @@ impl Reply {
     }
 
     /// A text answer.
-    #[allow(dead_code)] // transport files: next commit
     pub fn text(status: u16, text: String, content_type: &str) -> Reply {
         Reply {
             status,
