@@ -1144,3 +1144,270 @@ async fn is08_scheduled_activation_locks_and_delete() {
     assert_eq!(status, 200, "unlocked after DELETE");
     studio.shutdown().await;
 }
+
+// ----- responses against the official schemas ------------------------------------------------
+
+/// Validators for the IS-04 v1.3 schema folder (siblings resolved from memory).
+struct Is04Schemas {
+    files: Arc<std::collections::HashMap<String, Value>>,
+}
+
+struct Is04Retriever(Arc<std::collections::HashMap<String, Value>>);
+
+const IS04_BASE: &str = "file:///nmos/is-04/v1.3/schemas/";
+
+impl jsonschema::Retrieve for Is04Retriever {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let uri = uri.as_str();
+        let name = uri.split('#').next().unwrap_or(uri);
+        name.strip_prefix(IS04_BASE)
+            .and_then(|n| self.0.get(n))
+            .cloned()
+            .ok_or_else(|| format!("{uri}: not in the folder").into())
+    }
+}
+
+impl Is04Schemas {
+    fn load() -> Is04Schemas {
+        let dir = mos_gateway::nmos::schemas::default_dir().join("is-04/v1.3/APIs/schemas");
+        let mut files = std::collections::HashMap::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            files.insert(
+                name,
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            );
+        }
+        Is04Schemas {
+            files: Arc::new(files),
+        }
+    }
+
+    fn check(&self, file: &str, instance: &Value) {
+        let errors = self.errors(file, instance);
+        assert!(errors.is_empty(), "{file}: {errors:?}\n{instance}");
+    }
+
+    fn errors(&self, file: &str, instance: &Value) -> Vec<String> {
+        let v = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .should_validate_formats(true)
+            .with_base_uri(format!("{IS04_BASE}{file}"))
+            .with_retriever(Is04Retriever(self.files.clone()))
+            .build(&self.files[file])
+            .unwrap();
+        v.iter_errors(instance).map(|e| e.to_string()).collect()
+    }
+}
+
+fn check_schema(api: mos_gateway::nmos::schemas::NmosApi, file: &str, instance: &Value) {
+    let r = schemas().validate_with_file(api, file, instance).unwrap();
+    assert!(r.is_ok(), "{file}: {r:?}\n{instance}");
+}
+
+#[tokio::test]
+async fn responses_match_the_official_schemas() {
+    use mos_gateway::nmos::schemas::NmosApi::{Is05V1_1, Is08V1_0};
+    let studio = example().await;
+    let is04 = Is04Schemas::load();
+    // The checker does catch a bad resource.
+    assert!(
+        !is04
+            .errors("senders.json", &json!([{"id": "x"}]))
+            .is_empty()
+    );
+    for kind in [
+        "nodes",
+        "devices",
+        "sources",
+        "flows",
+        "senders",
+        "receivers",
+    ] {
+        let (_, list) = get_json(&q(&studio, &format!("{kind}?paging.limit=100"))).await;
+        assert!(!list.as_array().unwrap().is_empty());
+        is04.check(&format!("{kind}.json"), &list);
+    }
+    let (_, err) = get_json(&q(&studio, "senders/nope")).await;
+    is04.check("error.json", &err);
+    let (sub, mut ws) = subscribe(&studio, "/receivers", json!({})).await;
+    is04.check("queryapi-subscription-response.json", &sub);
+    is04.check(
+        "queryapi-subscriptions-websocket.json",
+        &next_grain(&mut ws).await,
+    );
+    let (_, subs) = get_json(&q(&studio, "subscriptions")).await;
+    is04.check("queryapi-subscriptions-response.json", &subs);
+
+    // IS-05, before and after an activation.
+    let rx = mixer_rx(&studio, "MIX-IN4");
+    let sdp = sdp_of(&studio, "CAM3-V").await;
+    let cam3 = studio.sender_id("CAM3-V").unwrap().to_string();
+    let (status, resp) = patch(
+        &format!("{}/staged", rx.url),
+        json!({"sender_id": cam3, "master_enable": true,
+            "transport_file": {"data": sdp, "type": "application/sdp"},
+            "transport_params": [{"rtp_enabled": true}, {"rtp_enabled": true}],
+            "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    check_schema(Is05V1_1, "receiver-response-schema.json", &resp);
+    for part in ["staged", "active"] {
+        let (_, v) = get_json(&format!("{}/{part}", rx.url)).await;
+        check_schema(Is05V1_1, "receiver-response-schema.json", &v);
+    }
+    assert_eq!(
+        studio.receiver_active(rx.id).unwrap()["transport_params"][1]["multicast_ip"],
+        json!("239.11.3.1")
+    );
+    let (_, c) = get_json(&format!("{}/constraints", rx.url)).await;
+    check_schema(Is05V1_1, "constraints-schema.json", &c);
+    let (_, t) = get_json(&format!("{}/transporttype", rx.url)).await;
+    assert_eq!(t, "urn:x-nmos:transport:rtp");
+    check_schema(Is05V1_1, "transporttype-response-schema.json", &t);
+    let s = studio.sender_id("PLAYOUT1-A").unwrap();
+    let dev = studio.device_id("PLAYOUT1").unwrap();
+    let surl = format!("{}/single/senders/{s}", studio.connection_url(dev));
+    for part in ["staged", "active"] {
+        let (_, v) = get_json(&format!("{surl}/{part}")).await;
+        check_schema(Is05V1_1, "sender-response-schema.json", &v);
+    }
+    let (_, c) = get_json(&format!("{surl}/constraints")).await;
+    check_schema(Is05V1_1, "constraints-schema.json", &c);
+    let (status, err) = patch(&format!("{surl}/staged"), json!({"sender_id": null})).await;
+    assert_eq!(status, 400, "a sender has no sender_id");
+    check_schema(Is05V1_1, "error.json", &err);
+    let (_, bulk) = post(
+        &format!(
+            "{}/bulk/receivers",
+            studio.connection_url(studio.device_id("MIXER").unwrap())
+        ),
+        json!([{"id": rx.id.to_string(), "params": {"master_enable": false}}]),
+    )
+    .await;
+    check_schema(Is05V1_1, "bulk-response-schema.json", &bulk);
+
+    // IS-08.
+    let dev = studio.device_id("AUDIO").unwrap();
+    let cm = studio.channel_mapping_url(dev);
+    for (path, file) in [
+        ("io", "io-response-schema.json"),
+        ("map/active", "map-active-response-schema.json"),
+        ("map/active/OutA", "map-active-output-response-schema.json"),
+        ("inputs/in1/caps", "input-caps-response-schema.json"),
+        ("inputs/in1/channels", "input-channels-response-schema.json"),
+        ("inputs/in1/parent", "input-parent-response-schema.json"),
+        ("inputs/in1/properties", "input-properties-schema.json"),
+        ("outputs/OutA/caps", "output-caps-response-schema.json"),
+        (
+            "outputs/OutA/channels",
+            "output-channels-response-schema.json",
+        ),
+        (
+            "outputs/OutA/sourceid",
+            "output-sourceid-response-schema.json",
+        ),
+        ("outputs/OutA/properties", "output-properties-schema.json"),
+        (
+            "map/activations",
+            "map-activations-get-response-schema.json",
+        ),
+    ] {
+        let (status, v) = get_json(&format!("{cm}/{path}")).await;
+        assert_eq!(status, 200, "{path}");
+        check_schema(Is08V1_0, file, &v);
+    }
+    let (status, resp) = post(
+        &format!("{cm}/map/activations"),
+        json!({"activation": {"mode": "activate_scheduled_relative", "requested_time": "30:0"},
+            "action": {"OutB": {"0": {"input": "in2", "channel_index": 0}}}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    check_schema(Is08V1_0, "map-activations-post-response-schema.json", &resp);
+    let id = resp.as_object().unwrap().keys().next().unwrap().clone();
+    let (_, one) = get_json(&format!("{cm}/map/activations/{id}")).await;
+    check_schema(
+        Is08V1_0,
+        "map-activations-activation-get-response-schema.json",
+        &one,
+    );
+    let (_, all) = get_json(&format!("{cm}/map/activations")).await;
+    check_schema(Is08V1_0, "map-activations-get-response-schema.json", &all);
+    let (_, err) = get_json(&format!("{cm}/inputs/nope/caps")).await;
+    check_schema(Is08V1_0, "error.json", &err);
+    studio.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_device_forgets_connections_and_maps() {
+    let studio = example().await;
+    let rx = mixer_rx(&studio, "MIX-IN1");
+    let cam1 = studio.sender_id("CAM1-V").unwrap().to_string();
+    let (status, _) = patch(
+        &format!("{}/staged", rx.url),
+        json!({"sender_id": cam1, "master_enable": true, "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let audio = studio.device_id("AUDIO").unwrap();
+    let initial_map = studio.channel_map_active(audio).unwrap();
+    let (status, _) = post(
+        &format!("{}/map/activations", studio.channel_mapping_url(audio)),
+        json!({"activation": {"mode": "activate_immediate"},
+            "action": {"OutB": {"0": {"input": "in2", "channel_index": 0}}}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(
+        studio.channel_map_active(audio).unwrap()["map"],
+        initial_map["map"]
+    );
+
+    let (_, ws) = subscribe(&studio, "/receivers", json!({"id": rx.id.to_string()})).await;
+    let mut ws = Events::new(ws);
+    let mixer = studio.device_id("MIXER").unwrap();
+    assert!(studio.restart_device(mixer));
+    assert!(studio.restart_device(audio));
+    let e = ws.wait(|e| e.get("post").is_none()).await;
+    assert_eq!(e["pre"]["subscription"]["active"], true);
+    let e = ws.wait(|e| e.get("pre").is_none()).await;
+    assert_eq!(
+        e["post"]["subscription"],
+        json!({"sender_id": null, "active": false})
+    );
+    assert_eq!(
+        studio.receiver_active(rx.id).unwrap()["master_enable"],
+        false
+    );
+    assert_eq!(
+        studio.channel_map_active(audio).unwrap()["map"],
+        initial_map["map"]
+    );
+
+    // A WebSocket handshake can be failed too.
+    studio.set_fault(FaultTarget::path("/ws/"), Fault::once(503));
+    let r = http()
+        .post(q(&studio, "subscriptions"))
+        .json(&json!({"max_update_rate_ms": 0, "resource_path": "/nodes", "params": {}, "persist": false}))
+        .send()
+        .await
+        .unwrap();
+    let sub: Value = r.json().await.unwrap();
+    assert!(
+        tokio_tungstenite::connect_async(sub["ws_href"].as_str().unwrap())
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio_tungstenite::connect_async(sub["ws_href"].as_str().unwrap())
+            .await
+            .is_ok()
+    );
+    studio.shutdown().await;
+}

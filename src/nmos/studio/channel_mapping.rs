@@ -103,6 +103,16 @@ impl DeviceChannelMapping {
         })
     }
 
+    /// Back to the initial map with nothing pending, as after a device restart (activation ids
+    /// keep counting, so an old id never names a new activation).
+    pub(crate) fn reset(&mut self) -> Result<(), String> {
+        self.active = self.spec.initial_map()?;
+        self.pending.clear();
+        self.last_activation =
+            json!({"mode": null, "requested_time": null, "activation_time": null});
+        Ok(())
+    }
+
     /// The `map/active` body.
     pub(crate) fn active_json(&self) -> Value {
         json!({"activation": self.last_activation, "map": map_json(&self.active, None)})

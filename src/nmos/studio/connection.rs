@@ -179,6 +179,21 @@ impl Endpoint {
         v
     }
 
+    /// The IS-04 `subscription` matching the active parameters.
+    pub(crate) fn subscription(&self) -> Value {
+        let enabled = self.active["master_enable"] == json!(true);
+        if self.sender {
+            json!({"receiver_id": self.active["receiver_id"].clone(), "active": enabled})
+        } else {
+            let sender_id = if enabled {
+                self.active["sender_id"].clone()
+            } else {
+                Value::Null
+            };
+            json!({"sender_id": sender_id, "active": enabled})
+        }
+    }
+
     fn kind(&self) -> ResourceType {
         if self.sender {
             ResourceType::Senders
@@ -639,17 +654,7 @@ fn activate(registry: &mut Registry, id: Uuid, ep: &mut Endpoint, activation: Va
     ep.active = ep.resolved(activation);
     ep.staged["activation"] = null_activation();
     ep.pending = None;
-    let enabled = ep.active["master_enable"] == json!(true);
-    let subscription = if ep.sender {
-        json!({"receiver_id": ep.active["receiver_id"].clone(), "active": enabled})
-    } else {
-        let sender_id = if enabled {
-            ep.active["sender_id"].clone()
-        } else {
-            Value::Null
-        };
-        json!({"sender_id": sender_id, "active": enabled})
-    };
+    let subscription = ep.subscription();
     registry.modify(ep.kind(), id, |v| v["subscription"] = subscription);
 }
 

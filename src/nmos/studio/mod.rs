@@ -82,6 +82,8 @@ pub enum StudioError {
 #[derive(Debug)]
 pub(crate) struct DeviceState {
     pub spec: spec::DeviceSpec,
+    /// Position in the spec (used for its addresses).
+    pub index: usize,
     /// Whether the device answers and is registered.
     pub up: watch::Sender<bool>,
     /// The IS-04 resources while registered, parents first.
@@ -199,6 +201,7 @@ impl VirtualStudio {
                 id,
                 DeviceState {
                     spec: d.clone(),
+                    index,
                     up: watch::Sender::new(true),
                     resources,
                     connection: connection::DeviceConnection::new(d, index),
@@ -503,6 +506,40 @@ impl StudioHandle {
         true
     }
 
+    /// Restarts a device: unregisters it, resets its IS-05 state (receivers disconnected,
+    /// senders back to their initial parameters) and its IS-08 map to the initial one (pending
+    /// activations dropped), and registers it again with the same ids, as a real node that
+    /// reboots. False if unknown or removed.
+    pub fn restart_device(&self, id: Uuid) -> bool {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        let StudioState {
+            registry, devices, ..
+        } = &mut *st;
+        let Some(dev) = devices.get_mut(&id) else {
+            return false;
+        };
+        if !*dev.up.borrow() {
+            return false;
+        }
+        unregister(registry, dev);
+        dev.connection = connection::DeviceConnection::new(&dev.spec, dev.index);
+        if let Some(cm) = dev.channel_mapping.as_mut()
+            && let Err(e) = cm.reset()
+        {
+            tracing::warn!(device = %dev.spec.label, error = %e, "virtual studio: IS-08 reset failed");
+        }
+        dev.resources = resources::device_resources(
+            &shared.base,
+            shared.addr.port(),
+            &dev.spec,
+            shared.spec.advertise_sr_ctrl_v1_2,
+        );
+        register(registry, dev);
+        tracing::info!(device = %dev.spec.label, %id, "virtual studio: device restarted");
+        true
+    }
+
     /// Closes every subscription WebSocket (non-persistent subscriptions go with them).
     pub fn drop_websockets(&self) {
         tracing::info!("virtual studio: dropping every WebSocket");
@@ -553,9 +590,18 @@ fn unregister(registry: &mut Registry, dev: &mut DeviceState) {
     }
 }
 
-/// Puts a device's resources back (parents first).
+/// Puts a device's resources back (parents first), senders' and receivers' `subscription` as
+/// their IS-05 state is now (a scheduled activation may have fired while unregistered).
 fn register(registry: &mut Registry, dev: &mut DeviceState) {
     for (kind, id, value) in dev.resources.iter_mut() {
+        let ep = match kind {
+            ResourceType::Senders => dev.connection.endpoint(*id, true),
+            ResourceType::Receivers => dev.connection.endpoint(*id, false),
+            _ => None,
+        };
+        if let Some(ep) = ep {
+            value["subscription"] = ep.subscription();
+        }
         registry.add(*kind, *id, value.clone());
         if let Some(v) = registry.get(*kind, *id) {
             *value = v.clone();

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::faults::RequestRecord;
+use super::faults::{FaultAction, RequestRecord};
 use super::registry::{Change, ResourceType, matches_filters};
 use super::reply::Reply;
 use super::{Shared, query_pairs, record};
@@ -230,6 +230,29 @@ pub(crate) async fn ws_handler(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let received = Instant::now();
+    let action = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take("GET", uri.path());
+    match action {
+        FaultAction::Status(code) => {
+            record(
+                &shared,
+                RequestRecord {
+                    method: "GET".to_owned(),
+                    path: uri.path().to_owned(),
+                    query: uri.query().map(str::to_owned),
+                    body: None,
+                    status: code,
+                    received,
+                },
+            );
+            return Reply::error(code, format!("injected fault: {code}"), None).into_http();
+        }
+        FaultAction::Delay(d) => tokio::time::sleep(d).await,
+        FaultAction::None => {}
+    }
     let uid = query_pairs(uri.query())
         .into_iter()
         .find(|(k, _)| k == "uid")
