@@ -21,6 +21,7 @@
 //! - [`takes`]: the take engine (READY stages, EXECUTE activates and confirms, STOP).
 //! - [`devices`]: the take engine's devices over the IS-05 / IS-08 clients.
 //! - [`service`]: starting all of it from the configuration (`run` and the tests).
+//! - [`studio`]: the virtual NMOS studio (tests and `run --virtual-studio`).
 //! - [`bridge`]: the task that ties running orders, the catalogue and takes together.
 
 pub mod auth;
@@ -41,6 +42,7 @@ pub mod resolve;
 pub mod schemas;
 pub mod sender_objects;
 pub mod service;
+pub mod studio;
 pub mod subscribe;
 pub mod tai;
 pub mod takes;
