@@ -58,6 +58,8 @@ struct Registry {
     resources: Mutex<BTreeMap<String, BTreeMap<String, Value>>>,
     sockets: Mutex<Vec<(String, mpsc::UnboundedSender<Option<String>>)>>,
     up: AtomicBool,
+    /// Sockets send the initial sync, then nothing, and never read (so never answer pings).
+    mute: AtomicBool,
     posts: AtomicUsize,
     next_ws: AtomicUsize,
     addr: Mutex<String>,
@@ -209,6 +211,13 @@ async fn serve_socket(reg: Arc<Registry>, kind: String, mut socket: WebSocket) {
         .map(|v| json!({"path": v["id"], "pre": v, "post": v}))
         .collect();
     let _ = tx.send(Some(grain(&kind, data).to_string()));
+    if reg.mute.load(Ordering::SeqCst) {
+        if let Some(Some(text)) = rx.recv().await {
+            let _ = socket.send(Message::Text(text.into())).await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return;
+    }
     reg.sockets.lock().unwrap().push((kind, tx));
     loop {
         tokio::select! {
@@ -502,6 +511,98 @@ async fn bad_registry_input_is_skipped() {
     assert!(!cat.borrow().senders.contains_key(&uuid(5, 10)));
     // Still subscribed once per type: garbage did not cost the subscription.
     assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn pings_keep_a_quiet_socket_alive() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            ping_interval: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(300),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut status = handle.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
+        .await
+        .unwrap()
+        .unwrap();
+    // Several idle timeouts without any registry traffic: the pongs keep it alive.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
+    assert!(status.borrow().connected());
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_dropped_and_renewed() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    reg.mute.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            ping_interval: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(200),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender", |c| c.senders.len() == 1).await;
+    let mut status = handle.status();
+    let s = tokio::time::timeout(
+        WAIT,
+        status.wait_for(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("nothing received"))
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert!(s.last_error.unwrap().contains("/ws/"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while reg.posts.load(Ordering::SeqCst) < 12 {
+        assert!(tokio::time::Instant::now() < deadline, "no resubscription");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn auto_mode_falls_back_to_the_configured_url() {
+    // No registry is advertised by mDNS here (and multicast may not even work): the fallback
+    // URL is used after the browse window.
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            registry: RegistrySource::Auto {
+                fallback: Some(url.clone()),
+            },
+            dnssd_browse: Duration::from_millis(200),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender via the fallback", |c| {
+        c.senders.len() == 1
+    })
+    .await;
+    assert_eq!(
+        handle.status().borrow().registry.as_deref(),
+        Some(format!("{url}/x-nmos/query/").as_str())
+    );
     stop.cancel();
 }
 
