@@ -11,6 +11,7 @@
 //! - [`node_poll`]: polling Node APIs on sites without a registry.
 //! - [`discovery`]: the running task that keeps the catalogue and publishes snapshots.
 //! - [`sender_objects`]: NMOS senders as MOS objects (NEW / UPDATED / debounced DELETED).
+//! - [`studio`]: a virtual NMOS studio (registry + devices) for tests and dry runs.
 
 pub mod discovery;
 pub mod dnssd;
@@ -21,4 +22,5 @@ pub mod plan;
 pub mod schemas;
 pub mod sender_objects;
 pub mod subscribe;
+pub mod studio;
 pub mod tai;
