@@ -21,6 +21,6 @@ pub mod node_poll;
 pub mod plan;
 pub mod schemas;
 pub mod sender_objects;
-pub mod subscribe;
 pub mod studio;
+pub mod subscribe;
 pub mod tai;
