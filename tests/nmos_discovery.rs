@@ -58,6 +58,8 @@ struct Registry {
     resources: Mutex<BTreeMap<String, BTreeMap<String, Value>>>,
     sockets: Mutex<Vec<(String, mpsc::UnboundedSender<Option<String>>)>>,
     up: AtomicBool,
+    /// Sockets send the initial sync, then nothing, and never read (so never answer pings).
+    mute: AtomicBool,
     posts: AtomicUsize,
     next_ws: AtomicUsize,
     addr: Mutex<String>,
@@ -209,6 +211,13 @@ async fn serve_socket(reg: Arc<Registry>, kind: String, mut socket: WebSocket) {
         .map(|v| json!({"path": v["id"], "pre": v, "post": v}))
         .collect();
     let _ = tx.send(Some(grain(&kind, data).to_string()));
+    if reg.mute.load(Ordering::SeqCst) {
+        if let Some(Some(text)) = rx.recv().await {
+            let _ = socket.send(Message::Text(text.into())).await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return;
+    }
     reg.sockets.lock().unwrap().push((kind, tx));
     loop {
         tokio::select! {
@@ -505,6 +514,98 @@ async fn bad_registry_input_is_skipped() {
     stop.cancel();
 }
 
+#[tokio::test]
+async fn pings_keep_a_quiet_socket_alive() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            ping_interval: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(300),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut status = handle.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
+        .await
+        .unwrap()
+        .unwrap();
+    // Several idle timeouts without any registry traffic: the pongs keep it alive.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
+    assert!(status.borrow().connected());
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_dropped_and_renewed() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    reg.mute.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            ping_interval: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(200),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender", |c| c.senders.len() == 1).await;
+    let mut status = handle.status();
+    let s = tokio::time::timeout(
+        WAIT,
+        status.wait_for(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("nothing received"))
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert!(s.last_error.unwrap().contains("/ws/"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while reg.posts.load(Ordering::SeqCst) < 12 {
+        assert!(tokio::time::Instant::now() < deadline, "no resubscription");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn auto_mode_falls_back_to_the_configured_url() {
+    // No registry is advertised by mDNS here (and multicast may not even work): the fallback
+    // URL is used after the browse window.
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            registry: RegistrySource::Auto {
+                fallback: Some(url.clone()),
+            },
+            dnssd_browse: Duration::from_millis(200),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender via the fallback", |c| {
+        c.senders.len() == 1
+    })
+    .await;
+    assert_eq!(
+        handle.status().borrow().registry.as_deref(),
+        Some(format!("{url}/x-nmos/query/").as_str())
+    );
+    stop.cancel();
+}
+
 // ----- Node API polling -------------------------------------------------------------------------
 
 struct FakeNode {
@@ -584,4 +685,215 @@ async fn node_apis_are_polled_merged_and_dropped_after_the_grace_polls() {
     node_b.up.store(true, Ordering::SeqCst);
     wait_for(&mut cat, "node 2 back", |c| c.senders.len() == 2).await;
     stop.cancel();
+}
+
+// ----- against the virtual studio (wip-studio) --------------------------------------------------
+
+mod studio {
+    use super::*;
+    use mos_gateway::nmos::schemas::SchemaSet;
+    use mos_gateway::nmos::studio::{Fault, FaultTarget, StudioHandle, StudioSpec, VirtualStudio};
+    use mos_gateway::objects::MemoryCatalogue;
+
+    async fn example() -> StudioHandle {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
+        let spec = StudioSpec::load(&path).expect("studio spec");
+        let schemas = Arc::new(SchemaSet::load_default().expect("schemas"));
+        VirtualStudio::start(spec, "127.0.0.1:0".parse().unwrap(), schemas)
+            .await
+            .expect("studio starts")
+    }
+
+    fn sender_count(studio: &StudioHandle) -> usize {
+        studio.spec().devices.iter().map(|d| d.senders.len()).sum()
+    }
+
+    struct Gateway {
+        handle: DiscoveryHandle,
+        objects: Arc<MemoryCatalogue>,
+        changes: broadcast::Receiver<ObjectChange>,
+        stop: CancellationToken,
+    }
+
+    fn gateway(studio: &StudioHandle, debounce: Duration) -> Gateway {
+        let stop = CancellationToken::new();
+        let handle = spawn(&studio.query_url(), &stop);
+        let objects = Arc::new(MemoryCatalogue::new());
+        let changes = objects.subscribe();
+        let so = SenderObjectSettings {
+            debounce,
+            ..SenderObjectSettings::default()
+        };
+        spawn_sender_objects(handle.catalogue(), objects.clone(), so, stop.clone());
+        Gateway {
+            handle,
+            objects,
+            changes,
+            stop,
+        }
+    }
+
+    async fn initial_news(gw: &mut Gateway, n: usize) -> Vec<ObjectChange> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let ch = next_change(&mut gw.changes).await;
+            assert_eq!(ch.kind, ChangeKind::New, "{:?}", ch.object.slug);
+            out.push(ch);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_studio_senders_become_mos_objects() {
+        let studio = example().await;
+        let mut gw = gateway(&studio, Duration::from_millis(300));
+        let news = initial_news(&mut gw, sender_count(&studio)).await;
+        let by_slug = |slug: &str| {
+            news.iter()
+                .find(|c| c.object.slug == slug)
+                .map(|c| c.object.clone())
+                .unwrap_or_else(|| panic!("no object {slug}"))
+        };
+        let v = by_slug("PLAYOUT1-V");
+        assert_eq!(v.id, studio.sender_id("PLAYOUT1-V").unwrap().to_string());
+        assert_eq!(v.obj_type.as_wire(), "VIDEO");
+        assert_eq!(v.group.as_deref(), Some("PLAYOUT1"));
+        assert_eq!(by_slug("PLAYOUT1-A").obj_type.as_wire(), "AUDIO");
+        assert_eq!(by_slug("PLAYOUT1-ANC").obj_type.as_wire(), "OTHER");
+        assert_eq!(by_slug("CAM1-V").group.as_deref(), Some("CAM1"));
+        let payload = v.metadata[0].payload.as_str().to_owned();
+        assert!(
+            payload.contains("<format>urn:x-nmos:format:video</format>"),
+            "{payload}"
+        );
+        assert_eq!(gw.objects.len(), sender_count(&studio));
+
+        // Every type has exactly one subscription, opened by POST without a trailing slash.
+        let posts = studio
+            .requests()
+            .into_iter()
+            .filter(|r| r.is("POST", "/x-nmos/query/v1.3/subscriptions"))
+            .count();
+        assert_eq!(posts, 6);
+        gw.stop.cancel();
+        studio.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn devices_removed_restored_and_reregistered() {
+        let studio = example().await;
+        let mut gw = gateway(&studio, Duration::from_millis(800));
+        initial_news(&mut gw, sender_count(&studio)).await;
+        let mut cat = gw.handle.catalogue();
+        let cam1 = studio.sender_id("CAM1-V").unwrap().to_string();
+        let cam2 = studio.sender_id("CAM2-V").unwrap().to_string();
+        let cam3 = studio.sender_id("CAM3-V").unwrap().to_string();
+
+        // CAM1 restarts: removals then additions, same ids, new versions.
+        let version_before = cat.borrow().sender(&cam1).unwrap().core.version.clone();
+        assert!(studio.reregister_device(studio.device_id("CAM1").unwrap()));
+        wait_for(&mut cat, "CAM1 re-registered", |c| {
+            c.sender(&cam1)
+                .is_some_and(|s| s.core.version != version_before)
+                && c.devices
+                    .contains_key(&studio.device_id("CAM1").unwrap().to_string())
+        })
+        .await;
+
+        // CAM2 goes away for good: its DELETED is the next change (nothing for CAM1).
+        assert!(studio.remove_device(studio.device_id("CAM2").unwrap()));
+        let ch = next_change(&mut gw.changes).await;
+        assert_eq!(
+            (ch.kind, ch.object.id.as_str()),
+            (ChangeKind::Deleted, cam2.as_str())
+        );
+
+        // And comes back: NEW.
+        assert!(studio.restore_device(studio.device_id("CAM2").unwrap()));
+        let ch = next_change(&mut gw.changes).await;
+        assert_eq!(
+            (ch.kind, ch.object.id.as_str()),
+            (ChangeKind::New, cam2.as_str())
+        );
+
+        // CAM3 removed and restored within the debounce window: nothing is pushed; the
+        // removal of CAM2 afterwards is the next change.
+        assert!(studio.remove_device(studio.device_id("CAM3").unwrap()));
+        wait_for(&mut cat, "CAM3 gone", |c| !c.senders.contains_key(&cam3)).await;
+        assert!(studio.restore_device(studio.device_id("CAM3").unwrap()));
+        wait_for(&mut cat, "CAM3 back", |c| c.senders.contains_key(&cam3)).await;
+        assert!(studio.remove_device(studio.device_id("CAM2").unwrap()));
+        let ch = next_change(&mut gw.changes).await;
+        assert_eq!(
+            (ch.kind, ch.object.id.as_str()),
+            (ChangeKind::Deleted, cam2.as_str())
+        );
+        assert!(gw.objects.get(&cam1).is_some() && gw.objects.get(&cam3).is_some());
+        gw.stop.cancel();
+        studio.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn dropped_websockets_resubscribe_and_resync() {
+        let studio = example().await;
+        let gw = gateway(&studio, Duration::from_millis(300));
+        let mut status = gw.handle.status();
+        tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(studio.wait_for_websockets(|n| n == 6, WAIT).await);
+
+        // The registry refuses new subscriptions for a while and drops every socket; a device
+        // disappears while nobody is subscribed.
+        studio.set_fault(FaultTarget::query(), Fault::sticky(503));
+        studio.drop_websockets();
+        assert!(studio.wait_for_websockets(|n| n == 0, WAIT).await);
+        let cam2 = studio.sender_id("CAM2-V").unwrap().to_string();
+        assert!(gw.handle.catalogue().borrow().senders.contains_key(&cam2));
+        assert!(studio.remove_device(studio.device_id("CAM2").unwrap()));
+        tokio::time::timeout(
+            WAIT,
+            status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.contains("503"))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+
+        studio.clear_faults();
+        let mut cat = gw.handle.catalogue();
+        wait_for(&mut cat, "CAM2 gone after the resync", |c| {
+            !c.senders.contains_key(&cam2)
+        })
+        .await;
+        tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(studio.wait_for_websockets(|n| n == 6, WAIT).await);
+
+        // Live again: a restore arrives over the new sockets.
+        assert!(studio.restore_device(studio.device_id("CAM2").unwrap()));
+        wait_for(&mut cat, "CAM2 back", |c| c.senders.contains_key(&cam2)).await;
+        gw.stop.cancel();
+        studio.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_studio_registry_down_at_start_is_caught_up() {
+        let studio = example().await;
+        studio.set_fault(FaultTarget::query(), Fault::sticky(503));
+        let mut gw = gateway(&studio, Duration::from_millis(300));
+        let mut status = gw.handle.status();
+        tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(gw.objects.is_empty());
+        studio.clear_faults();
+        initial_news(&mut gw, sender_count(&studio)).await;
+        gw.stop.cancel();
+        studio.shutdown().await;
+    }
 }

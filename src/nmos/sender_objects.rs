@@ -294,6 +294,10 @@ impl SenderObjects {
             let Some(view) = sender_view(snapshot, id, previous.map(|(v, _)| v)) else {
                 continue;
             };
+            if previous.is_some_and(|(v, _)| *v == view) {
+                // Same view, same object: skip building it (large catalogues, small changes).
+                continue;
+            }
             let object = sender_object(&view, &self.settings.schema);
             match previous {
                 None => changes.push(SenderChange::New(object.clone())),
