@@ -610,6 +610,8 @@ async fn auto_mode_falls_back_to_the_configured_url() {
 
 struct FakeNode {
     n: u8,
+    /// The newest Node API version offered (v1.3 offers v1.2 as well).
+    version: &'static str,
     up: AtomicBool,
     gets: AtomicUsize,
 }
@@ -620,13 +622,25 @@ async fn node_api(State(fake): State<Arc<FakeNode>>, Path(rest): Path<String>) -
         return down();
     }
     let n = fake.n;
-    let body = match rest.trim_end_matches('/') {
-        "" => json!(["v1.2/", "v1.3/"]),
-        "v1.3/self" => node(n),
-        "v1.3/devices" => json!([device(n, &format!("Node device {n}"))]),
-        "v1.3/flows" => json!([flow(n)]),
-        "v1.3/senders" => json!([sender(n, n, &format!("N{n} sender"))]),
-        "v1.3/sources" | "v1.3/receivers" => json!([]),
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        let versions = if fake.version == "v1.3" {
+            json!(["v1.2/", "v1.3/"])
+        } else {
+            json!(["v1.2/"])
+        };
+        return axum::Json(versions).into_response();
+    }
+    // Answer only at the version the gateway should have chosen.
+    let Some(path) = rest.strip_prefix(&format!("{}/", fake.version)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let body = match path {
+        "self" => node(n),
+        "devices" => json!([device(n, &format!("Node device {n}"))]),
+        "flows" => json!([flow(n)]),
+        "senders" => json!([sender(n, n, &format!("N{n} sender"))]),
+        "sources" | "receivers" => json!([]),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     axum::Json(body).into_response()
@@ -636,9 +650,10 @@ async fn node_root(state: State<Arc<FakeNode>>) -> Response {
     node_api(state, Path(String::new())).await
 }
 
-async fn start_node(n: u8) -> (String, Arc<FakeNode>) {
+async fn start_node(n: u8, version: &'static str) -> (String, Arc<FakeNode>) {
     let fake = Arc::new(FakeNode {
         n,
+        version,
         up: AtomicBool::new(true),
         gets: AtomicUsize::new(0),
     });
@@ -654,8 +669,8 @@ async fn start_node(n: u8) -> (String, Arc<FakeNode>) {
 
 #[tokio::test]
 async fn node_apis_are_polled_merged_and_dropped_after_the_grace_polls() {
-    let (a, _node_a) = start_node(1).await;
-    let (b, node_b) = start_node(2).await;
+    let (a, _node_a) = start_node(1, "v1.3").await;
+    let (b, node_b) = start_node(2, "v1.2").await;
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(
         DiscoverySettings {
