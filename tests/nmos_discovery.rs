@@ -60,6 +60,8 @@ struct Registry {
     up: AtomicBool,
     /// Sockets send the initial sync, then nothing, and never read (so never answer pings).
     mute: AtomicBool,
+    /// POST /subscriptions answers 501.
+    no_subscriptions: AtomicBool,
     posts: AtomicUsize,
     next_ws: AtomicUsize,
     addr: Mutex<String>,
@@ -179,6 +181,10 @@ async fn subscribe(
         return down();
     }
     reg.posts.fetch_add(1, Ordering::SeqCst);
+    if reg.no_subscriptions.load(Ordering::SeqCst) {
+        let body = json!({"code": 501, "error": "subscriptions not implemented", "debug": null});
+        return (StatusCode::NOT_IMPLEMENTED, axum::Json(body)).into_response();
+    }
     let path = body["resource_path"]
         .as_str()
         .unwrap_or("")
@@ -511,6 +517,26 @@ async fn bad_registry_input_is_skipped() {
     assert!(!cat.borrow().senders.contains_key(&uuid(5, 10)));
     // Still subscribed once per type: garbage did not cost the subscription.
     assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn without_subscriptions_the_catalogue_is_listed_at_each_retry() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    reg.no_subscriptions.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let handle = spawn(&url, &stop);
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender, listed", |c| c.senders.len() == 1).await;
+    reg.put_silently("senders", sender(2, 1, "CAM 1 ISO"));
+    wait_for(&mut cat, "the new sender, listed again", |c| {
+        c.senders.len() == 2
+    })
+    .await;
+    let status = handle.status().borrow().clone();
+    assert!(!status.connected());
+    assert!(status.last_error.unwrap().contains("501"));
     stop.cancel();
 }
 
