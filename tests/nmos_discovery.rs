@@ -60,6 +60,8 @@ struct Registry {
     up: AtomicBool,
     /// Sockets send the initial sync, then nothing, and never read (so never answer pings).
     mute: AtomicBool,
+    /// POST /subscriptions answers 501.
+    no_subscriptions: AtomicBool,
     posts: AtomicUsize,
     next_ws: AtomicUsize,
     addr: Mutex<String>,
@@ -179,6 +181,10 @@ async fn subscribe(
         return down();
     }
     reg.posts.fetch_add(1, Ordering::SeqCst);
+    if reg.no_subscriptions.load(Ordering::SeqCst) {
+        let body = json!({"code": 501, "error": "subscriptions not implemented", "debug": null});
+        return (StatusCode::NOT_IMPLEMENTED, axum::Json(body)).into_response();
+    }
     let path = body["resource_path"]
         .as_str()
         .unwrap_or("")
@@ -515,6 +521,26 @@ async fn bad_registry_input_is_skipped() {
 }
 
 #[tokio::test]
+async fn without_subscriptions_the_catalogue_is_listed_at_each_retry() {
+    let (url, reg) = start_registry(true).await;
+    populate(&reg, 1);
+    reg.no_subscriptions.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let handle = spawn(&url, &stop);
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender, listed", |c| c.senders.len() == 1).await;
+    reg.put_silently("senders", sender(2, 1, "CAM 1 ISO"));
+    wait_for(&mut cat, "the new sender, listed again", |c| {
+        c.senders.len() == 2
+    })
+    .await;
+    let status = handle.status().borrow().clone();
+    assert!(!status.connected());
+    assert!(status.last_error.unwrap().contains("501"));
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn pings_keep_a_quiet_socket_alive() {
     let (url, reg) = start_registry(true).await;
     populate(&reg, 1);
@@ -610,6 +636,8 @@ async fn auto_mode_falls_back_to_the_configured_url() {
 
 struct FakeNode {
     n: u8,
+    /// The newest Node API version offered (v1.3 offers v1.2 as well).
+    version: &'static str,
     up: AtomicBool,
     gets: AtomicUsize,
 }
@@ -620,13 +648,25 @@ async fn node_api(State(fake): State<Arc<FakeNode>>, Path(rest): Path<String>) -
         return down();
     }
     let n = fake.n;
-    let body = match rest.trim_end_matches('/') {
-        "" => json!(["v1.2/", "v1.3/"]),
-        "v1.3/self" => node(n),
-        "v1.3/devices" => json!([device(n, &format!("Node device {n}"))]),
-        "v1.3/flows" => json!([flow(n)]),
-        "v1.3/senders" => json!([sender(n, n, &format!("N{n} sender"))]),
-        "v1.3/sources" | "v1.3/receivers" => json!([]),
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        let versions = if fake.version == "v1.3" {
+            json!(["v1.2/", "v1.3/"])
+        } else {
+            json!(["v1.2/"])
+        };
+        return axum::Json(versions).into_response();
+    }
+    // Answer only at the version the gateway should have chosen.
+    let Some(path) = rest.strip_prefix(&format!("{}/", fake.version)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let body = match path {
+        "self" => node(n),
+        "devices" => json!([device(n, &format!("Node device {n}"))]),
+        "flows" => json!([flow(n)]),
+        "senders" => json!([sender(n, n, &format!("N{n} sender"))]),
+        "sources" | "receivers" => json!([]),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     axum::Json(body).into_response()
@@ -636,9 +676,10 @@ async fn node_root(state: State<Arc<FakeNode>>) -> Response {
     node_api(state, Path(String::new())).await
 }
 
-async fn start_node(n: u8) -> (String, Arc<FakeNode>) {
+async fn start_node(n: u8, version: &'static str) -> (String, Arc<FakeNode>) {
     let fake = Arc::new(FakeNode {
         n,
+        version,
         up: AtomicBool::new(true),
         gets: AtomicUsize::new(0),
     });
@@ -654,8 +695,8 @@ async fn start_node(n: u8) -> (String, Arc<FakeNode>) {
 
 #[tokio::test]
 async fn node_apis_are_polled_merged_and_dropped_after_the_grace_polls() {
-    let (a, _node_a) = start_node(1).await;
-    let (b, node_b) = start_node(2).await;
+    let (a, _node_a) = start_node(1, "v1.3").await;
+    let (b, node_b) = start_node(2, "v1.2").await;
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(
         DiscoverySettings {

@@ -15,6 +15,9 @@
 //! (the moment between a delete and a re-add), its last known labels and format are kept
 //! instead of announcing an UPDATED with blanks.
 //!
+//! Registry strings are made XML-safe (forbidden control characters dropped) and objSlug /
+//! objGroup are cut to 128 characters (MOS String128).
+//!
 //! Time is passed in explicitly (`now`), so the debounce is tested without sleeping;
 //! [`spawn_sender_objects`] drives it with tokio's clock.
 
@@ -28,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::is04::{Catalogue, Format, MosObjType};
+use crate::mos::read::clip128;
 use crate::mos::structures::{AirStatus, MosExternalMetadata, MosObj, MosScope, ObjType, RawXml};
 use crate::mos::time::MosTime;
 use crate::mos::xml::escape_text;
@@ -167,7 +171,7 @@ pub fn payload_xml(view: &SenderView) -> String {
     let mut out = String::from("<nmosSender>");
     let mut leaf = |name: &str, value: Option<&str>| {
         if let Some(v) = value {
-            out.push_str(&format!("<{name}>{}</{name}>", escape_text(v)));
+            out.push_str(&format!("<{name}>{}</{name}>", escape_text(&xml_safe(v))));
         }
     };
     leaf("senderId", Some(&view.sender_id));
@@ -185,6 +189,18 @@ pub fn payload_xml(view: &SenderView) -> String {
     out
 }
 
+/// `text` without the characters XML 1.0 forbids (control characters other than tab, line
+/// feed and carriage return; U+FFFE, U+FFFF): registry strings go into MOS XML verbatim.
+pub fn xml_safe(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}')
+        })
+        .collect()
+}
+
 fn obj_type(t: MosObjType) -> ObjType {
     match t {
         MosObjType::Video => ObjType::Video,
@@ -196,16 +212,21 @@ fn obj_type(t: MosObjType) -> ObjType {
 /// The mosObj of a sender, ready for [`MemoryCatalogue::upsert`] (revision, status, times and
 /// authors are left for the catalogue to fill in).
 pub fn sender_object(view: &SenderView, schema: &str) -> MosObj {
-    let slug = if view.label.trim().is_empty() {
-        view.sender_id.clone()
+    let label = xml_safe(&view.label);
+    let slug = if label.trim().is_empty() {
+        clip128(&view.sender_id)
     } else {
-        view.label.clone()
+        clip128(&label)
     };
     MosObj {
         id: view.sender_id.clone(),
         slug,
         abstract_: None,
-        group: view.device_label.clone().filter(|g| !g.trim().is_empty()),
+        group: view
+            .device_label
+            .as_deref()
+            .map(|g| clip128(&xml_safe(g)))
+            .filter(|g| !g.trim().is_empty()),
         obj_type: obj_type(view.obj_type),
         time_base: view.time_base,
         revision: 0,
@@ -221,7 +242,7 @@ pub fn sender_object(view: &SenderView, schema: &str) -> MosObj {
         created: MosTime::from_wire(""),
         changed_by: String::new(),
         changed: MosTime::from_wire(""),
-        description: RawXml::from_text(&view.description),
+        description: RawXml::from_text(&xml_safe(&view.description)),
         metadata: vec![MosExternalMetadata {
             scope: Some(MosScope::Object),
             schema: schema.to_owned(),
@@ -473,6 +494,25 @@ mod tests {
         let o = sender_object(&sender_view(&c, SENDER, None).unwrap(), DEFAULT_SCHEMA);
         assert_eq!(o.obj_type, ObjType::Other);
         assert_eq!(o.air, AirStatus::NotReady);
+    }
+
+    #[test]
+    fn registry_strings_are_made_safe_for_mos() {
+        let long = "L".repeat(200);
+        let c = studio(&format!("bad\u{1}label{long}"), "dev\u{8}ice");
+        let o = sender_object(&sender_view(&c, SENDER, None).unwrap(), DEFAULT_SCHEMA);
+        assert_eq!(o.slug.chars().count(), 128);
+        assert!(o.slug.starts_with("badlabelL"));
+        assert_eq!(o.group.as_deref(), Some("device"));
+        assert!(!o.metadata[0].payload.as_str().contains('\u{1}'));
+        let mut unnamed = studio("  ", "d");
+        unnamed.devices.clear();
+        let o = sender_object(
+            &sender_view(&unnamed, SENDER, None).unwrap(),
+            DEFAULT_SCHEMA,
+        );
+        assert_eq!(o.slug, SENDER);
+        assert_eq!(o.group, None);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! collection with the [`QueryClient`] (a [`FeedEvent::Replace`], so nothing missed while
 //! disconnected survives), then forwards every data grain as [`FeedEvent::Events`]. The socket
 //! is pinged every `ping_interval`; a socket closed, failed, or silent for `idle_timeout`
-//! (pongs count) is dropped and the task subscribes again with exponential back-off.
+//! (pongs count) is dropped and the task subscribes again with exponential back-off. While a
+//! registry answers HTTP but its subscriptions fail (an error status, no `ws_href`, a failed
+//! WebSocket handshake), the collection is listed at every retry instead, so the catalogue
+//! still follows, at the back-off's pace.
 //!
 //! Order matters: the socket is connected *before* the collection is listed, so a change made
 //! while listing arrives afterwards on the socket and wins.
@@ -351,6 +354,24 @@ pub async fn run_subscription(
         };
         if synced {
             backoff.reset();
+        } else if matches!(
+            error,
+            SubscribeError::Status { .. }
+                | SubscribeError::NoWsHref { .. }
+                | SubscribeError::Connect { .. }
+        ) {
+            // The registry answers but its subscriptions do not work: keep the catalogue
+            // fresh by listing at every retry meanwhile.
+            if let Ok(values) = client.list_raw(resource_type).await {
+                let replace = FeedEvent::Replace {
+                    resource_type,
+                    values,
+                    source: feed.clone(),
+                };
+                if tx.send(replace).await.is_err() {
+                    return;
+                }
+            }
         }
         let delay = backoff.next_delay();
         tracing::warn!(
