@@ -190,7 +190,16 @@ fn run(
             info!("listening on {addr} ({} port)", role.name());
         }
         let shutdown = CancellationToken::new();
-        let _nmos = match start_nmos(&gateway, nmos_config, virtual_studio, path, overrides, &shutdown).await {
+        let _nmos = match start_nmos(
+            &gateway,
+            nmos_config,
+            virtual_studio,
+            path,
+            overrides,
+            &shutdown,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(code) => return code,
         };
@@ -236,13 +245,14 @@ async fn start_nmos(
         },
     };
     let registry = config.nmos.registry.clone();
-    let service = match mos_gateway::nmos::service::NmosService::start(gateway, &config, shutdown.clone()) {
-        Ok(s) => std::sync::Arc::new(std::sync::Mutex::new(s)),
-        Err(e) => {
-            error!("NMOS bridge not started, MOS side running without it: {e}");
-            return Ok((studio, None));
-        }
-    };
+    let service =
+        match mos_gateway::nmos::service::NmosService::start(gateway, &config, shutdown.clone()) {
+            Ok(s) => std::sync::Arc::new(std::sync::Mutex::new(s)),
+            Err(e) => {
+                error!("NMOS bridge not started, MOS side running without it: {e}");
+                return Ok((studio, None));
+            }
+        };
     #[cfg(unix)]
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         let stop = shutdown.clone();
@@ -261,7 +271,9 @@ async fn start_nmos(
                             s.reload(&fresh);
                         }
                     }
-                    Err(e) => error!("SIGHUP: configuration not reloaded (the running one stays): {e}"),
+                    Err(e) => {
+                        error!("SIGHUP: configuration not reloaded (the running one stays): {e}")
+                    }
                 }
             }
         });
@@ -281,7 +293,8 @@ async fn start_studio(
     file: &std::path::Path,
 ) -> Result<mos_gateway::nmos::studio::StudioHandle, String> {
     let spec = mos_gateway::nmos::studio::StudioSpec::load(file).map_err(|e| e.to_string())?;
-    let schemas = mos_gateway::nmos::schemas::SchemaSet::load_default().map_err(|e| e.to_string())?;
+    let schemas =
+        mos_gateway::nmos::schemas::SchemaSet::load_default().map_err(|e| e.to_string())?;
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
     mos_gateway::nmos::studio::VirtualStudio::start(spec, addr, std::sync::Arc::new(schemas))
         .await

@@ -61,7 +61,10 @@ impl NmosDevices {
                 .map_err(|e| DeviceError(format!("IS-08 {}: {}", m.device_id, e.reason())))
         });
         let (stages, maps) = futures_util::future::join(join_all(stages), join_all(maps)).await;
-        stages.into_iter().chain(maps).collect::<Result<Vec<()>, _>>()?;
+        stages
+            .into_iter()
+            .chain(maps)
+            .collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }
 }
@@ -157,8 +160,12 @@ impl Devices for NmosDevices {
             .await
         {
             Ok(true) => info!(device = %m.device_id, id, "scheduled IS-08 activation cancelled"),
-            Ok(false) => debug!(device = %m.device_id, id, "scheduled IS-08 activation already gone"),
-            Err(e) => tracing::warn!(device = %m.device_id, id, "cannot cancel a scheduled IS-08 activation: {}", e.reason()),
+            Ok(false) => {
+                debug!(device = %m.device_id, id, "scheduled IS-08 activation already gone")
+            }
+            Err(e) => {
+                tracing::warn!(device = %m.device_id, id, "cannot cancel a scheduled IS-08 activation: {}", e.reason())
+            }
         }
     }
 

@@ -26,8 +26,8 @@
 
 pub mod auth;
 pub mod bridge;
-pub mod discovery;
 pub mod devices;
+pub mod discovery;
 pub mod dnssd;
 pub mod http;
 pub mod is04;

@@ -509,7 +509,9 @@ impl<D: Devices> TakeEngine<D> {
             _ => return,
         };
         self.dispatch(key, Phase::Taking, move |devices, route| {
-            Box::pin(async move { CompletionKind::Taken(take_route(&*devices, &route, staged).await) })
+            Box::pin(
+                async move { CompletionKind::Taken(take_route(&*devices, &route, staged).await) },
+            )
         });
     }
 

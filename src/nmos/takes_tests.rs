@@ -42,7 +42,11 @@ impl Devices for Fake {
         let mut failed = Vec::new();
         let mut done = Vec::new();
         for c in &route.connections {
-            self.log(format!("activate {} staged={staged} at={}", c.receiver_id, at.is_some()));
+            self.log(format!(
+                "activate {} staged={staged} at={}",
+                c.receiver_id,
+                at.is_some()
+            ));
             if self.fail_activate.lock().unwrap().contains(&c.receiver_id) {
                 failed.push(format!("{}: HTTP 400", c.receiver_label));
                 continue;
