@@ -10,11 +10,17 @@ fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
+/// The gateway configurations shipped in config/ (virtual studio descriptions, which are
+/// another format, excepted).
 fn shipped_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(config_dir())
         .expect("config/ exists")
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("virtual-studio"))
+        })
         .collect();
     files.sort();
     files
