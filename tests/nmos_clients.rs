@@ -1186,3 +1186,60 @@ async fn is08_400_and_423_carry_the_reason_and_the_re_read_map() {
         assert_eq!(server.count("POST", &format!("{CM}/map/activations")), 1);
     }
 }
+
+#[tokio::test]
+async fn invalid_body_is_not_sent() {
+    let server = serve(device_script(false)).await;
+    let client = is05(Is05Settings::default());
+    // Upper-case UUIDs are rejected by the official schema.
+    let bad = conn(&server.base, R1, Some(&S1.to_uppercase()));
+    let err = client.stage(&bad, None).await.unwrap_err();
+    assert!(matches!(err, Is05Error::Invalid { .. }), "{err}");
+    let results = client
+        .activate(
+            &[bad, conn(&server.base, R2, Some(S1))],
+            Activation::Immediate,
+        )
+        .await;
+    assert!(matches!(results[0].1, Err(Is05Error::Invalid { .. })));
+    assert!(results[1].1.is_ok());
+    assert_eq!(server.count("PATCH", &staged_path(R1)), 0);
+    assert_eq!(server.count("PATCH", &staged_path(R2)), 1);
+}
+
+#[tokio::test]
+async fn scheduled_take_rollback_cancels_the_pending_activation() {
+    let server = serve(|req| {
+        if req.is("PATCH", &staged_path(R2)) {
+            return nmos_error(500, "device failure");
+        }
+        device_script(false)(req)
+    })
+    .await;
+    let client = is05(Is05Settings {
+        take_all_or_nothing: true,
+        ..Is05Settings::default()
+    });
+    let conns = [
+        conn(&server.base, R1, Some(S1)),
+        conn(&server.base, R2, Some(S1)),
+    ];
+    let at = TaiTime::new(1_800_000_000, 0).unwrap();
+    let prepared = client
+        .prepare_take(&conns, Activation::ScheduledAbsolute(at))
+        .await;
+    let report = client.take(&prepared).await;
+    assert!(report.results[0].1.as_ref().unwrap().scheduled);
+    assert_eq!(
+        report.results[1].1.as_ref().unwrap_err().status(),
+        Some(500)
+    );
+    assert_eq!(report.rolled_back.len(), 1);
+    let patches: Vec<Value> = server
+        .find("PATCH", &staged_path(R1))
+        .iter()
+        .map(Req::json)
+        .collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[1], json!({"activation": {"mode": null}}));
+}

@@ -576,3 +576,42 @@ pub fn load_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_url_puts_exactly_one_slash() {
+        assert_eq!(
+            join_url("http://h/x/v1.1/", "single"),
+            "http://h/x/v1.1/single"
+        );
+        assert_eq!(
+            join_url("http://h/x/v1.1", "single"),
+            "http://h/x/v1.1/single"
+        );
+        assert_eq!(join_url("http://h/x/v1.1//", ""), "http://h/x/v1.1/");
+    }
+
+    #[test]
+    fn status_error_uses_the_nmos_error_body_or_an_excerpt() {
+        let e = HttpError::from_status(
+            Method::PATCH,
+            "http://h/s",
+            400,
+            r#"{"code":400,"error":"bad leg","debug":null}"#,
+        );
+        assert_eq!(e.reason(), "bad leg");
+        assert_eq!(e.to_string(), "PATCH http://h/s: HTTP 400: bad leg");
+        let e = HttpError::from_status(
+            Method::GET,
+            "http://h/s",
+            502,
+            "<html>  proxy\n error</html>",
+        );
+        assert_eq!(e.reason(), "<html> proxy error</html>");
+        let e = HttpError::from_status(Method::GET, "http://h/s", 500, "");
+        assert_eq!(e.reason(), "(empty body)");
+    }
+}

@@ -957,3 +957,35 @@ fn activated(receiver_id: &str, status: u16, response: Value) -> Activated {
         response: Some(response),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_body_keeps_a_complete_transport_file_only() {
+        let active = json!({"sender_id": "s", "master_enable": true, "transport_file": {"data": "v=0", "type": "application/sdp"}});
+        assert_eq!(
+            restore_body(&active)["transport_file"],
+            json!({"data": "v=0", "type": "application/sdp"})
+        );
+        let half = json!({"sender_id": null, "master_enable": false, "transport_file": {"data": "v=0", "type": null}});
+        let body = restore_body(&half);
+        assert!(body.get("transport_file").is_none());
+        assert_eq!(body["sender_id"], Value::Null);
+        assert_eq!(body["master_enable"], json!(false));
+    }
+
+    #[test]
+    fn activation_json_shapes() {
+        assert_eq!(
+            Activation::Immediate.to_json(),
+            json!({"mode": "activate_immediate", "requested_time": null})
+        );
+        let at = TaiTime::new(10, 20).unwrap_or_default();
+        assert_eq!(
+            Activation::ScheduledAbsolute(at).to_json(),
+            json!({"mode": "activate_scheduled_absolute", "requested_time": "10:20"})
+        );
+    }
+}

@@ -480,3 +480,42 @@ pub fn parse_map(map: &Value) -> Result<ChannelMap, String> {
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_map_orders_channels_and_rejects_gaps() {
+        let map = json!({"out": {"1": {"input": null, "channel_index": null}, "0": {"input": "in", "channel_index": 3}}});
+        let parsed = parse_map(&map).unwrap();
+        assert_eq!(
+            parsed["out"],
+            vec![MapEntry::routed("in", 3), MapEntry::unrouted()]
+        );
+        assert!(parse_map(&json!({"out": {"0": {}, "2": {}}})).is_err());
+        assert!(parse_map(&json!({"out": {"x": {}}})).is_err());
+        assert!(parse_map(&json!([])).is_err());
+    }
+
+    #[test]
+    fn parse_io_reads_caps_and_null_routable_inputs() {
+        let io = parse_io(&json!({
+            "inputs": {"in": {"channels": [{}, {}], "caps": {"block_size": 2, "reordering": true}}},
+            "outputs": {
+                "a": {"channels": [{}], "caps": {"routable_inputs": ["in", null]}},
+                "b": {"channels": [{}, {}, {}], "caps": {"routable_inputs": null}}
+            }
+        }))
+        .unwrap();
+        assert_eq!(io.inputs["in"].block_size, 2);
+        assert!(io.inputs["in"].reordering);
+        assert_eq!(
+            io.outputs["a"].routable_inputs,
+            Some(vec![Some("in".to_owned()), None])
+        );
+        assert_eq!(io.outputs["b"].channels, 3);
+        assert_eq!(io.outputs["b"].routable_inputs, None);
+        assert!(parse_io(&json!({"inputs": {"in": {}}})).is_err());
+    }
+}
