@@ -747,18 +747,19 @@ fn nmos_defaults_match_the_example() {
     assert_eq!(n.auth, None);
     assert!(empty.destinations.is_empty() && empty.presets.is_empty());
     assert!(empty.bindings.is_empty());
-    // The example's mapping tables load as documented.
-    assert_eq!(example.destinations[0].name, "PGM");
-    assert_eq!(example.presets[0].id, "PRESET-INTERVIEW");
-    assert_eq!(example.presets[0].obj_type, ObjType::Video);
+    // The example maps nothing (its mapping tables are commented examples); the demo's load.
+    assert!(example.destinations.is_empty() && example.presets.is_empty());
+    let demo = ok(include_str!("../../config/demo.toml"));
+    assert_eq!(demo.destinations[0].name, "PGM");
+    assert_eq!(demo.presets[0].id, "PRESET-2SHOT");
+    assert_eq!(demo.presets[0].obj_type, ObjType::Video);
     assert_eq!(
-        example.bindings[0].target,
-        BindingTarget::Sender(ResourceRef::Label("Remote 1".into()))
+        demo.bindings[0].target,
+        BindingTarget::Sender(ResourceRef::Label("PLAYOUT1-V".into()))
     );
     assert!(
-        example
-            .summary()
-            .contains("1 destination(s), 1 preset(s), 1 binding(s)")
+        demo.summary()
+            .contains("3 destination(s), 1 preset(s), 1 binding(s)")
     );
 }
 
