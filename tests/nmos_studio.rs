@@ -227,6 +227,14 @@ async fn query_filters_single_resources_and_errors() {
     assert_eq!(r.status(), 405);
     let (status, _) = get_json(&format!("{}v9.9/", studio.query_url())).await;
     assert_eq!(status, 404);
+    // CORS, for browser controllers.
+    let r = http()
+        .request(reqwest::Method::OPTIONS, q(&studio, "subscriptions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
     studio.shutdown().await;
 }
 

@@ -164,6 +164,18 @@ impl DeviceChannelMapping {
     /// sources of the changed outputs).
     fn apply(&mut self, registry: &mut Registry, action: &ChannelMap, activation: Value) {
         for (output, entries) in action {
+            let routes: Vec<String> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| match (&e.input, e.channel_index) {
+                    (Some(input), Some(c)) => format!("{i}←{input}:{c}"),
+                    _ => format!("{i}←silence"),
+                })
+                .collect();
+            tracing::info!(
+                device = %self.dev, %output,
+                "virtual studio: IS-08 map: output {output} = {}", routes.join(", ")
+            );
             self.active.insert(output.clone(), entries.clone());
             registry.modify(
                 ResourceType::Sources,

@@ -612,7 +612,6 @@ fn patch(
             activate(registry, id, ep, activation.clone());
             let mut response = ep.staged.clone();
             response["activation"] = activation;
-            tracing::info!(%dev, %id, "virtual studio: IS-05 immediate activation");
             Reply::ok(response)
         }
         Some(m @ ("activate_scheduled_absolute" | "activate_scheduled_relative")) => {
@@ -650,12 +649,48 @@ fn patch(
 
 /// Makes the staged parameters active and updates the IS-04 resource (version bump).
 fn activate(registry: &mut Registry, id: Uuid, ep: &mut Endpoint, activation: Value) {
+    log_route(registry, id, ep, &activation);
     ep.generation += 1;
     ep.active = ep.resolved(activation);
     ep.staged["activation"] = null_activation();
     ep.pending = None;
     let subscription = ep.subscription();
     registry.modify(ep.kind(), id, |v| v["subscription"] = subscription);
+}
+
+/// Says at info level what an activation does, by label (what an engineer watching a dry run
+/// wants to read): "receiver MIX-IN1 now takes CAM2-V".
+fn log_route(registry: &Registry, id: Uuid, ep: &Endpoint, activation: &Value) {
+    let staged = &ep.staged;
+    let enabled = staged["master_enable"] == json!(true);
+    let mode = activation["mode"].as_str().unwrap_or("?");
+    if ep.sender {
+        tracing::info!(sender = %ep.label, %id, enabled, mode, "virtual studio: IS-05 sender activated");
+        return;
+    }
+    let source = staged["sender_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .map(|s| {
+            registry
+                .get(ResourceType::Senders, s)
+                .and_then(|v| v["label"].as_str())
+                .map_or_else(|| format!("unknown sender {s}"), str::to_owned)
+        });
+    match (enabled, source) {
+        (true, Some(sender)) => tracing::info!(
+            receiver = %ep.label, %id, %sender, mode,
+            "virtual studio: IS-05 route: receiver {} now takes {sender}", ep.label
+        ),
+        (true, None) => tracing::info!(
+            receiver = %ep.label, %id, mode,
+            "virtual studio: IS-05 route: receiver {} enabled on a non-NMOS stream", ep.label
+        ),
+        (false, _) => tracing::info!(
+            receiver = %ep.label, %id, mode,
+            "virtual studio: IS-05 route: receiver {} disconnected", ep.label
+        ),
+    }
 }
 
 /// Applies a scheduled activation at its time, unless cancelled or superseded meanwhile.
@@ -721,4 +756,46 @@ fn bulk(shared: &Arc<Shared>, dev: Uuid, sender: bool, body: Option<&Value>) -> 
         results.push(Value::Object(result));
     }
     Reply::ok(Value::Array(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_legs_take_media_and_session_level_lines() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=x\r\nc=IN IP4 239.1.1.1/32\r\nt=0 0\r\n\
+                   m=video 5000 RTP/AVP 96\r\na=source-filter: incl IN IP4 239.1.1.1 10.0.0.1\r\n\
+                   m=video 5002 RTP/AVP 96\r\nc=IN IP4 239.2.2.2/32\r\n";
+        let legs = sdp_legs(sdp);
+        assert_eq!(
+            legs,
+            vec![
+                (
+                    Some(5000),
+                    Some("239.1.1.1".into()),
+                    Some("10.0.0.1".into())
+                ),
+                (Some(5002), Some("239.2.2.2".into()), None),
+            ]
+        );
+        assert!(sdp_legs("not an sdp").is_empty());
+    }
+
+    #[test]
+    fn merge_is_deep_and_per_leg() {
+        let mut staged = json!({"master_enable": false,
+            "transport_file": {"data": "x", "type": "application/sdp"},
+            "transport_params": [{"rtp_enabled": true, "source_ip": null}, {"rtp_enabled": true}]});
+        merge(
+            &mut staged,
+            &json!({"master_enable": true, "transport_file": {"data": null, "type": null},
+                "transport_params": [{}, {"rtp_enabled": false}]}),
+        );
+        assert_eq!(
+            staged,
+            json!({"master_enable": true, "transport_file": {"data": null, "type": null},
+                "transport_params": [{"rtp_enabled": true, "source_ip": null}, {"rtp_enabled": false}]})
+        );
+    }
 }

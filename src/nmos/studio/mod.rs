@@ -49,6 +49,8 @@ use reply::Reply;
 
 /// How long a request to a removed device hangs before it gets a 503.
 const DOWN_DEVICE_HANG: Duration = Duration::from_secs(60);
+/// The request log keeps this many most recent requests (a dry run may last for hours).
+pub const REQUEST_LOG_LIMIT: usize = 10_000;
 /// Capacity of the change broadcast (a slower WebSocket is closed, and its client resyncs).
 const CHANGE_CAPACITY: usize = 4096;
 
@@ -339,7 +341,7 @@ impl StudioHandle {
             })
     }
 
-    /// Every request received so far, in order of completion.
+    /// The requests received (the last [`REQUEST_LOG_LIMIT`]), in order of completion.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared
             .log
@@ -653,6 +655,18 @@ async fn dispatch(
     )
     .await;
     tracing::debug!(%method, %path, status = reply.status, "virtual studio request");
+    // Browser controllers (nmos-js) need CORS, as on real NMOS APIs.
+    let reply = reply
+        .header("Access-Control-Allow-Origin", "*")
+        .header(
+            "Access-Control-Allow-Methods",
+            "GET, PUT, POST, PATCH, HEAD, OPTIONS, DELETE",
+        )
+        .header(
+            "Access-Control-Allow-Headers",
+            "Content-Type, Accept, Authorization",
+        )
+        .header("Access-Control-Max-Age", "3600");
     record(
         &shared,
         RequestRecord {
@@ -669,11 +683,14 @@ async fn dispatch(
 
 /// Appends to the request log and wakes the waiters.
 pub(crate) fn record(shared: &Shared, rec: RequestRecord) {
-    shared
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(rec);
+    {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= REQUEST_LOG_LIMIT {
+            let excess = log.len() + 1 - REQUEST_LOG_LIMIT;
+            log.drain(..excess);
+        }
+        log.push(rec);
+    }
     shared.log_seq.send_modify(|n| *n += 1);
 }
 
@@ -723,6 +740,9 @@ async fn handle(
                 return Reply::error(503, "device is not available", None);
             }
         }
+    }
+    if method == Method::OPTIONS {
+        return Reply::empty(200);
     }
     if method != Method::GET && method != Method::HEAD && path.len() > 1 && path.ends_with('/') {
         return Reply::error(

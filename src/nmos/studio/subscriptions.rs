@@ -375,6 +375,9 @@ async fn run_socket(shared: Arc<Shared>, id: Uuid, mut socket: WebSocket) {
             }
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(Message::Ping(p))) => {
+                    ok = socket.send(Message::Pong(p)).await.is_ok();
+                }
                 Some(Ok(_)) => {}
             },
             change = rx.recv() => {
