@@ -469,7 +469,7 @@ async fn query_faults_status_and_delay() {
 
     studio.set_fault(
         FaultTarget::path("/senders"),
-        Fault::Delay(Duration::from_secs(3)),
+        Fault::Delay(Duration::from_secs(1)),
     );
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
@@ -809,7 +809,7 @@ async fn is05_scheduled_activation_locks_then_applies() {
     let (status, _) = patch(
         &format!("{}/staged", rx3.url),
         json!({"sender_id": cam1, "master_enable": true,
-            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:300000000"}}),
+            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:100000000"}}),
     )
     .await;
     assert_eq!(status, 202);
@@ -827,7 +827,8 @@ async fn is05_scheduled_activation_locks_then_applies() {
     )
     .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Past the cancelled activation's time: it must not have fired.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
         studio.receiver_active(rx3.id).unwrap()["master_enable"],
         false
@@ -904,7 +905,7 @@ async fn is05_faults_and_removed_devices() {
     studio.clear_faults();
     studio.set_fault(
         FaultTarget::device(studio.device_id("MIXER").unwrap()),
-        Fault::Delay(Duration::from_secs(2)),
+        Fault::Delay(Duration::from_secs(1)),
     );
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))

@@ -8,6 +8,16 @@
 //! state, and fault injection (error statuses, delays, devices disappearing or re-registering,
 //! WebSockets dropped).
 //!
+//! Behaviour worth knowing (as nmos-cpp, see `nmos.md` §12):
+//! - Query API lists are always paged: 10 per page by default, `paging.limit` up to 1000;
+//!   `Link` and `X-Paging-*` headers; `query.rql` and ancestry queries answer 501.
+//! - A non-persistent subscription is deleted when its last WebSocket closes (so after
+//!   [`StudioHandle::drop_websockets`] a client must POST again); a persistent one stays.
+//! - Devices advertise `sr-ctrl/v1.2` first (by default) but serve only v1.1 (v1.2 → 404).
+//! - PATCH/POST/DELETE with a trailing slash → 404; every error has `{code, error, debug}`.
+//! - Activations and IS-08 map changes are logged at info level with labels, so a dry run shows
+//!   the routes the gateway makes.
+//!
 //! Modules: [`spec`] (the studio file), [`registry`] (IS-04 resources and changes), [`faults`]
 //! (fault injection and the request log); private ones serve the Query API, the subscriptions,
 //! IS-05 and IS-08.
@@ -452,8 +462,9 @@ impl StudioHandle {
     }
 
     /// Unregisters a device (node, device, sources, flows, senders, receivers) and makes its
-    /// APIs stop answering (requests hang until it is restored). False if unknown or already
-    /// removed.
+    /// APIs stop answering: requests hang until it is restored (at most 60 s, then 503), as
+    /// with a node that vanished from the network. Its IS-05/IS-08 state is kept. False if
+    /// unknown or already removed.
     pub fn remove_device(&self, id: Uuid) -> bool {
         let mut st = self.shared.lock();
         let StudioState {
@@ -794,7 +805,7 @@ fn route_device(
             None => return Reply::not_found(path),
         }
     };
-    tracing::info!(device = %label, %method, path, "virtual studio: device request");
+    tracing::debug!(device = %label, %method, path, "virtual studio: device request");
     match rest {
         [] => route_get(method, Reply::children(&["x-nmos/"])),
         ["x-nmos"] => {
