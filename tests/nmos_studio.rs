@@ -719,6 +719,11 @@ async fn is05_invalid_patches_get_400_and_change_nothing() {
             json!({"transport_params": [{"interface_ip": "10.9.9.9"}, {}]}),
             "interface_ip",
         ),
+        (
+            json!({"master_enable": true, "activation": {"mode": "activate_scheduled_relative",
+                "requested_time": "18446744073709551615:0"}}),
+            "requested_time",
+        ),
     ] {
         let (status, err) = patch(&format!("{}/staged", rx.url), body.clone()).await;
         assert_eq!(status, 400, "{body}");
@@ -729,7 +734,7 @@ async fn is05_invalid_patches_get_400_and_change_nothing() {
     assert_eq!(studio.receiver_staged(rx.id).unwrap(), staged_before);
     let log = studio.requests();
     let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len(), 7);
+    assert_eq!(patches.len(), 8);
     assert!(patches.iter().all(|r| r.status == 400 && r.body.is_some()));
     // Unknown receiver, wrong method, unknown path.
     let dev = studio.device_id("MIXER").unwrap();
@@ -1054,6 +1059,8 @@ async fn is08_immediate_activation_and_constraints() {
         json!({"action": {}}),
         json!({"activation": {"mode": "activate_immediate"}, "action": {"OutB": {"0": null}}}),
         json!({"activation": {"mode": null}, "action": {}}),
+        json!({"activation": {"mode": "activate_scheduled_relative",
+            "requested_time": "18446744073709551615:0"}, "action": {}}),
     ] {
         let (status, err) = post(&format!("{cm}/map/activations"), body.clone()).await;
         assert_eq!(status, 400, "{body}: {err}");

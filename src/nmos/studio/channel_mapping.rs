@@ -403,13 +403,14 @@ fn post_activation(shared: &Arc<Shared>, dev: Uuid, body: Option<&Value>) -> Rep
             else {
                 return Reply::bad_request(format!("{mode} needs a TAI requested_time"), &[]);
             };
-            let now = TaiTime::now();
-            let at = if mode == "activate_scheduled_absolute" {
-                requested
-            } else {
-                TaiTime::from(now.as_duration() + requested.as_duration())
+            let Some((at, delay)) =
+                super::activation_instant(mode == "activate_scheduled_absolute", requested)
+            else {
+                return Reply::bad_request(
+                    format!("requested_time {requested} is too far in the future"),
+                    &[],
+                );
             };
-            let delay = at.as_duration().saturating_sub(now.as_duration());
             let act = json!({"mode": mode, "requested_time": requested.to_string(),
                 "activation_time": at.to_string()});
             cm.pending.insert(

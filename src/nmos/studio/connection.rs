@@ -508,6 +508,13 @@ fn patch(
     body: &Value,
 ) -> Reply {
     let what = if sender { "sender" } else { "receiver" };
+    if !body.is_object() {
+        return Reply::error(
+            400,
+            format!("a {what} PATCH body must be a JSON object"),
+            None,
+        );
+    }
     let valid = if sender {
         match shared
             .schemas
@@ -552,6 +559,10 @@ fn patch(
     if let Err(problems) = check_params(ep, body) {
         return Reply::bad_request(problems.join("; "), &problems);
     }
+    let plan = match plan_of(body) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
     let mut staged = ep.staged.clone();
     let mut changes = body.clone();
     if let Some(obj) = changes.as_object_mut() {
@@ -576,6 +587,9 @@ fn patch(
                 let Some((port, addr, src)) = legs.get(i) else {
                     break;
                 };
+                if !leg.is_object() {
+                    continue;
+                }
                 if let Some(p) = port {
                     leg["destination_port"] = json!(p);
                 }
@@ -593,20 +607,15 @@ fn patch(
     }
     merge(&mut staged, &changes);
     ep.staged = staged;
-    let requested = body
-        .get("activation")
-        .and_then(|a| a.get("requested_time"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match mode.as_ref().and_then(Value::as_str) {
-        None => {
+    match plan {
+        Plan::Stage => {
             if cancel && ep.pending.take().is_some() {
                 tracing::info!(%dev, %id, "virtual studio: scheduled activation cancelled");
             }
             ep.staged["activation"] = null_activation();
             Reply::ok(ep.staged.clone())
         }
-        Some("activate_immediate") => {
+        Plan::Immediate => {
             let activation = json!({"mode": "activate_immediate", "requested_time": null,
                 "activation_time": TaiTime::now().to_string()});
             activate(registry, id, ep, activation.clone());
@@ -614,21 +623,16 @@ fn patch(
             response["activation"] = activation;
             Reply::ok(response)
         }
-        Some(m @ ("activate_scheduled_absolute" | "activate_scheduled_relative")) => {
-            let Some(requested) = requested.as_deref().and_then(|t| TaiTime::parse(t).ok()) else {
-                return Reply::bad_request(format!("{m} needs a TAI requested_time"), &[]);
-            };
-            let now = TaiTime::now();
-            let at = if m == "activate_scheduled_absolute" {
-                requested
-            } else {
-                TaiTime::from(now.as_duration() + requested.as_duration())
-            };
-            let delay = at.as_duration().saturating_sub(now.as_duration());
+        Plan::Scheduled {
+            mode,
+            requested,
+            at,
+            delay,
+        } => {
             ep.generation += 1;
             let generation = ep.generation;
             ep.pending = Some(generation);
-            let activation = json!({"mode": m, "requested_time": requested.to_string(),
+            let activation = json!({"mode": mode, "requested_time": requested.to_string(),
                 "activation_time": at.to_string()});
             ep.staged["activation"] = activation.clone();
             schedule(
@@ -643,8 +647,65 @@ fn patch(
             tracing::info!(%dev, %id, %at, "virtual studio: IS-05 scheduled activation");
             Reply::json(202, ep.staged.clone())
         }
-        Some(other) => Reply::bad_request(format!("unknown activation mode {other:?}"), &[]),
     }
+}
+
+/// What a PATCH asks for, decided before anything is changed.
+enum Plan {
+    /// Stage only (or cancel a pending activation).
+    Stage,
+    /// Activate now.
+    Immediate,
+    /// Activate at `at` (TAI), `delay` from now.
+    Scheduled {
+        mode: &'static str,
+        requested: TaiTime,
+        at: TaiTime,
+        delay: Duration,
+    },
+}
+
+/// The plan for a PATCH's `activation`, or the 400 it deserves.
+fn plan_of(body: &Value) -> Result<Plan, Reply> {
+    let Some(activation) = body.get("activation") else {
+        return Ok(Plan::Stage);
+    };
+    let mode: &'static str = match activation.get("mode").and_then(Value::as_str) {
+        None => return Ok(Plan::Stage),
+        Some("activate_immediate") => return Ok(Plan::Immediate),
+        Some("activate_scheduled_absolute") => "activate_scheduled_absolute",
+        Some("activate_scheduled_relative") => "activate_scheduled_relative",
+        Some(other) => {
+            return Err(Reply::bad_request(
+                format!("unknown activation mode {other:?}"),
+                &[],
+            ));
+        }
+    };
+    let Some(requested) = activation
+        .get("requested_time")
+        .and_then(Value::as_str)
+        .and_then(|t| TaiTime::parse(t).ok())
+    else {
+        return Err(Reply::bad_request(
+            format!("{mode} needs a TAI requested_time"),
+            &[],
+        ));
+    };
+    let Some((at, delay)) =
+        super::activation_instant(mode == "activate_scheduled_absolute", requested)
+    else {
+        return Err(Reply::bad_request(
+            format!("requested_time {requested} is too far in the future"),
+            &[],
+        ));
+    };
+    Ok(Plan::Scheduled {
+        mode,
+        requested,
+        at,
+        delay,
+    })
 }
 
 /// Makes the staged parameters active and updates the IS-04 resource (version bump).

@@ -622,6 +622,21 @@ fn register(registry: &mut Registry, dev: &mut DeviceState) {
     }
 }
 
+/// When a scheduled activation happens (TAI) and how long from now: `requested` is an instant
+/// (`absolute`) or a delay from now. `None` if the time cannot be represented.
+pub(crate) fn activation_instant(
+    absolute: bool,
+    requested: crate::nmos::tai::TaiTime,
+) -> Option<(crate::nmos::tai::TaiTime, Duration)> {
+    let now = crate::nmos::tai::TaiTime::now().as_duration();
+    let at = if absolute {
+        requested.as_duration()
+    } else {
+        now.checked_add(requested.as_duration())?
+    };
+    Some((at.into(), at.saturating_sub(now)))
+}
+
 /// Parses a query string into pairs (percent-decoded).
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     let Some(q) = query else {
