@@ -1427,3 +1427,92 @@ async fn restart_device_forgets_connections_and_maps() {
     );
     studio.shutdown().await;
 }
+
+#[tokio::test]
+async fn is05_sender_patch_and_odd_bodies() {
+    let studio = example().await;
+    let s = studio.sender_id("PLAYOUT1-V").unwrap();
+    let dev = studio.device_id("PLAYOUT1").unwrap();
+    let surl = format!("{}/single/senders/{s}", studio.connection_url(dev));
+    let (status, resp) = patch(
+        &format!("{surl}/staged"),
+        json!({"master_enable": false, "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(studio.sender_active(s).unwrap()["master_enable"], false);
+    let (_, sender) = get_json(&q(&studio, &format!("senders/{s}"))).await;
+    assert_eq!(sender["subscription"]["active"], false);
+    let (status, body) = get_json(&format!("{surl}/transportfile")).await;
+    assert_eq!(status, 404);
+    assert_error_body(&body, 404);
+    // A new destination shows in the SDP once enabled again.
+    let (status, _) = patch(
+        &format!("{surl}/staged"),
+        json!({"master_enable": true, "transport_params": [{"destination_ip": "239.99.0.1"}],
+            "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sdp = http()
+        .get(format!("{surl}/transportfile"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sdp.contains("c=IN IP4 239.99.0.1/64"), "{sdp}");
+
+    // Odd bodies: a 4xx, never a 5xx, and the server goes on.
+    let rx = mixer_rx(&studio, "MIX-IN1");
+    for body in [
+        "[]",
+        "null",
+        "\"x\"",
+        "{",
+        "{\"transport_params\": [null]}",
+        "{\"activation\": \"now\"}",
+        "{\"activation\": {\"mode\": \"activate_later\"}}",
+        "{\"transport_file\": {\"data\": \"m=video x RTP/AVP 96\\r\\nc=IN\", \"type\": \"application/sdp\"}}",
+    ] {
+        let r = http()
+            .patch(format!("{}/staged", rx.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!((200..500).contains(&status), "{body}: {status}");
+    }
+    let (status, _) = get_json(&format!("{}/staged", rx.url)).await;
+    assert_eq!(status, 200);
+    studio.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_paging_until_returns_the_older_page() {
+    let studio = example().await;
+    let r = http()
+        .get(q(&studio, "senders?paging.limit=3"))
+        .send()
+        .await
+        .unwrap();
+    let since = r.headers()["x-paging-since"].to_str().unwrap().to_owned();
+    let newest: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(newest.len(), 3);
+    // The previous page: until = this page's since.
+    let r = http()
+        .get(q(
+            &studio,
+            &format!("senders?paging.limit=3&paging.until={since}"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let older: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(older.len(), 3);
+    assert!(older.iter().all(|o| !newest.contains(o)));
+    studio.shutdown().await;
+}
