@@ -1405,6 +1405,29 @@ async fn restart_device_forgets_connections_and_maps() {
         studio.channel_map_active(audio).unwrap()["map"],
         initial_map["map"]
     );
+    // The same change seen through the handle.
+    let connected = |v: Option<&Value>| v.is_some_and(|v| v["subscription"]["active"] == true);
+    assert!(
+        !studio
+            .wait_for_resource(
+                ResourceType::Receivers,
+                rx.id,
+                connected,
+                Duration::from_millis(50)
+            )
+            .await
+    );
+    let (status, _) = patch(
+        &format!("{}/staged", rx.url),
+        json!({"master_enable": true, "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:50000000"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(
+        studio
+            .wait_for_resource(ResourceType::Receivers, rx.id, connected, WAIT)
+            .await
+    );
 
     // A WebSocket handshake can be failed too.
     studio.set_fault(FaultTarget::path("/ws/"), Fault::once(503));

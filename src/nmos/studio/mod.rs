@@ -18,17 +18,17 @@
 //! - Activations and IS-08 map changes are logged at info level with labels, so a dry run shows
 //!   the routes the gateway makes.
 //!
-//! Modules: [`spec`] (the studio file), [`registry`] (IS-04 resources and changes), [`faults`]
-//! (fault injection and the request log); private ones serve the Query API, the subscriptions,
-//! IS-05 and IS-08.
+//! Modules: [`spec`] (the studio file and its derived ids); private ones hold the registry,
+//! fault injection and the request log, and serve the Query API, the subscriptions, IS-05 and
+//! IS-08.
 
-pub mod faults;
-pub mod registry;
 pub mod spec;
 
 mod channel_mapping;
 mod connection;
+mod faults;
 mod query;
+mod registry;
 mod reply;
 mod resources;
 mod subscriptions;
@@ -51,7 +51,10 @@ use crate::nmos::schemas::SchemaSet;
 
 pub use faults::{Fault, FaultTarget, RequestRecord};
 pub use registry::ResourceType;
-pub use spec::StudioSpec;
+pub use spec::{
+    ChannelMappingSpec, DeviceSpec, EndpointSpec, FormatSpec, Is08InputSpec, Is08OutputSpec,
+    StudioSpec,
+};
 
 use faults::{FaultAction, Faults};
 use registry::{Change, Registry};
@@ -396,6 +399,41 @@ impl StudioHandle {
     /// A resource as the registry holds it now.
     pub fn resource(&self, kind: ResourceType, id: Uuid) -> Option<Value> {
         self.shared.lock().registry.get(kind, id).cloned()
+    }
+
+    /// Waits until the registry's view of a resource satisfies `pred` (`None` = not
+    /// registered), checking now and after every change to it; false after `timeout`.
+    pub async fn wait_for_resource(
+        &self,
+        kind: ResourceType,
+        id: Uuid,
+        pred: impl Fn(Option<&Value>) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut rx = self.shared.changes.subscribe();
+        if pred(self.resource(kind, id).as_ref()) {
+            return true;
+        }
+        tokio::time::timeout(timeout, async {
+            loop {
+                match rx.recv().await {
+                    Ok(c) if c.kind == kind && c.id == id => {
+                        if pred(c.post.as_ref()) {
+                            return true;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if pred(self.resource(kind, id).as_ref()) {
+                            return true;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// A receiver's IS-05 `/active`.
