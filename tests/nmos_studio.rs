@@ -20,8 +20,8 @@ fn schemas() -> Arc<SchemaSet> {
 }
 
 fn example_spec() -> StudioSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
-    StudioSpec::load(&path).expect("config/virtual-studio.toml loads")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/studio/virtual-studio.toml");
+    StudioSpec::load(&path).expect("config/studio/virtual-studio.toml loads")
 }
 
 async fn start(spec: StudioSpec) -> StudioHandle {
@@ -227,6 +227,14 @@ async fn query_filters_single_resources_and_errors() {
     assert_eq!(r.status(), 405);
     let (status, _) = get_json(&format!("{}v9.9/", studio.query_url())).await;
     assert_eq!(status, 404);
+    // CORS, for browser controllers.
+    let r = http()
+        .request(reqwest::Method::OPTIONS, q(&studio, "subscriptions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
     studio.shutdown().await;
 }
 
@@ -461,7 +469,7 @@ async fn query_faults_status_and_delay() {
 
     studio.set_fault(
         FaultTarget::path("/senders"),
-        Fault::Delay(Duration::from_secs(3)),
+        Fault::Delay(Duration::from_secs(1)),
     );
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
@@ -711,6 +719,11 @@ async fn is05_invalid_patches_get_400_and_change_nothing() {
             json!({"transport_params": [{"interface_ip": "10.9.9.9"}, {}]}),
             "interface_ip",
         ),
+        (
+            json!({"master_enable": true, "activation": {"mode": "activate_scheduled_relative",
+                "requested_time": "18446744073709551615:0"}}),
+            "requested_time",
+        ),
     ] {
         let (status, err) = patch(&format!("{}/staged", rx.url), body.clone()).await;
         assert_eq!(status, 400, "{body}");
@@ -721,7 +734,7 @@ async fn is05_invalid_patches_get_400_and_change_nothing() {
     assert_eq!(studio.receiver_staged(rx.id).unwrap(), staged_before);
     let log = studio.requests();
     let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len(), 7);
+    assert_eq!(patches.len(), 8);
     assert!(patches.iter().all(|r| r.status == 400 && r.body.is_some()));
     // Unknown receiver, wrong method, unknown path.
     let dev = studio.device_id("MIXER").unwrap();
@@ -801,7 +814,7 @@ async fn is05_scheduled_activation_locks_then_applies() {
     let (status, _) = patch(
         &format!("{}/staged", rx3.url),
         json!({"sender_id": cam1, "master_enable": true,
-            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:300000000"}}),
+            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:100000000"}}),
     )
     .await;
     assert_eq!(status, 202);
@@ -819,7 +832,8 @@ async fn is05_scheduled_activation_locks_then_applies() {
     )
     .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Past the cancelled activation's time: it must not have fired.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
         studio.receiver_active(rx3.id).unwrap()["master_enable"],
         false
@@ -896,7 +910,7 @@ async fn is05_faults_and_removed_devices() {
     studio.clear_faults();
     studio.set_fault(
         FaultTarget::device(studio.device_id("MIXER").unwrap()),
-        Fault::Delay(Duration::from_secs(2)),
+        Fault::Delay(Duration::from_secs(1)),
     );
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
@@ -1045,6 +1059,8 @@ async fn is08_immediate_activation_and_constraints() {
         json!({"action": {}}),
         json!({"activation": {"mode": "activate_immediate"}, "action": {"OutB": {"0": null}}}),
         json!({"activation": {"mode": null}, "action": {}}),
+        json!({"activation": {"mode": "activate_scheduled_relative",
+            "requested_time": "18446744073709551615:0"}, "action": {}}),
     ] {
         let (status, err) = post(&format!("{cm}/map/activations"), body.clone()).await;
         assert_eq!(status, 400, "{body}: {err}");
@@ -1389,6 +1405,29 @@ async fn restart_device_forgets_connections_and_maps() {
         studio.channel_map_active(audio).unwrap()["map"],
         initial_map["map"]
     );
+    // The same change seen through the handle.
+    let connected = |v: Option<&Value>| v.is_some_and(|v| v["subscription"]["active"] == true);
+    assert!(
+        !studio
+            .wait_for_resource(
+                ResourceType::Receivers,
+                rx.id,
+                connected,
+                Duration::from_millis(50)
+            )
+            .await
+    );
+    let (status, _) = patch(
+        &format!("{}/staged", rx.url),
+        json!({"master_enable": true, "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:50000000"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(
+        studio
+            .wait_for_resource(ResourceType::Receivers, rx.id, connected, WAIT)
+            .await
+    );
 
     // A WebSocket handshake can be failed too.
     studio.set_fault(FaultTarget::path("/ws/"), Fault::once(503));
@@ -1409,5 +1448,94 @@ async fn restart_device_forgets_connections_and_maps() {
             .await
             .is_ok()
     );
+    studio.shutdown().await;
+}
+
+#[tokio::test]
+async fn is05_sender_patch_and_odd_bodies() {
+    let studio = example().await;
+    let s = studio.sender_id("PLAYOUT1-V").unwrap();
+    let dev = studio.device_id("PLAYOUT1").unwrap();
+    let surl = format!("{}/single/senders/{s}", studio.connection_url(dev));
+    let (status, resp) = patch(
+        &format!("{surl}/staged"),
+        json!({"master_enable": false, "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(studio.sender_active(s).unwrap()["master_enable"], false);
+    let (_, sender) = get_json(&q(&studio, &format!("senders/{s}"))).await;
+    assert_eq!(sender["subscription"]["active"], false);
+    let (status, body) = get_json(&format!("{surl}/transportfile")).await;
+    assert_eq!(status, 404);
+    assert_error_body(&body, 404);
+    // A new destination shows in the SDP once enabled again.
+    let (status, _) = patch(
+        &format!("{surl}/staged"),
+        json!({"master_enable": true, "transport_params": [{"destination_ip": "239.99.0.1"}],
+            "activation": {"mode": "activate_immediate"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sdp = http()
+        .get(format!("{surl}/transportfile"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sdp.contains("c=IN IP4 239.99.0.1/64"), "{sdp}");
+
+    // Odd bodies: a 4xx, never a 5xx, and the server goes on.
+    let rx = mixer_rx(&studio, "MIX-IN1");
+    for body in [
+        "[]",
+        "null",
+        "\"x\"",
+        "{",
+        "{\"transport_params\": [null]}",
+        "{\"activation\": \"now\"}",
+        "{\"activation\": {\"mode\": \"activate_later\"}}",
+        "{\"transport_file\": {\"data\": \"m=video x RTP/AVP 96\\r\\nc=IN\", \"type\": \"application/sdp\"}}",
+    ] {
+        let r = http()
+            .patch(format!("{}/staged", rx.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!((200..500).contains(&status), "{body}: {status}");
+    }
+    let (status, _) = get_json(&format!("{}/staged", rx.url)).await;
+    assert_eq!(status, 200);
+    studio.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_paging_until_returns_the_older_page() {
+    let studio = example().await;
+    let r = http()
+        .get(q(&studio, "senders?paging.limit=3"))
+        .send()
+        .await
+        .unwrap();
+    let since = r.headers()["x-paging-since"].to_str().unwrap().to_owned();
+    let newest: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(newest.len(), 3);
+    // The previous page: until = this page's since.
+    let r = http()
+        .get(q(
+            &studio,
+            &format!("senders?paging.limit=3&paging.until={since}"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let older: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(older.len(), 3);
+    assert!(older.iter().all(|o| !newest.contains(o)));
     studio.shutdown().await;
 }

@@ -164,6 +164,18 @@ impl DeviceChannelMapping {
     /// sources of the changed outputs).
     fn apply(&mut self, registry: &mut Registry, action: &ChannelMap, activation: Value) {
         for (output, entries) in action {
+            let routes: Vec<String> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| match (&e.input, e.channel_index) {
+                    (Some(input), Some(c)) => format!("{i}←{input}:{c}"),
+                    _ => format!("{i}←silence"),
+                })
+                .collect();
+            tracing::info!(
+                device = %self.dev, %output,
+                "virtual studio: IS-08 map: output {output} = {}", routes.join(", ")
+            );
             self.active.insert(output.clone(), entries.clone());
             registry.modify(
                 ResourceType::Sources,
@@ -391,13 +403,14 @@ fn post_activation(shared: &Arc<Shared>, dev: Uuid, body: Option<&Value>) -> Rep
             else {
                 return Reply::bad_request(format!("{mode} needs a TAI requested_time"), &[]);
             };
-            let now = TaiTime::now();
-            let at = if mode == "activate_scheduled_absolute" {
-                requested
-            } else {
-                TaiTime::from(now.as_duration() + requested.as_duration())
+            let Some((at, delay)) =
+                super::activation_instant(mode == "activate_scheduled_absolute", requested)
+            else {
+                return Reply::bad_request(
+                    format!("requested_time {requested} is too far in the future"),
+                    &[],
+                );
             };
-            let delay = at.as_duration().saturating_sub(now.as_duration());
             let act = json!({"mode": mode, "requested_time": requested.to_string(),
                 "activation_time": at.to_string()});
             cm.pending.insert(

@@ -508,6 +508,13 @@ fn patch(
     body: &Value,
 ) -> Reply {
     let what = if sender { "sender" } else { "receiver" };
+    if !body.is_object() {
+        return Reply::error(
+            400,
+            format!("a {what} PATCH body must be a JSON object"),
+            None,
+        );
+    }
     let valid = if sender {
         match shared
             .schemas
@@ -552,6 +559,10 @@ fn patch(
     if let Err(problems) = check_params(ep, body) {
         return Reply::bad_request(problems.join("; "), &problems);
     }
+    let plan = match plan_of(body) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
     let mut staged = ep.staged.clone();
     let mut changes = body.clone();
     if let Some(obj) = changes.as_object_mut() {
@@ -576,6 +587,9 @@ fn patch(
                 let Some((port, addr, src)) = legs.get(i) else {
                     break;
                 };
+                if !leg.is_object() {
+                    continue;
+                }
                 if let Some(p) = port {
                     leg["destination_port"] = json!(p);
                 }
@@ -593,43 +607,32 @@ fn patch(
     }
     merge(&mut staged, &changes);
     ep.staged = staged;
-    let requested = body
-        .get("activation")
-        .and_then(|a| a.get("requested_time"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match mode.as_ref().and_then(Value::as_str) {
-        None => {
+    match plan {
+        Plan::Stage => {
             if cancel && ep.pending.take().is_some() {
                 tracing::info!(%dev, %id, "virtual studio: scheduled activation cancelled");
             }
             ep.staged["activation"] = null_activation();
             Reply::ok(ep.staged.clone())
         }
-        Some("activate_immediate") => {
+        Plan::Immediate => {
             let activation = json!({"mode": "activate_immediate", "requested_time": null,
                 "activation_time": TaiTime::now().to_string()});
             activate(registry, id, ep, activation.clone());
             let mut response = ep.staged.clone();
             response["activation"] = activation;
-            tracing::info!(%dev, %id, "virtual studio: IS-05 immediate activation");
             Reply::ok(response)
         }
-        Some(m @ ("activate_scheduled_absolute" | "activate_scheduled_relative")) => {
-            let Some(requested) = requested.as_deref().and_then(|t| TaiTime::parse(t).ok()) else {
-                return Reply::bad_request(format!("{m} needs a TAI requested_time"), &[]);
-            };
-            let now = TaiTime::now();
-            let at = if m == "activate_scheduled_absolute" {
-                requested
-            } else {
-                TaiTime::from(now.as_duration() + requested.as_duration())
-            };
-            let delay = at.as_duration().saturating_sub(now.as_duration());
+        Plan::Scheduled {
+            mode,
+            requested,
+            at,
+            delay,
+        } => {
             ep.generation += 1;
             let generation = ep.generation;
             ep.pending = Some(generation);
-            let activation = json!({"mode": m, "requested_time": requested.to_string(),
+            let activation = json!({"mode": mode, "requested_time": requested.to_string(),
                 "activation_time": at.to_string()});
             ep.staged["activation"] = activation.clone();
             schedule(
@@ -644,18 +647,111 @@ fn patch(
             tracing::info!(%dev, %id, %at, "virtual studio: IS-05 scheduled activation");
             Reply::json(202, ep.staged.clone())
         }
-        Some(other) => Reply::bad_request(format!("unknown activation mode {other:?}"), &[]),
     }
+}
+
+/// What a PATCH asks for, decided before anything is changed.
+enum Plan {
+    /// Stage only (or cancel a pending activation).
+    Stage,
+    /// Activate now.
+    Immediate,
+    /// Activate at `at` (TAI), `delay` from now.
+    Scheduled {
+        mode: &'static str,
+        requested: TaiTime,
+        at: TaiTime,
+        delay: Duration,
+    },
+}
+
+/// The plan for a PATCH's `activation`, or the 400 it deserves.
+fn plan_of(body: &Value) -> Result<Plan, Reply> {
+    let Some(activation) = body.get("activation") else {
+        return Ok(Plan::Stage);
+    };
+    let mode: &'static str = match activation.get("mode").and_then(Value::as_str) {
+        None => return Ok(Plan::Stage),
+        Some("activate_immediate") => return Ok(Plan::Immediate),
+        Some("activate_scheduled_absolute") => "activate_scheduled_absolute",
+        Some("activate_scheduled_relative") => "activate_scheduled_relative",
+        Some(other) => {
+            return Err(Reply::bad_request(
+                format!("unknown activation mode {other:?}"),
+                &[],
+            ));
+        }
+    };
+    let Some(requested) = activation
+        .get("requested_time")
+        .and_then(Value::as_str)
+        .and_then(|t| TaiTime::parse(t).ok())
+    else {
+        return Err(Reply::bad_request(
+            format!("{mode} needs a TAI requested_time"),
+            &[],
+        ));
+    };
+    let Some((at, delay)) =
+        super::activation_instant(mode == "activate_scheduled_absolute", requested)
+    else {
+        return Err(Reply::bad_request(
+            format!("requested_time {requested} is too far in the future"),
+            &[],
+        ));
+    };
+    Ok(Plan::Scheduled {
+        mode,
+        requested,
+        at,
+        delay,
+    })
 }
 
 /// Makes the staged parameters active and updates the IS-04 resource (version bump).
 fn activate(registry: &mut Registry, id: Uuid, ep: &mut Endpoint, activation: Value) {
+    log_route(registry, id, ep, &activation);
     ep.generation += 1;
     ep.active = ep.resolved(activation);
     ep.staged["activation"] = null_activation();
     ep.pending = None;
     let subscription = ep.subscription();
     registry.modify(ep.kind(), id, |v| v["subscription"] = subscription);
+}
+
+/// Says at info level what an activation does, by label (what an engineer watching a dry run
+/// wants to read): "receiver MIX-IN1 now takes CAM2-V".
+fn log_route(registry: &Registry, id: Uuid, ep: &Endpoint, activation: &Value) {
+    let staged = &ep.staged;
+    let enabled = staged["master_enable"] == json!(true);
+    let mode = activation["mode"].as_str().unwrap_or("?");
+    if ep.sender {
+        tracing::info!(sender = %ep.label, %id, enabled, mode, "virtual studio: IS-05 sender activated");
+        return;
+    }
+    let source = staged["sender_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .map(|s| {
+            registry
+                .get(ResourceType::Senders, s)
+                .and_then(|v| v["label"].as_str())
+                .map_or_else(|| format!("unknown sender {s}"), str::to_owned)
+        });
+    match (enabled, source) {
+        (true, Some(sender)) => tracing::info!(
+            receiver = %ep.label, %id, %sender, mode,
+            "virtual studio: IS-05 route: receiver {} now takes {sender}", ep.label
+        ),
+        (true, None) => tracing::info!(
+            receiver = %ep.label, %id, mode,
+            "virtual studio: IS-05 route: receiver {} enabled on a non-NMOS stream", ep.label
+        ),
+        (false, _) => tracing::info!(
+            receiver = %ep.label, %id, mode,
+            "virtual studio: IS-05 route: receiver {} disconnected", ep.label
+        ),
+    }
 }
 
 /// Applies a scheduled activation at its time, unless cancelled or superseded meanwhile.
@@ -721,4 +817,46 @@ fn bulk(shared: &Arc<Shared>, dev: Uuid, sender: bool, body: Option<&Value>) -> 
         results.push(Value::Object(result));
     }
     Reply::ok(Value::Array(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_legs_take_media_and_session_level_lines() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=x\r\nc=IN IP4 239.1.1.1/32\r\nt=0 0\r\n\
+                   m=video 5000 RTP/AVP 96\r\na=source-filter: incl IN IP4 239.1.1.1 10.0.0.1\r\n\
+                   m=video 5002 RTP/AVP 96\r\nc=IN IP4 239.2.2.2/32\r\n";
+        let legs = sdp_legs(sdp);
+        assert_eq!(
+            legs,
+            vec![
+                (
+                    Some(5000),
+                    Some("239.1.1.1".into()),
+                    Some("10.0.0.1".into())
+                ),
+                (Some(5002), Some("239.2.2.2".into()), None),
+            ]
+        );
+        assert!(sdp_legs("not an sdp").is_empty());
+    }
+
+    #[test]
+    fn merge_is_deep_and_per_leg() {
+        let mut staged = json!({"master_enable": false,
+            "transport_file": {"data": "x", "type": "application/sdp"},
+            "transport_params": [{"rtp_enabled": true, "source_ip": null}, {"rtp_enabled": true}]});
+        merge(
+            &mut staged,
+            &json!({"master_enable": true, "transport_file": {"data": null, "type": null},
+                "transport_params": [{}, {"rtp_enabled": false}]}),
+        );
+        assert_eq!(
+            staged,
+            json!({"master_enable": true, "transport_file": {"data": null, "type": null},
+                "transport_params": [{"rtp_enabled": true, "source_ip": null}, {"rtp_enabled": false}]})
+        );
+    }
 }

@@ -8,17 +8,27 @@
 //! state, and fault injection (error statuses, delays, devices disappearing or re-registering,
 //! WebSockets dropped).
 //!
-//! Modules: [`spec`] (the studio file), [`registry`] (IS-04 resources and changes), [`faults`]
-//! (fault injection and the request log); private ones serve the Query API, the subscriptions,
-//! IS-05 and IS-08.
+//! Behaviour worth knowing (as nmos-cpp, see `nmos.md` §12):
+//! - Query API lists are always paged: 10 per page by default, `paging.limit` up to 1000;
+//!   `Link` and `X-Paging-*` headers; `query.rql` and ancestry queries answer 501.
+//! - A non-persistent subscription is deleted when its last WebSocket closes (so after
+//!   [`StudioHandle::drop_websockets`] a client must POST again); a persistent one stays.
+//! - Devices advertise `sr-ctrl/v1.2` first (by default) but serve only v1.1 (v1.2 → 404).
+//! - PATCH/POST/DELETE with a trailing slash → 404; every error has `{code, error, debug}`.
+//! - Activations and IS-08 map changes are logged at info level with labels, so a dry run shows
+//!   the routes the gateway makes.
+//!
+//! Modules: [`spec`] (the studio file and its derived ids); private ones hold the registry,
+//! fault injection and the request log, and serve the Query API, the subscriptions, IS-05 and
+//! IS-08.
 
-pub mod faults;
-pub mod registry;
 pub mod spec;
 
 mod channel_mapping;
 mod connection;
+mod faults;
 mod query;
+mod registry;
 mod reply;
 mod resources;
 mod subscriptions;
@@ -41,7 +51,10 @@ use crate::nmos::schemas::SchemaSet;
 
 pub use faults::{Fault, FaultTarget, RequestRecord};
 pub use registry::ResourceType;
-pub use spec::StudioSpec;
+pub use spec::{
+    ChannelMappingSpec, DeviceSpec, EndpointSpec, FormatSpec, Is08InputSpec, Is08OutputSpec,
+    StudioSpec,
+};
 
 use faults::{FaultAction, Faults};
 use registry::{Change, Registry};
@@ -49,6 +62,8 @@ use reply::Reply;
 
 /// How long a request to a removed device hangs before it gets a 503.
 const DOWN_DEVICE_HANG: Duration = Duration::from_secs(60);
+/// The request log keeps this many most recent requests (a dry run may last for hours).
+pub const REQUEST_LOG_LIMIT: usize = 10_000;
 /// Capacity of the change broadcast (a slower WebSocket is closed, and its client resyncs).
 const CHANGE_CAPACITY: usize = 4096;
 
@@ -339,7 +354,7 @@ impl StudioHandle {
             })
     }
 
-    /// Every request received so far, in order of completion.
+    /// The requests received (the last [`REQUEST_LOG_LIMIT`]), in order of completion.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared
             .log
@@ -384,6 +399,41 @@ impl StudioHandle {
     /// A resource as the registry holds it now.
     pub fn resource(&self, kind: ResourceType, id: Uuid) -> Option<Value> {
         self.shared.lock().registry.get(kind, id).cloned()
+    }
+
+    /// Waits until the registry's view of a resource satisfies `pred` (`None` = not
+    /// registered), checking now and after every change to it; false after `timeout`.
+    pub async fn wait_for_resource(
+        &self,
+        kind: ResourceType,
+        id: Uuid,
+        pred: impl Fn(Option<&Value>) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut rx = self.shared.changes.subscribe();
+        if pred(self.resource(kind, id).as_ref()) {
+            return true;
+        }
+        tokio::time::timeout(timeout, async {
+            loop {
+                match rx.recv().await {
+                    Ok(c) if c.kind == kind && c.id == id => {
+                        if pred(c.post.as_ref()) {
+                            return true;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if pred(self.resource(kind, id).as_ref()) {
+                            return true;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// A receiver's IS-05 `/active`.
@@ -450,8 +500,9 @@ impl StudioHandle {
     }
 
     /// Unregisters a device (node, device, sources, flows, senders, receivers) and makes its
-    /// APIs stop answering (requests hang until it is restored). False if unknown or already
-    /// removed.
+    /// APIs stop answering: requests hang until it is restored (at most 60 s, then 503), as
+    /// with a node that vanished from the network. Its IS-05/IS-08 state is kept. False if
+    /// unknown or already removed.
     pub fn remove_device(&self, id: Uuid) -> bool {
         let mut st = self.shared.lock();
         let StudioState {
@@ -609,6 +660,21 @@ fn register(registry: &mut Registry, dev: &mut DeviceState) {
     }
 }
 
+/// When a scheduled activation happens (TAI) and how long from now: `requested` is an instant
+/// (`absolute`) or a delay from now. `None` if the time cannot be represented.
+pub(crate) fn activation_instant(
+    absolute: bool,
+    requested: crate::nmos::tai::TaiTime,
+) -> Option<(crate::nmos::tai::TaiTime, Duration)> {
+    let now = crate::nmos::tai::TaiTime::now().as_duration();
+    let at = if absolute {
+        requested.as_duration()
+    } else {
+        now.checked_add(requested.as_duration())?
+    };
+    Some((at.into(), at.saturating_sub(now)))
+}
+
 /// Parses a query string into pairs (percent-decoded).
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     let Some(q) = query else {
@@ -653,6 +719,18 @@ async fn dispatch(
     )
     .await;
     tracing::debug!(%method, %path, status = reply.status, "virtual studio request");
+    // Browser controllers (nmos-js) need CORS, as on real NMOS APIs.
+    let reply = reply
+        .header("Access-Control-Allow-Origin", "*")
+        .header(
+            "Access-Control-Allow-Methods",
+            "GET, PUT, POST, PATCH, HEAD, OPTIONS, DELETE",
+        )
+        .header(
+            "Access-Control-Allow-Headers",
+            "Content-Type, Accept, Authorization",
+        )
+        .header("Access-Control-Max-Age", "3600");
     record(
         &shared,
         RequestRecord {
@@ -669,11 +747,14 @@ async fn dispatch(
 
 /// Appends to the request log and wakes the waiters.
 pub(crate) fn record(shared: &Shared, rec: RequestRecord) {
-    shared
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(rec);
+    {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= REQUEST_LOG_LIMIT {
+            let excess = log.len() + 1 - REQUEST_LOG_LIMIT;
+            log.drain(..excess);
+        }
+        log.push(rec);
+    }
     shared.log_seq.send_modify(|n| *n += 1);
 }
 
@@ -723,6 +804,9 @@ async fn handle(
                 return Reply::error(503, "device is not available", None);
             }
         }
+    }
+    if method == Method::OPTIONS {
+        return Reply::empty(200);
     }
     if method != Method::GET && method != Method::HEAD && path.len() > 1 && path.ends_with('/') {
         return Reply::error(
@@ -774,7 +858,7 @@ fn route_device(
             None => return Reply::not_found(path),
         }
     };
-    tracing::info!(device = %label, %method, path, "virtual studio: device request");
+    tracing::debug!(device = %label, %method, path, "virtual studio: device request");
     match rest {
         [] => route_get(method, Reply::children(&["x-nmos/"])),
         ["x-nmos"] => {

@@ -415,3 +415,35 @@ pub fn source_id(sender: Uuid) -> Uuid {
 pub fn output_source_id(device: Uuid, output: &str) -> Uuid {
     stable_id(&format!("is08-source/{device}/{output}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_ids_are_nmos_uuids_and_stable() {
+        let a = stable_id("device/CAM1");
+        assert_eq!(a, stable_id("device/CAM1"));
+        assert_ne!(a, stable_id("device/CAM2"));
+        assert!(valid_fixed_id(&a.to_string()), "{a}");
+    }
+
+    #[test]
+    fn initial_map_parses_entries() {
+        let cm: ChannelMappingSpec = toml::from_str(
+            "inputs = [{ id = \"in1\", channels = 2 }]\n\
+             outputs = [{ id = \"o\", channels = 3 }]\n\
+             [map]\no = [\"in1:1\", \"-\", \"in1:0\"]\n",
+        )
+        .unwrap();
+        let map = cm.initial_map().unwrap();
+        assert_eq!(
+            map["o"],
+            vec![
+                MapEntry::routed("in1", 1),
+                MapEntry::unrouted(),
+                MapEntry::routed("in1", 0)
+            ]
+        );
+    }
+}

@@ -30,8 +30,6 @@ pub(crate) struct Subscription {
     pub ws_href: String,
     /// Open sockets.
     pub sockets: usize,
-    /// Whether a socket was ever opened (a non-persistent one goes when its last closes).
-    pub connected_once: bool,
 }
 
 impl Subscription {
@@ -215,7 +213,6 @@ fn create(shared: &Arc<Shared>, version: &str, body: Option<&Value>) -> Reply {
         persist,
         ws_href,
         sockets: 0,
-        connected_once: false,
     };
     let body = sub.to_json();
     st.subscriptions.insert(id, sub);
@@ -257,17 +254,7 @@ pub(crate) async fn ws_handler(
         .into_iter()
         .find(|(k, _)| k == "uid")
         .and_then(|(_, v)| Uuid::parse_str(&v).ok());
-    let known = uid.filter(|id| {
-        let mut st = shared.lock();
-        match st.subscriptions.get_mut(id) {
-            Some(s) => {
-                s.sockets += 1;
-                s.connected_once = true;
-                true
-            }
-            None => false,
-        }
-    });
+    let known = uid.filter(|id| shared.lock().subscriptions.contains_key(id));
     let log = |status: u16| {
         record(
             &shared,
@@ -284,12 +271,10 @@ pub(crate) async fn ws_handler(
     match (known, ws) {
         (Some(id), Ok(ws)) => {
             log(101);
-            shared.ws_open.send_modify(|n| *n += 1);
             let shared2 = shared.clone();
             ws.on_upgrade(move |socket| run_socket(shared2, id, socket))
         }
-        (Some(id), Err(_)) => {
-            release(&shared, id, false);
+        (Some(_), Err(_)) => {
             log(400);
             Reply::error(400, "expected a WebSocket upgrade", None).into_http()
         }
@@ -302,18 +287,16 @@ pub(crate) async fn ws_handler(
 }
 
 /// A socket closed: forget a non-persistent subscription with no socket left.
-fn release(shared: &Shared, id: Uuid, opened: bool) {
+fn release(shared: &Shared, id: Uuid) {
     let mut st = shared.lock();
     if let Some(s) = st.subscriptions.get_mut(&id) {
         s.sockets = s.sockets.saturating_sub(1);
-        if s.sockets == 0 && !s.persist && opened {
+        if s.sockets == 0 && !s.persist {
             st.subscriptions.remove(&id);
             tracing::info!(%id, "virtual studio: non-persistent subscription removed");
         }
     }
-    if opened {
-        shared.ws_open.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    shared.ws_open.send_modify(|n| *n = n.saturating_sub(1));
 }
 
 fn grain(shared: &Shared, sub: &Subscription, data: Vec<Value>) -> String {
@@ -339,8 +322,12 @@ fn grain(shared: &Shared, sub: &Subscription, data: Vec<Value>) -> String {
 async fn run_socket(shared: Arc<Shared>, id: Uuid, mut socket: WebSocket) {
     let mut drop_rx = shared.ws_drop.subscribe();
     let start = {
-        let st = shared.lock();
-        st.subscriptions.get(&id).cloned().map(|sub| {
+        let mut guard = shared.lock();
+        let st = &mut *guard;
+        st.subscriptions.get_mut(&id).map(|sub| {
+            sub.sockets += 1;
+            shared.ws_open.send_modify(|n| *n += 1);
+            let sub = sub.clone();
             // Subscribe under the lock so no change falls between the snapshot and the stream.
             let rx = shared.changes.subscribe();
             let filters = sub.filters();
@@ -357,7 +344,8 @@ async fn run_socket(shared: Arc<Shared>, id: Uuid, mut socket: WebSocket) {
         })
     };
     let Some((sub, mut rx, filters, sync)) = start else {
-        release(&shared, id, true);
+        // Deleted between the handshake and now.
+        let _ = socket.send(Message::Close(None)).await;
         return;
     };
     tracing::info!(%id, resource = sub.kind.segment(), "virtual studio: WebSocket open");
@@ -375,6 +363,9 @@ async fn run_socket(shared: Arc<Shared>, id: Uuid, mut socket: WebSocket) {
             }
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(Message::Ping(p))) => {
+                    ok = socket.send(Message::Pong(p)).await.is_ok();
+                }
                 Some(Ok(_)) => {}
             },
             change = rx.recv() => {
@@ -406,5 +397,5 @@ async fn run_socket(shared: Arc<Shared>, id: Uuid, mut socket: WebSocket) {
         }
     }
     tracing::info!(%id, "virtual studio: WebSocket closed");
-    release(&shared, id, true);
+    release(&shared, id);
 }
