@@ -20,8 +20,8 @@ fn schemas() -> Arc<SchemaSet> {
 }
 
 fn example_spec() -> StudioSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/studio/virtual-studio.toml");
-    StudioSpec::load(&path).expect("config/studio/virtual-studio.toml loads")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
+    StudioSpec::load(&path).expect("config/virtual-studio.toml loads")
 }
 
 async fn start(spec: StudioSpec) -> StudioHandle {
