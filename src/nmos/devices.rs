@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::join_all;
 use tracing::{debug, info};
 
-use super::is05::{Activation, ConnectionClient, PreparedTake};
+use super::is05::{Activation, ConnectionClient, Is05Error, PreparedTake};
 use super::is08::ChannelMappingClient;
 use super::plan::{AudioMap, Connection, DeviceIo, Route};
 use super::tai::TaiTime;
@@ -47,11 +47,11 @@ impl NmosDevices {
                 .is05
                 .transport_file(c)
                 .await
-                .map_err(|e| fail(c, &format!("transport file: {}", e.reason())))?;
+                .map_err(|e| fail(c, &format!("transport file: {}", is05_reason(&e))))?;
             self.is05
                 .stage(c, tf.as_ref())
                 .await
-                .map_err(|e| fail(c, &e.reason()))?;
+                .map_err(|e| fail(c, &is05_reason(&e)))?;
             Ok::<(), DeviceError>(())
         });
         let maps = route.audio_maps.iter().map(|m| async move {
@@ -72,6 +72,27 @@ impl NmosDevices {
 /// A failure named by the receiver's label.
 fn fail(c: &Connection, reason: &str) -> DeviceError {
     DeviceError(format!("{}: {reason}", c.receiver_label))
+}
+
+/// An IS-05 failure with the receiver's real state as re-read after it (IS-05 guidance: after
+/// any error, say what the receiver really does).
+fn is05_reason(e: &Is05Error) -> String {
+    let reason = e.reason();
+    match e.state() {
+        Some(state) => {
+            let active = &state.active;
+            let now = match (
+                active["master_enable"].as_bool(),
+                active["sender_id"].as_str(),
+            ) {
+                (Some(true), Some(sender)) => format!("active: sender {sender}"),
+                (Some(false), _) | (Some(true), None) => "active: disabled".to_string(),
+                _ => "active: unknown".to_string(),
+            };
+            format!("{reason} ({now})")
+        }
+        None => reason,
+    }
 }
 
 /// The identity of a route's connections (receiver ← sender pairs).
@@ -131,7 +152,7 @@ impl Devices for NmosDevices {
                 .filter_map(|(id, r)| {
                     let e = r.as_ref().err()?;
                     let label = labels.get(id.as_str()).copied().unwrap_or(id);
-                    Some(format!("{label}: {}", e.reason()))
+                    Some(format!("{label}: {}", is05_reason(e)))
                 })
                 .collect();
             if !report.rolled_back.is_empty() {
@@ -174,7 +195,7 @@ impl Devices for NmosDevices {
             .disconnect(c)
             .await
             .map(|_| ())
-            .map_err(|e| fail(c, &e.reason()))
+            .map_err(|e| fail(c, &is05_reason(&e)))
     }
 
     async fn read_io(&self, api: &str, authorization: bool) -> Result<DeviceIo, DeviceError> {

@@ -43,6 +43,8 @@ pub enum RegistrySource {
 /// Settings of the discovery task (the integrator maps the configuration onto this).
 #[derive(Debug, Clone)]
 pub struct DiscoverySettings {
+    /// PEM CA bundle for an HTTPS registry (BCP-003-01); `None` = the built-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
     /// Where to look.
     pub registry: RegistrySource,
     /// Gap between Node API polls ([`RegistrySource::Nodes`]).
@@ -74,6 +76,7 @@ pub struct DiscoverySettings {
 impl Default for DiscoverySettings {
     fn default() -> Self {
         DiscoverySettings {
+            ca_bundle: None,
             registry: RegistrySource::None,
             poll_interval: Duration::from_secs(5),
             http_timeout: Duration::from_secs(5),
@@ -107,6 +110,7 @@ impl DiscoverySettings {
         QueryClientConfig {
             timeout: self.http_timeout,
             connect_timeout: self.http_timeout,
+            ca_bundle: self.ca_bundle.clone(),
             ..QueryClientConfig::default()
         }
     }

@@ -888,6 +888,9 @@ pub struct QueryClientConfig {
     pub connect_timeout: Duration,
     /// `paging.limit` asked for (the registry may cap it).
     pub page_limit: u32,
+    /// PEM file of the CAs that sign the registry's certificate (BCP-003-01); `None` = the
+    /// built-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for QueryClientConfig {
@@ -896,6 +899,7 @@ impl Default for QueryClientConfig {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             page_limit: 100,
+            ca_bundle: None,
         }
     }
 }
@@ -916,14 +920,23 @@ impl QueryClient {
     /// `/x-nmos/query/` or `/x-nmos/query/<version>/` (the version is negotiated anyway).
     pub fn new(base: &str, config: QueryClientConfig) -> Result<QueryClient, QueryError> {
         let root = query_root(base)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| QueryError::BadUrl {
+            .timeout(config.timeout);
+        if let Some(path) = &config.ca_bundle {
+            let certs = super::http::load_ca_bundle(path).map_err(|e| QueryError::BadUrl {
                 url: base.to_owned(),
                 detail: e.to_string(),
             })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+            builder = builder.tls_built_in_root_certs(false);
+        }
+        let http = builder.build().map_err(|e| QueryError::BadUrl {
+            url: base.to_owned(),
+            detail: e.to_string(),
+        })?;
         Ok(QueryClient {
             http,
             root,

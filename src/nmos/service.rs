@@ -198,6 +198,7 @@ fn discovery_settings(nmos: &NmosConfig) -> DiscoverySettings {
     };
     DiscoverySettings {
         registry,
+        ca_bundle: nmos.ca_bundle.clone(),
         poll_interval: nmos.poll_interval,
         http_timeout: nmos.http_timeout,
         ..DiscoverySettings::default()
