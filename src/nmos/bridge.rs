@@ -24,7 +24,7 @@ use crate::mos::structures::AirStatus;
 use crate::objects::MemoryCatalogue;
 use crate::server::{GatewayEvent, StatusSender};
 use crate::state::StateHandle;
-use crate::status::{StatusReport, StatusTarget};
+use crate::status::{ElementState, StatusReport, StatusTarget};
 
 /// What the bridge is configured to do (replaced as a whole on reload).
 #[derive(Debug, Clone)]
@@ -69,6 +69,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         io_asked: HashSet::new(),
         owners: HashMap::new(),
         ready_to_air: HashMap::new(),
+        versions: HashMap::new(),
     };
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
     bridge.read_missing_io(&parts.devices, &io_tx);
@@ -91,12 +92,18 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                 None => break,
             },
             done = engine.completion() => engine.complete(done),
-            Some(status) = status_rx.recv() => bridge.send_status(&parts, status).await,
+            Some(status) = status_rx.recv() => {
+                if status.state == ElementState::Play {
+                    bridge.note_versions(&status);
+                }
+                bridge.send_status(&parts, status).await;
+            }
             changed = parts.catalogue.changed() => {
                 if changed.is_err() {
                     break;
                 }
                 bridge.catalogue = parts.catalogue.borrow_and_update().clone();
+                bridge.check_receivers(&mut engine);
                 bridge.read_missing_io(&parts.devices, &io_tx);
                 bridge.resolve_all(&parts, &mut engine).await;
             }
@@ -140,9 +147,47 @@ struct Bridge {
     owners: HashMap<String, String>,
     /// roReadyToAir as last seen, per running order.
     ready_to_air: HashMap<String, Option<AirStatus>>,
+    /// IS-04 version of each receiver on air when its take was confirmed (or last checked).
+    versions: HashMap<String, String>,
 }
 
 impl Bridge {
+    /// A take confirmed: remember its receivers' IS-04 versions, so that only a later change
+    /// (not the registry catching up with this take) is checked.
+    fn note_versions(&mut self, status: &ItemStatus) {
+        let Ok(route) = &status.item.plan else { return };
+        for r in route.receiver_ids() {
+            if let Some(rx) = self.catalogue.receivers.get(r) {
+                self.versions.insert(r.to_string(), rx.core.version.clone());
+            }
+        }
+    }
+
+    /// Receivers on air whose IS-04 subscription changed since: the engine checks they still
+    /// take what their item put there.
+    fn check_receivers<D: Devices>(&mut self, engine: &mut TakeEngine<D>) {
+        let on_air: Vec<String> = engine
+            .on_air_receivers()
+            .map(|(r, _)| r.to_string())
+            .collect();
+        self.versions.retain(|r, _| on_air.contains(r));
+        for r in on_air {
+            let Some(rx) = self.catalogue.receivers.get(&r) else {
+                continue;
+            };
+            if self.versions.get(&r) == Some(&rx.core.version) {
+                continue;
+            }
+            self.versions.insert(r.clone(), rx.core.version.clone());
+            let sender = rx
+                .subscription
+                .sender_id
+                .as_deref()
+                .filter(|_| rx.subscription.active);
+            engine.receiver_changed(&r, sender);
+        }
+    }
+
     /// Asks every IS-08 device whose io is unknown for it; devices that left are forgotten.
     fn read_missing_io<D: Devices>(
         &mut self,

@@ -214,6 +214,45 @@ impl<D: Devices> TakeEngine<D> {
         self.on_air.get(receiver_id)
     }
 
+    /// The receivers on air now, with the item that owns each.
+    pub fn on_air_receivers(&self) -> impl Iterator<Item = (&str, &ItemKey)> {
+        self.on_air.iter().map(|(r, k)| (r.as_str(), k))
+    }
+
+    /// IS-04 says a receiver on air now takes `sender_id` (None = nothing). When that is not
+    /// the sender its item put there (another controller or a panel switched it), the item is
+    /// no longer on air: STOP.
+    pub fn receiver_changed(&mut self, receiver_id: &str, sender_id: Option<&str>) {
+        let Some(owner) = self.on_air.get(receiver_id).cloned() else {
+            return;
+        };
+        let expected = self
+            .items
+            .get(&owner)
+            .and_then(|e| e.info.plan.as_ref().ok())
+            .and_then(|r| r.connections.iter().find(|c| c.receiver_id == receiver_id))
+            .map(|c| c.sender_id.clone());
+        if expected.as_ref().is_some_and(|e| e.as_deref() == sender_id) {
+            return;
+        }
+        warn!(
+            item = ?owner,
+            receiver = receiver_id,
+            now = sender_id.unwrap_or("nothing"),
+            "receiver switched outside the gateway: the item is no longer on air"
+        );
+        self.release_receivers(&owner);
+        let generation = self.bump();
+        if let Some(e) = self.items.get_mut(&owner)
+            && e.phase == Phase::Playing
+        {
+            e.phase = Phase::Stopped;
+            e.generation = generation;
+            let info = e.info.clone();
+            self.emit(&info, ElementState::Stop);
+        }
+    }
+
     /// The plan of every item of a running order, in order.
     pub fn plans(&self, ro_id: &str) -> Vec<&ItemInfo> {
         self.order

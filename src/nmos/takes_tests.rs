@@ -380,3 +380,23 @@ async fn a_result_for_an_earlier_plan_is_ignored() {
     settle(&mut e, 1).await;
     assert!(drain(&mut rx).is_empty());
 }
+
+#[tokio::test]
+async fn a_receiver_switched_elsewhere_stops_its_item() {
+    let (mut e, _fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1", "R2"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    // The registry catching up with our own take: nothing to say.
+    e.receiver_changed("R1", Some("CAM1"));
+    assert!(drain(&mut rx).is_empty());
+    // A panel switched R2 to another source: the item is off air.
+    e.receiver_changed("R2", Some("CAM9"));
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "STOP".into())]);
+    assert!(e.on_air("R1").is_none() && e.on_air("R2").is_none());
+    // Once stopped, further changes say nothing.
+    e.receiver_changed("R1", None);
+    assert!(drain(&mut rx).is_empty());
+}
