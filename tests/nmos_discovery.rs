@@ -247,14 +247,43 @@ async fn serve_socket(reg: Arc<Registry>, kind: String, mut socket: WebSocket) {
 }
 
 async fn start_registry(up: bool) -> (String, Arc<Registry>) {
+    start_registry_with(up, None).await
+}
+
+/// A registry that, with `token`, answers 401 to every request (HTTP and WebSocket handshake)
+/// without `Authorization: Bearer <token>`, counting them.
+async fn start_registry_with(
+    up: bool,
+    token: Option<(&'static str, Arc<AtomicUsize>)>,
+) -> (String, Arc<Registry>) {
     let reg = Arc::new(Registry::default());
     reg.up.store(up, Ordering::SeqCst);
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/x-nmos/query/", get(versions))
         .route("/x-nmos/query/v1.3/subscriptions", post(subscribe))
         .route("/x-nmos/query/v1.3/{kind}", get(collection))
         .route("/ws/{kind}/{n}", get(ws))
         .with_state(reg.clone());
+    if let Some((token, refused)) = token {
+        router = router.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let refused = refused.clone();
+                async move {
+                    let want = format!("Bearer {token}");
+                    let ok = req
+                        .headers()
+                        .get(axum::http::header::AUTHORIZATION)
+                        .is_some_and(|v| v.as_bytes() == want.as_bytes());
+                    if ok {
+                        next.run(req).await
+                    } else {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        StatusCode::UNAUTHORIZED.into_response()
+                    }
+                }
+            },
+        ));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     *reg.addr.lock().unwrap() = addr.to_string();
@@ -306,6 +335,45 @@ fn spawn(url: &str, stop: &CancellationToken) -> DiscoveryHandle {
 }
 
 // ----- tests ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_registry_that_wants_tokens_gets_them_on_every_call() {
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (url, reg) = start_registry_with(true, Some(("T0K3N", refused.clone()))).await;
+    populate(&reg, 1);
+    let stop = CancellationToken::new();
+    let tokens: Arc<dyn mos_gateway::nmos::http::TokenSource> =
+        Arc::new(mos_gateway::nmos::auth::StaticToken("T0K3N".into()));
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            tokens: Some(tokens),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender", |c| c.senders.len() == 1).await;
+    // Live changes arrive too: the WebSocket handshake carried the token.
+    reg.put("senders", sender(2, 1, "CAM 1 ISO"));
+    wait_for(&mut cat, "sender 2", |c| c.senders.len() == 2).await;
+    assert_eq!(refused.load(Ordering::SeqCst), 0);
+    stop.cancel();
+
+    // Without a token the registry refuses, and the catalogue stays empty.
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(settings(&url), stop.clone());
+    let mut status = handle.status();
+    tokio::time::timeout(
+        WAIT,
+        status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.contains("401"))),
+    )
+    .await
+    .expect("a 401 is reported")
+    .unwrap();
+    assert!(refused.load(Ordering::SeqCst) > 0);
+    assert!(handle.catalogue().borrow().senders.is_empty());
+    stop.cancel();
+}
 
 #[tokio::test]
 async fn initial_catalogue_then_live_changes() {

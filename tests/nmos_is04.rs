@@ -315,6 +315,7 @@ fn config() -> QueryClientConfig {
         connect_timeout: Duration::from_secs(2),
         page_limit: 10, // the fake registry caps it at 2
         ca_bundle: None,
+        tokens: None,
     }
 }
 

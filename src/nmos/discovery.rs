@@ -45,6 +45,8 @@ pub enum RegistrySource {
 pub struct DiscoverySettings {
     /// PEM CA bundle for an HTTPS registry (BCP-003-01); `None` = the built-in roots.
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// IS-10 bearer tokens for the registry (Query API and its WebSockets); `None` = none.
+    pub tokens: Option<std::sync::Arc<dyn super::http::TokenSource>>,
     /// Where to look.
     pub registry: RegistrySource,
     /// Gap between Node API polls ([`RegistrySource::Nodes`]).
@@ -77,6 +79,7 @@ impl Default for DiscoverySettings {
     fn default() -> Self {
         DiscoverySettings {
             ca_bundle: None,
+            tokens: None,
             registry: RegistrySource::None,
             poll_interval: Duration::from_secs(5),
             http_timeout: Duration::from_secs(5),
@@ -111,6 +114,7 @@ impl DiscoverySettings {
             timeout: self.http_timeout,
             connect_timeout: self.http_timeout,
             ca_bundle: self.ca_bundle.clone(),
+            tokens: self.tokens.clone(),
             ..QueryClientConfig::default()
         }
     }

@@ -891,6 +891,8 @@ pub struct QueryClientConfig {
     /// PEM file of the CAs that sign the registry's certificate (BCP-003-01); `None` = the
     /// built-in roots.
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// IS-10 bearer tokens for a registry that requires them; `None` = no token sent.
+    pub tokens: Option<std::sync::Arc<dyn super::http::TokenSource>>,
 }
 
 impl Default for QueryClientConfig {
@@ -900,6 +902,7 @@ impl Default for QueryClientConfig {
             connect_timeout: Duration::from_secs(3),
             page_limit: 100,
             ca_bundle: None,
+            tokens: None,
         }
     }
 }
@@ -913,6 +916,7 @@ pub struct QueryClient {
     timeout: Duration,
     page_limit: u32,
     version: std::sync::Arc<OnceCell<ApiVersion>>,
+    tokens: Option<std::sync::Arc<dyn super::http::TokenSource>>,
 }
 
 impl QueryClient {
@@ -943,6 +947,7 @@ impl QueryClient {
             timeout: config.timeout,
             page_limit: config.page_limit.max(1),
             version: std::sync::Arc::new(OnceCell::new()),
+            tokens: config.tokens,
         })
     }
 
@@ -1005,14 +1010,15 @@ impl QueryClient {
                 }
             }
         };
-        let response = self
+        let mut request = self
             .http
             .get(url)
             .timeout(self.timeout)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(transport)?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(bearer) = self.authorization() {
+            request = request.header(reqwest::header::AUTHORIZATION, bearer);
+        }
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.text().await.map_err(transport)?;
@@ -1117,6 +1123,19 @@ impl QueryClient {
     /// The HTTP client (shared connection pool), for other calls to the same registry.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The `Authorization` header value (IS-10 bearer token) for the registry, when tokens
+    /// are configured and one is available.
+    pub fn authorization(&self) -> Option<String> {
+        let tokens = self.tokens.as_ref()?;
+        match tokens.bearer() {
+            Ok(token) => Some(format!("Bearer {token}")),
+            Err(why) => {
+                tracing::debug!("no bearer token for the registry: {why}");
+                None
+            }
+        }
     }
 
     /// The per-call timeout.

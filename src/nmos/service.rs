@@ -95,7 +95,9 @@ impl NmosService {
         let devices = Arc::new(NmosDevices::new(is05, is08));
         let events = gateway.events().ok_or(ServiceError::AlreadyAttached)?;
 
-        let discovery = Discovery::spawn(discovery_settings(nmos), stop.clone());
+        let mut discovery_settings = discovery_settings(nmos);
+        discovery_settings.tokens = tokens.as_ref().map(TokenManager::source);
+        let discovery = Discovery::spawn(discovery_settings, stop.clone());
         let objects = gateway.catalogue();
         spawn_sender_objects(
             discovery.catalogue(),

@@ -298,17 +298,18 @@ pub async fn create_subscription(
     let url = format!("{}{version}/subscriptions", client.root_url());
     let secure = url.starts_with("https:");
     let body = subscription_request(resource_type, settings.max_update_rate_ms, secure);
-    let response = client
+    let mut request = client
         .http()
         .post(&url)
         .timeout(settings.http_timeout)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| SubscribeError::Post {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
+        .json(&body);
+    if let Some(bearer) = client.authorization() {
+        request = request.header(reqwest::header::AUTHORIZATION, bearer);
+    }
+    let response = request.send().await.map_err(|e| SubscribeError::Post {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| SubscribeError::Post {
         url: url.clone(),
@@ -394,6 +395,25 @@ pub async fn run_subscription(
     }
 }
 
+/// The WebSocket handshake request, with the registry's bearer token when there is one.
+fn ws_request(
+    ws_href: &str,
+    bearer: Option<String>,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = ws_href.into_client_request().map_err(|e| e.to_string())?;
+    if let Some(bearer) = bearer {
+        let value = bearer
+            .parse()
+            .map_err(|_| "bearer token is not a valid header".to_string())?;
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
+            value,
+        );
+    }
+    Ok(request)
+}
+
 /// One subscription from POST to drop. Returns whether the resync was done, and why it ended
 /// (`Ok` only when stopped).
 async fn session(
@@ -407,9 +427,21 @@ async fn session(
         Ok(h) => h,
         Err(e) => return (false, Err(e)),
     };
+    let request = match ws_request(&ws_href, client.authorization()) {
+        Ok(r) => r,
+        Err(detail) => {
+            return (
+                false,
+                Err(SubscribeError::Connect {
+                    url: ws_href,
+                    detail,
+                }),
+            );
+        }
+    };
     let connect = tokio::time::timeout(
         settings.http_timeout,
-        tokio_tungstenite::connect_async(ws_href.as_str()),
+        tokio_tungstenite::connect_async(request),
     )
     .await;
     let socket = match connect {
