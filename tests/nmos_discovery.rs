@@ -3,6 +3,9 @@
 //! (no DELETED pushed), a dropped socket (resubscribe + resync), a registry down at start,
 //! bad registry input, and Node API polling.
 
+#[path = "common/tls.rs"]
+mod tls;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,6 +68,8 @@ struct Registry {
     posts: AtomicUsize,
     next_ws: AtomicUsize,
     addr: Mutex<String>,
+    /// Sockets are offered as `wss://` (the registry serves TLS).
+    tls: AtomicBool,
 }
 
 impl Registry {
@@ -196,7 +201,12 @@ async fn subscribe(
     let addr = reg.addr.lock().unwrap().clone();
     let mut response = body.clone();
     response["id"] = json!(uuid(8, n as u8));
-    response["ws_href"] = json!(format!("ws://{addr}/ws/{path}/{n}"));
+    let scheme = if reg.tls.load(Ordering::SeqCst) {
+        "wss"
+    } else {
+        "ws"
+    };
+    response["ws_href"] = json!(format!("{scheme}://{addr}/ws/{path}/{n}"));
     (StatusCode::CREATED, axum::Json(response)).into_response()
 }
 
@@ -252,18 +262,37 @@ async fn start_registry(up: bool) -> (String, Arc<Registry>) {
 
 /// A registry that, with `token`, answers 401 to every request (HTTP and WebSocket handshake)
 /// without `Authorization: Bearer <token>`, counting them.
+/// The registry over HTTPS (and WSS) with a certificate from a fresh CA; returns the CA's PEM.
+async fn start_tls_registry() -> (String, Arc<Registry>, String) {
+    let reg = Arc::new(Registry::default());
+    reg.up.store(true, Ordering::SeqCst);
+    reg.tls.store(true, Ordering::SeqCst);
+    let router = registry_router(reg.clone());
+    let (ca_pem, acceptor) = tls::test_pki();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    *reg.addr.lock().unwrap() = addr.to_string();
+    let listener = tls::TlsListener { tcp, acceptor };
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("https://{addr}"), reg, ca_pem)
+}
+
+fn registry_router(reg: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/x-nmos/query/", get(versions))
+        .route("/x-nmos/query/v1.3/subscriptions", post(subscribe))
+        .route("/x-nmos/query/v1.3/{kind}", get(collection))
+        .route("/ws/{kind}/{n}", get(ws))
+        .with_state(reg)
+}
+
 async fn start_registry_with(
     up: bool,
     token: Option<(&'static str, Arc<AtomicUsize>)>,
 ) -> (String, Arc<Registry>) {
     let reg = Arc::new(Registry::default());
     reg.up.store(up, Ordering::SeqCst);
-    let mut router = Router::new()
-        .route("/x-nmos/query/", get(versions))
-        .route("/x-nmos/query/v1.3/subscriptions", post(subscribe))
-        .route("/x-nmos/query/v1.3/{kind}", get(collection))
-        .route("/ws/{kind}/{n}", get(ws))
-        .with_state(reg.clone());
+    let mut router = registry_router(reg.clone());
     if let Some((token, refused)) = token {
         router = router.layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -371,6 +400,42 @@ async fn a_registry_that_wants_tokens_gets_them_on_every_call() {
     .expect("a 401 is reported")
     .unwrap();
     assert!(refused.load(Ordering::SeqCst) > 0);
+    assert!(handle.catalogue().borrow().senders.is_empty());
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_https_registry_is_trusted_through_the_ca_bundle_sockets_included() {
+    let (url, reg, ca_pem) = start_tls_registry().await;
+    populate(&reg, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("studio-ca.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            ca_bundle: Some(bundle),
+            ..settings(&url)
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    wait_for(&mut cat, "the sender", |c| c.senders.len() == 1).await;
+    // Changes arrive over wss:// (a failed socket would only list again at each retry, and
+    // the registry would count more subscription POSTs than the six types).
+    reg.put("senders", sender(2, 1, "CAM 1 ISO"));
+    wait_for(&mut cat, "sender 2", |c| c.senders.len() == 2).await;
+    assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
+    stop.cancel();
+
+    // Without the studio's CA the registry is not trusted.
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(settings(&url), stop.clone());
+    let mut status = handle.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
+        .await
+        .expect("an error is reported")
+        .unwrap();
     assert!(handle.catalogue().borrow().senders.is_empty());
     stop.cancel();
 }

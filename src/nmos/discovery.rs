@@ -106,6 +106,7 @@ impl DiscoverySettings {
             idle_timeout: self.idle_timeout,
             backoff_initial: self.backoff_initial,
             backoff_max: self.resubscribe_backoff_max,
+            ca_bundle: self.ca_bundle.clone(),
         }
     }
 

@@ -193,6 +193,8 @@ pub struct SubscriptionSettings {
     pub backoff_initial: Duration,
     /// Longest delay before subscribing again.
     pub backoff_max: Duration,
+    /// PEM CA bundle trusted for `wss://` sockets (BCP-003-01); `None` = the built-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for SubscriptionSettings {
@@ -204,6 +206,7 @@ impl Default for SubscriptionSettings {
             idle_timeout: Duration::from_secs(35),
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            ca_bundle: None,
         }
     }
 }
@@ -414,6 +417,37 @@ fn ws_request(
     Ok(request)
 }
 
+/// TLS for `wss://` sockets: the configured CA bundle, else the built-in (webpki) roots.
+fn tls_connector(
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<tokio_tungstenite::Connector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_bundle {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("CA bundle {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("CA bundle {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("CA bundle {}: {e}", path.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
+}
+
 /// One subscription from POST to drop. Returns whether the resync was done, and why it ended
 /// (`Ok` only when stopped).
 async fn session(
@@ -439,9 +473,25 @@ async fn session(
             );
         }
     };
+    let connector = if ws_href.starts_with("wss:") {
+        match tls_connector(settings.ca_bundle.as_deref()) {
+            Ok(c) => Some(c),
+            Err(detail) => {
+                return (
+                    false,
+                    Err(SubscribeError::Connect {
+                        url: ws_href,
+                        detail,
+                    }),
+                );
+            }
+        }
+    } else {
+        None
+    };
     let connect = tokio::time::timeout(
         settings.http_timeout,
-        tokio_tungstenite::connect_async(request),
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector),
     )
     .await;
     let socket = match connect {
