@@ -98,7 +98,8 @@ struct Studio {
 }
 
 impl Studio {
-    /// The running gateway's configuration with another `[nmos]`-free mapping part.
+    /// The running gateway's configuration (same ports, same `[nmos]`) with another mapping
+    /// (`[[destination]]`, `[[preset]]`, `[[binding]]` tables): what SIGHUP would read.
     fn config_with_mapping(&self, mapping: &str) -> Config {
         Config::from_toml_str(&format!("{}\n{mapping}", self.base), "test").unwrap()
     }
