@@ -156,7 +156,9 @@ pub struct Completion {
 #[derive(Debug)]
 enum CompletionKind {
     Staged(Result<(), DeviceError>),
-    Taken(Result<Vec<(AudioMap, String)>, DeviceError>),
+    /// A take's IS-08 activations accepted as scheduled (pending until its time).
+    Scheduled(Vec<(AudioMap, String)>),
+    Taken(Result<(), DeviceError>),
     Stopped(Result<(), DeviceError>),
 }
 
@@ -374,6 +376,10 @@ impl<D: Devices> TakeEngine<D> {
 
     /// Applies a device result.
     pub fn complete(&mut self, c: Completion) {
+        if let CompletionKind::Scheduled(maps) = c.kind {
+            self.scheduled(&c.key, c.generation, maps);
+            return;
+        }
         let Some(entry) = self.items.get_mut(&c.key) else {
             debug!(item = ?c.key, "result for an item that is gone");
             return;
@@ -393,9 +399,11 @@ impl<D: Devices> TakeEngine<D> {
                 warn!(item = ?c.key, "staging failed: {e}");
                 self.emit(&info, ElementState::Error(format!("stage: {e}")));
             }
-            CompletionKind::Taken(Ok(scheduled)) => {
+            CompletionKind::Scheduled(_) => {}
+            CompletionKind::Taken(Ok(())) => {
                 entry.phase = Phase::Playing;
-                entry.scheduled_maps = scheduled;
+                // The take waited for its time: its scheduled activations have happened.
+                entry.scheduled_maps.clear();
                 let info = entry.info.clone();
                 info!(item = ?c.key, "on air");
                 self.emit(&info, ElementState::Play);
@@ -403,6 +411,7 @@ impl<D: Devices> TakeEngine<D> {
             }
             CompletionKind::Taken(Err(e)) => {
                 entry.phase = Phase::Failed;
+                entry.scheduled_maps.clear();
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "take failed: {e}");
                 self.emit(&info, ElementState::Error(e.0));
@@ -419,6 +428,34 @@ impl<D: Devices> TakeEngine<D> {
                 warn!(item = ?c.key, "stop failed: {e}");
                 self.emit(&info, ElementState::Error(format!("stop: {e}")));
             }
+        }
+    }
+
+    /// Scheduled IS-08 activations of a take in progress: kept with the item (a live one, or
+    /// one of a deleted running order that may be re-created) so they are cancelled if it
+    /// goes; cancelled now when the item is gone or was re-planned meanwhile.
+    fn scheduled(&mut self, key: &ItemKey, generation: u64, maps: Vec<(AudioMap, String)>) {
+        let entry = match self.items.get_mut(key) {
+            Some(e) => Some(e),
+            None => self
+                .retired
+                .values_mut()
+                .flat_map(|(_, entries)| entries.iter_mut())
+                .find(|e| e.info.key == *key),
+        };
+        match entry {
+            Some(e) if e.generation == generation => e.scheduled_maps.extend(maps),
+            _ => {
+                debug!(item = ?key, "scheduled IS-08 activations of an item that changed: cancelling");
+                self.cancel_maps(maps);
+            }
+        }
+    }
+
+    fn cancel_maps(&self, maps: Vec<(AudioMap, String)>) {
+        for (map, id) in maps {
+            let devices = self.devices.clone();
+            tokio::spawn(async move { devices.cancel_map(&map, &id).await });
         }
     }
 
@@ -469,10 +506,7 @@ impl<D: Devices> TakeEngine<D> {
     /// An item that leaves the plan: cancel its scheduled maps, release its receivers.
     fn forget(&mut self, entry: Entry) {
         self.release_receivers(&entry.info.key);
-        for (map, id) in entry.scheduled_maps {
-            let devices = self.devices.clone();
-            tokio::spawn(async move { devices.cancel_map(&map, &id).await });
-        }
+        self.cancel_maps(entry.scheduled_maps);
     }
 
     fn release_receivers(&mut self, key: &ItemKey) {
@@ -508,7 +542,11 @@ impl<D: Devices> TakeEngine<D> {
 
     fn dispatch<F>(&mut self, key: &ItemKey, phase: Phase, work: F)
     where
-        F: FnOnce(Arc<D>, Route) -> std::pin::Pin<Box<dyn Future<Output = CompletionKind> + Send>>,
+        F: FnOnce(
+            Arc<D>,
+            Route,
+            Progress,
+        ) -> std::pin::Pin<Box<dyn Future<Output = CompletionKind> + Send>>,
     {
         let generation = self.bump();
         let Some(entry) = self.items.get_mut(key) else {
@@ -521,7 +559,12 @@ impl<D: Devices> TakeEngine<D> {
         entry.generation = generation;
         let done = self.done_tx.clone();
         let key = key.clone();
-        let fut = work(self.devices.clone(), route);
+        let progress = Progress {
+            key: key.clone(),
+            generation,
+            done: done.clone(),
+        };
+        let fut = work(self.devices.clone(), route, progress);
         tokio::spawn(async move {
             let kind = fut.await;
             let _ = done.send(Completion {
@@ -537,7 +580,7 @@ impl<D: Devices> TakeEngine<D> {
             Some(e) if e.info.plan.is_ok() && e.phase != Phase::Playing => {}
             _ => return,
         }
-        self.dispatch(key, Phase::Staging, |devices, route| {
+        self.dispatch(key, Phase::Staging, |devices, route, _| {
             Box::pin(async move { CompletionKind::Staged(devices.stage(&route).await) })
         });
     }
@@ -547,10 +590,10 @@ impl<D: Devices> TakeEngine<D> {
             Some(e) if e.info.plan.is_ok() => e.phase == Phase::Staged,
             _ => return,
         };
-        self.dispatch(key, Phase::Taking, move |devices, route| {
-            Box::pin(
-                async move { CompletionKind::Taken(take_route(&*devices, &route, staged).await) },
-            )
+        self.dispatch(key, Phase::Taking, move |devices, route, progress| {
+            Box::pin(async move {
+                CompletionKind::Taken(take_route(&*devices, &route, staged, &progress).await)
+            })
         });
     }
 
@@ -570,7 +613,7 @@ impl<D: Devices> TakeEngine<D> {
                 }
             }
             StopAction::Disconnect => {
-                self.dispatch(key, Phase::Taking, |devices, route| {
+                self.dispatch(key, Phase::Taking, |devices, route, _| {
                     Box::pin(async move {
                         let mut result = Ok(());
                         for c in &route.connections {
@@ -586,20 +629,43 @@ impl<D: Devices> TakeEngine<D> {
     }
 }
 
+/// Reports a take's scheduled IS-08 activations to the engine before the take completes.
+struct Progress {
+    key: ItemKey,
+    generation: u64,
+    done: mpsc::UnboundedSender<Completion>,
+}
+
+impl Progress {
+    fn scheduled(&self, maps: Vec<(AudioMap, String)>) {
+        if maps.is_empty() {
+            return;
+        }
+        let _ = self.done.send(Completion {
+            key: self.key.clone(),
+            generation: self.generation,
+            kind: CompletionKind::Scheduled(maps),
+        });
+    }
+}
+
 /// EXECUTE: activate (and apply maps), wait for a scheduled time, then confirm on `/active`.
+/// Scheduled IS-08 activations are reported as soon as the devices accept them, so that an
+/// item removed before its time has them cancelled.
 async fn take_route<D: Devices>(
     devices: &D,
     route: &Route,
     staged: bool,
-) -> Result<Vec<(AudioMap, String)>, DeviceError> {
+    progress: &Progress,
+) -> Result<(), DeviceError> {
     let at = route.scheduled.map(TaiTime::from_utc);
     let scheduled = devices.take(route, at, staged).await?;
+    progress.scheduled(scheduled);
     if let Some(when) = route.scheduled {
         let wait = (when - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait + Duration::from_millis(50)).await;
     }
-    confirm(devices, route).await?;
-    Ok(scheduled)
+    confirm(devices, route).await
 }
 
 /// PLAY only when every receiver's `/active` shows the planned sender.

@@ -64,7 +64,16 @@ impl Devices for Fake {
             }
             return Err(DeviceError(failed.join("; ")));
         }
-        Ok(Vec::new())
+        // A timed take's maps are accepted as scheduled, each with an activation id.
+        Ok(match at {
+            Some(_) => route
+                .audio_maps
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.clone(), format!("act-{i}")))
+                .collect(),
+            None => Vec::new(),
+        })
     }
     async fn cancel_map(&self, m: &AudioMap, id: &str) {
         self.log(format!("cancel {} {id}", m.device_id));
@@ -399,4 +408,86 @@ async fn a_receiver_switched_elsewhere_stops_its_item() {
     // Once stopped, further changes say nothing.
     e.receiver_changed("R1", None);
     assert!(drain(&mut rx).is_empty());
+}
+
+/// A route to R1 with an IS-08 map on device `dev-audio`, scheduled `ms` from now.
+fn timed_route(ms: i64) -> ItemPlan {
+    let mut plan = route("CAM1", &["R1"]);
+    if let Ok(r) = &mut plan {
+        r.audio_maps.push(AudioMap {
+            device_id: "dev-audio".into(),
+            channel_mapping_api: "http://127.0.0.1:1/x-nmos/channelmapping/v1.0/".into(),
+            authorization: false,
+            map: Default::default(),
+        });
+        r.scheduled = Some(chrono::Utc::now() + chrono::Duration::milliseconds(ms));
+    }
+    plan
+}
+
+#[tokio::test]
+async fn an_item_removed_before_its_time_has_its_scheduled_maps_cancelled() {
+    let (mut e, fake, _rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", timed_route(10_000))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    // The scheduled maps are known as soon as the devices accept them.
+    settle(&mut e, 1).await;
+    e.set_plans("RO1", Vec::new());
+    tokio::task::yield_now().await;
+    for _ in 0..10 {
+        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not cancelled: {:?}", fake.calls());
+}
+
+#[tokio::test]
+async fn scheduled_maps_of_a_re_planned_item_are_cancelled_when_they_arrive() {
+    let (mut e, fake, _rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", timed_route(10_000))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    // Re-planned before the take's scheduled maps are applied.
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM2", &["R1"]))]);
+    settle(&mut e, 1).await;
+    for _ in 0..10 {
+        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not cancelled: {:?}", fake.calls());
+}
+
+#[tokio::test]
+async fn scheduled_maps_survive_a_running_order_deleted_and_re_created() {
+    let (mut e, fake, _rx) = engine(TakeSettings::default());
+    let timed = timed_route(10_000);
+    let plans = || vec![item("S1", "I1", timed.clone())];
+    e.set_plans("RO1", plans());
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    e.ro_deleted("RO1");
+    settle(&mut e, 1).await;
+    e.set_plans("RO1", plans());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !fake.calls().iter().any(|c| c.starts_with("cancel")),
+        "{:?}",
+        fake.calls()
+    );
+    // ... and still go with the item when it is removed afterwards.
+    e.set_plans("RO1", Vec::new());
+    for _ in 0..10 {
+        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not cancelled: {:?}", fake.calls());
 }

@@ -1,0 +1,265 @@
+//! `mos-gateway run --virtual-studio`, run as an engineer would: it starts against the
+//! virtual studio, states Profile 5, reloads its mapping on SIGHUP (refusing a broken file
+//! and keeping the running configuration) and stops cleanly on SIGTERM.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::messages::ProfileSupport;
+use mos_gateway::mos::{Message, Mos, ParseOptions};
+use tokio_util::codec::Decoder;
+
+const MOS_ID: &str = "nmos.gateway.mos";
+const NCS_ID: &str = "ENPS.NCS";
+
+/// A running `mos-gateway run`; killed when dropped (a test that fails leaves nothing behind).
+struct Process {
+    child: Child,
+    upper: SocketAddr,
+    log: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `text` `times` times; panics with the log after 20 s.
+    fn wait_log(&self, text: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_text().matches(text).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "the log does not say {text:?} ({times}×) within 20 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} {pid} failed");
+    }
+}
+
+fn free_ports() -> [u16; 3] {
+    let ls: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    [0, 1, 2].map(|i| ls[i].local_addr().unwrap().port())
+}
+
+fn config_text(dir: &Path, [lower, upper, query]: [u16; 3], mapping: &str) -> String {
+    format!(
+        r#"[mos]
+id = "{MOS_ID}"
+listen = "127.0.0.1"
+lower_port = {lower}
+upper_port = {upper}
+query_port = {query}
+data_dir = "{data}"
+
+[log]
+level = "info"
+
+[[ncs]]
+id = "{NCS_ID}"
+host = "127.0.0.1"
+lower_port = 1
+upper_port = 2
+heartbeat_interval_s = 0
+
+[nmos]
+http_timeout_ms = 500
+{mapping}
+"#,
+        data = dir.join("data").display()
+    )
+}
+
+const PGM: &str = r#"
+[[destination]]
+name = "PGM"
+receivers = ["MIX-IN1"]
+"#;
+
+/// Starts the binary against the example virtual studio; returns once it listens.
+fn start(dir: &Path) -> Process {
+    let studio = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
+    for attempt in 0..5 {
+        let ports = free_ports();
+        let config = dir.join(format!("gateway-{attempt}.toml"));
+        std::fs::write(&config, config_text(dir, ports, PGM)).unwrap();
+        let log = dir.join(format!("gateway-{attempt}.log"));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mos-gateway"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--virtual-studio")
+            .arg(&studio)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawning mos-gateway");
+        let mut p = Process {
+            child,
+            upper: SocketAddr::from(([127, 0, 0, 1], ports[1])),
+            log,
+            config,
+        };
+        let listening = format!("listening on 127.0.0.1:{} (upper port)", ports[1]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                let text = p.log_text();
+                if text.contains("cannot listen") {
+                    break; // a port was taken meanwhile: try other ports
+                }
+                panic!("the gateway exited at start ({status}):\n{text}");
+            }
+            if p.log_text().contains(&listening)
+                && TcpStream::connect_timeout(&p.upper, Duration::from_millis(200)).is_ok()
+            {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not listen within 30 s:\n{}",
+                p.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("could not start the gateway on free ports");
+}
+
+/// Sends reqMachInfo on a fresh upper-port connection and returns the profiles listed.
+fn profiles(upper: SocketAddr) -> Vec<bool> {
+    let mut stream = TcpStream::connect(upper).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let text = format!(
+        "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>7</messageID><reqMachInfo/></mos>"
+    );
+    stream
+        .write_all(&encode_text(&text, WireEncoding::Utf16Be))
+        .unwrap();
+    let mut codec = MosCodec::new(CodecConfig::default());
+    let mut buf = BytesMut::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let reply: Mos = loop {
+        if let Some(item) = codec.decode(&mut buf).unwrap() {
+            let frame = item.expect("reply framing");
+            break Mos::parse(&frame.text, ParseOptions::strict())
+                .unwrap_or_else(|e| panic!("reply not valid: {}\n{}", e.error, frame.text))
+                .mos;
+        }
+        let n = stream.read(&mut chunk).expect("no reply within 5 s");
+        assert!(n > 0, "connection closed without a reply");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let Message::ListMachInfo(info) = reply.message else {
+        panic!("{:?}", reply.message)
+    };
+    match info.profiles {
+        ProfileSupport::Flat(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits up to 10 s for the process to exit.
+fn wait_exit(p: &mut Process) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM:\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_with_a_virtual_studio_states_profile_5_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start(dir.path());
+    p.wait_log("virtual studio from", 1);
+    p.wait_log("NMOS bridge started", 1);
+    // (An answer also means the gateway runs, past installing its signal handlers.)
+    let flags = profiles(p.upper);
+    assert_eq!(flags.len(), 7, "{flags:?}");
+    assert!(flags[..=5].iter().all(|f| *f), "Profiles 0 to 5: {flags:?}");
+    p.signal("TERM");
+    let status = wait_exit(&mut p);
+    assert!(status.success(), "{status}:\n{}", p.log_text());
+    assert!(p.log_text().contains("signal received"), "{}", p.log_text());
+    assert!(!p.log_text().contains("panicked"), "{}", p.log_text());
+}
+
+#[test]
+fn sighup_reloads_a_changed_configuration_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start(dir.path());
+    p.wait_log("NMOS bridge started", 1);
+    // An answer means the gateway runs, so its SIGHUP handler is installed.
+    assert!(profiles(p.upper)[5]);
+    let text = std::fs::read_to_string(&p.config).unwrap();
+
+    // A changed mapping: re-read and applied.
+    let more = format!("{text}\n[[destination]]\nname = \"AUX\"\nreceivers = [\"MIX-IN2\"]\n");
+    std::fs::write(&p.config, more).unwrap();
+    p.signal("HUP");
+    p.wait_log("SIGHUP: configuration re-read", 1);
+    p.wait_log("configuration reloaded: re-resolving every item", 1);
+
+    // A broken file: refused, the running configuration stays and the gateway answers.
+    std::fs::write(&p.config, "[mos\nid = ").unwrap();
+    p.signal("HUP");
+    p.wait_log("configuration not reloaded (the running one stays)", 1);
+    assert_eq!(
+        p.log_text()
+            .matches("SIGHUP: configuration re-read")
+            .count(),
+        1,
+        "{}",
+        p.log_text()
+    );
+    assert!(profiles(p.upper)[5], "Profile 5 still stated");
+
+    // A fixed file is taken again.
+    std::fs::write(&p.config, &text).unwrap();
+    p.signal("HUP");
+    p.wait_log("SIGHUP: configuration re-read", 2);
+    p.signal("TERM");
+    let status = wait_exit(&mut p);
+    assert!(status.success(), "{status}:\n{}", p.log_text());
+}
