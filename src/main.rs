@@ -175,6 +175,7 @@ fn run(
         }
     };
     runtime.block_on(async move {
+        let signals = stop_signals();
         for line in config.summary().lines() {
             info!("{line}");
         }
@@ -205,7 +206,7 @@ fn run(
         };
         let signal = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.await;
             info!("signal received");
             signal.cancel();
         });
@@ -301,25 +302,32 @@ async fn start_studio(
         .map_err(|e| e.to_string())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers SIGINT and SIGTERM at once (before anything starts, so an early signal is not
+/// lost to the default action) and returns the wait for either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
