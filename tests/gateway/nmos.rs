@@ -401,6 +401,8 @@ async fn device_faults_end_in_error_statuses_and_acks_never_wait() {
         let seen = wait_statuses(&mut upper, &[("I1", reason)], 2).await;
         let (_, text) = seen.last().unwrap();
         assert!(text.contains("MIX-IN1"), "HTTP {code}: {text}");
+        // The receiver's real state, re-read after the error, is part of the report.
+        assert!(text.contains("active:"), "HTTP {code}: {text}");
         s.studio.clear_faults();
     }
 
@@ -428,6 +430,41 @@ async fn device_faults_end_in_error_statuses_and_acks_never_wait() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.studio.remove_device(cam1_device));
     wait_statuses(&mut upper, &[("I1", "NOT READY")], 5).await;
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_switched_by_another_controller_stops_its_item() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap();
+    let mixer = s.studio.device_id("MIXER").unwrap();
+    let mut ncs = Ncs::connect(s.gw.upper).await;
+    ncs.ok(&ro_create(&[item("I1", &cam1, "PGM")])).await;
+    let mut upper = s.ncs.accept().await;
+    wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
+    ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
+
+    // A router panel (another IS-05 controller) puts CAM2 on the receiver: the registry
+    // shows it, and the item is no longer on air.
+    let url = format!(
+        "{}/single/receivers/{in1}/staged",
+        s.studio.connection_url(mixer)
+    );
+    let answer = reqwest::Client::new()
+        .patch(&url)
+        .json(&serde_json::json!({
+            "sender_id": cam2,
+            "master_enable": true,
+            "activation": {"mode": "activate_immediate"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    wait_statuses(&mut upper, &[("I1", "STOP")], 5).await;
     s.gw.stop().await;
 }
 
