@@ -1539,3 +1539,79 @@ async fn query_paging_until_returns_the_older_page() {
     assert!(older.iter().all(|o| !newest.contains(o)));
     studio.shutdown().await;
 }
+
+/// The shipped demo (config/demo.toml) resolves against the shipped studio: every channel,
+/// the preset and the bound placeholder give a route; the audio map fits the device.
+#[tokio::test]
+async fn the_shipped_demo_mapping_resolves_against_the_shipped_studio() {
+    use mos_gateway::mos::{Message, Mos, ParseOptions};
+    use mos_gateway::nmos::http::{HttpSettings, NmosHttp};
+    use mos_gateway::nmos::is08::{ChannelMappingClient, Is08Settings};
+    use mos_gateway::nmos::mapping::Mapping;
+    use mos_gateway::nmos::resolve::{ResolveContext, resolve_rundown};
+    use mos_gateway::rundown::Rundown;
+    use std::collections::BTreeMap;
+
+    let studio = example().await;
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let config = mos_gateway::config::Config::load(Some(&demo)).unwrap();
+    let mapping = Mapping::from_config(&config);
+    let catalogue = QueryClient::new(&studio.query_url(), QueryClientConfig::default())
+        .unwrap()
+        .catalogue()
+        .await
+        .unwrap();
+    let audio = studio.device_id("AUDIO").unwrap();
+    let http = NmosHttp::new(HttpSettings {
+        allow_http: true,
+        ..HttpSettings::default()
+    })
+    .unwrap();
+    let schemas = Arc::new(SchemaSet::load_default().unwrap());
+    let io = ChannelMappingClient::new(http, schemas, Is08Settings::default())
+        .read_io(&format!("{}/", studio.channel_mapping_url(audio)), false)
+        .await
+        .unwrap();
+    let io = BTreeMap::from([(audio.to_string(), (*io).clone())]);
+
+    let sender = |label: &str| studio.sender_id(label).unwrap().to_string();
+    let item = |id: &str, obj: &str, channel: &str| {
+        format!(
+            "<item><itemID>{id}</itemID><objID>{obj}</objID><mosID>demo.gateway.mos</mosID><itemChannel>{channel}</itemChannel></item>"
+        )
+    };
+    let xml = format!(
+        "<mos><mosID>demo.gateway.mos</mosID><ncsID>DEMO.NCS</ncsID><messageID>1</messageID><roCreate><roID>R</roID><roSlug>Demo</roSlug><story><storyID>S</storyID>{}{}{}{}{}</story></roCreate></mos>",
+        item("PGM", &sender("CAM1-V"), "PGM"),
+        item("PVW", &sender("CAM2-V"), "PVW"),
+        item("SOUND", &sender("PLAYOUT1-A"), "SOUND"),
+        item("SALVO", "PRESET-2SHOT", ""),
+        item("REMOTE", "PH-1", "PGM"),
+    );
+    let Message::RoCreate(ro) = Mos::parse(&xml, ParseOptions::strict())
+        .unwrap()
+        .mos
+        .message
+    else {
+        panic!("not a roCreate")
+    };
+    let rundown = Rundown::from_running_order(ro.0).unwrap();
+    // The placeholder the NCS would have created with objSlug "Remote feed".
+    let placeholders = BTreeMap::from([("PH-1".to_string(), "Remote feed".to_string())]);
+    let ctx = ResolveContext {
+        catalogue: &catalogue,
+        io: &io,
+        mapping: &mapping,
+        objects: &placeholders,
+    };
+    for (key, plan) in resolve_rundown(&rundown, &ctx) {
+        let route = plan.unwrap_or_else(|e| panic!("{}: {e}", key.item_id));
+        assert!(!route.connections.is_empty(), "{}", key.item_id);
+        if key.item_id == "SOUND" {
+            assert_eq!(route.audio_maps.len(), 1);
+        }
+        if key.item_id == "SALVO" {
+            assert_eq!(route.connections.len(), 2);
+        }
+    }
+}
