@@ -203,6 +203,7 @@ fn conn(api_base: &str, receiver: &str, sender: Option<&str>) -> Connection {
         sender_manifest_href: None,
         sender_connection_api: Some(format!("{api_base}/x-nmos/connection/v1.1/")),
         transport: "urn:x-nmos:transport:rtp.mcast".to_owned(),
+        receiver_legs: 1,
     }
 }
 
@@ -688,9 +689,36 @@ async fn stage_sends_sender_enable_and_transport_file_without_activation() {
     let body = req.json();
     assert_eq!(
         body,
-        json!({"sender_id": S1, "master_enable": true, "transport_file": {"data": SDP, "type": "application/sdp"}})
+        json!({
+            "sender_id": S1,
+            "master_enable": true,
+            "transport_file": {"data": SDP, "type": "application/sdp"},
+            "transport_params": [{"rtp_enabled": true}]
+        })
     );
     assert!(body.get("activation").is_none());
+    schemas().validate_is05_staged_patch(&body).unwrap();
+
+    // A SMPTE 2022-7 receiver (two legs) fed by a single-leg sender: the second leg is off;
+    // by a two-leg sender: both on.
+    let mut dual = conn(&server.base, R1, Some(S1));
+    dual.receiver_legs = 2;
+    client.stage(&dual, Some(&tf)).await.unwrap();
+    let two_leg_sdp = format!("{SDP}m=video 5006 RTP/AVP 96\r\n");
+    let tf2 = TransportFile {
+        data: two_leg_sdp,
+        media_type: "application/sdp".to_owned(),
+    };
+    client.stage(&dual, Some(&tf2)).await.unwrap();
+    let patches = server.find("PATCH", &staged_path(R1));
+    assert_eq!(
+        patches[1].json()["transport_params"],
+        json!([{"rtp_enabled": true}, {"rtp_enabled": false}])
+    );
+    assert_eq!(
+        patches[2].json()["transport_params"],
+        json!([{"rtp_enabled": true}, {"rtp_enabled": true}])
+    );
     assert_eq!(
         req.header("content-type").as_deref(),
         Some("application/json")

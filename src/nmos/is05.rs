@@ -290,6 +290,11 @@ pub struct ConnectionClient {
     bulk: Arc<Mutex<HashMap<String, bool>>>,
 }
 
+/// Number of media descriptions (`m=` lines) in an SDP: the sender's legs (2 for SMPTE 2022-7).
+fn sdp_media_count(sdp: &str) -> usize {
+    sdp.lines().filter(|l| l.starts_with("m=")).count()
+}
+
 /// `{api}single/receivers/{id}/{leaf}`.
 fn receiver_url(api: &str, receiver_id: &str, leaf: &str) -> String {
     join_url(api, &format!("single/receivers/{receiver_id}/{leaf}"))
@@ -393,11 +398,25 @@ impl ConnectionClient {
         let tf = transport_file
             .map(TransportFile::to_json)
             .unwrap_or_else(|| json!({"data": null, "type": null}));
-        let body = json!({
+        let mut body = json!({
             "sender_id": conn.sender_id,
             "master_enable": conn.sender_id.is_some(),
             "transport_file": tf,
         });
+        // RTP: one `rtp_enabled` per receiver leg (IS-04 interface_bindings), restated every time;
+        // a single-leg sender on a 2022-7 receiver enables the first leg only.
+        if conn.sender_id.is_some()
+            && Urn::parse(&conn.transport).base == "urn:x-nmos:transport:rtp"
+        {
+            let legs = conn.receiver_legs.max(1);
+            let sender_legs = transport_file
+                .map_or(1, |t| sdp_media_count(&t.data))
+                .max(1);
+            let params: Vec<Value> = (0..legs)
+                .map(|leg| json!({"rtp_enabled": leg < sender_legs}))
+                .collect();
+            body["transport_params"] = Value::Array(params);
+        }
         self.patch_staged(
             &conn.connection_api,
             &conn.receiver_id,

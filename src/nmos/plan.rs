@@ -44,6 +44,9 @@ pub struct Connection {
     /// The sender's transport (`urn:x-nmos:transport:rtp`...), to tell whether a transport file
     /// is needed.
     pub transport: String,
+    /// The receiver's legs (its IS-04 `interface_bindings`: 2 for SMPTE 2022-7), so that the
+    /// staged `transport_params` has one element per leg.
+    pub receiver_legs: usize,
 }
 
 /// An IS-08 map to apply on one device.

@@ -299,6 +299,7 @@ fn connection(
         sender_manifest_href: sender.manifest_href.clone(),
         sender_connection_api: sender_api,
         transport: sender.transport.clone(),
+        receiver_legs: rx.interface_bindings.len().max(1),
     })
 }
 

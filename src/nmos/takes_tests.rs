@@ -115,6 +115,7 @@ fn conn(receiver: &str, sender: &str) -> Connection {
         sender_manifest_href: None,
         sender_connection_api: None,
         transport: "urn:x-nmos:transport:rtp".into(),
+        receiver_legs: 1,
     }
 }
 
