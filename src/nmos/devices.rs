@@ -190,6 +190,17 @@ impl Devices for NmosDevices {
         }
     }
 
+    async fn cancel_activation(&self, c: &Connection) {
+        match self.is05.cancel_scheduled(c).await {
+            Ok(_) => info!(receiver = %c.receiver_label, "scheduled IS-05 activation cancelled"),
+            Err(e) => tracing::warn!(
+                receiver = %c.receiver_label,
+                "cannot cancel a scheduled IS-05 activation: {}",
+                is05_reason(&e)
+            ),
+        }
+    }
+
     async fn disconnect(&self, c: &Connection) -> Result<(), DeviceError> {
         self.is05
             .disconnect(c)

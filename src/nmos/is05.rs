@@ -438,6 +438,19 @@ impl ConnectionClient {
         .await
     }
 
+    /// Cancels the receiver's pending scheduled activation (`{"activation": {"mode": null}}`);
+    /// `/active` is left as it is.
+    pub async fn cancel_scheduled(&self, conn: &Connection) -> Result<Value, Is05Error> {
+        let body = json!({"activation": {"mode": null}});
+        self.patch_staged(
+            &conn.connection_api,
+            &conn.receiver_id,
+            &body,
+            conn.authorization,
+        )
+        .await
+    }
+
     /// Reads a receiver's `/staged` and `/active` (concurrently).
     pub async fn read_state(
         &self,

@@ -52,6 +52,9 @@ pub trait Devices: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(AudioMap, String)>, DeviceError>> + Send;
     /// Cancels a scheduled IS-08 activation (its item was removed).
     fn cancel_map(&self, m: &AudioMap, id: &str) -> impl Future<Output = ()> + Send;
+    /// Cancels a receiver's pending scheduled IS-05 activation (its item was removed), so the
+    /// receiver does not switch at the time.
+    fn cancel_activation(&self, c: &Connection) -> impl Future<Output = ()> + Send;
     /// STOP with `on_stop = disconnect`: master_enable false, sender_id null, now.
     fn disconnect(&self, c: &Connection) -> impl Future<Output = Result<(), DeviceError>> + Send;
     /// Reads a device's IS-08 inputs and outputs (`GET io`) for resolution.
@@ -143,6 +146,8 @@ struct Entry {
     generation: u64,
     /// Scheduled IS-08 activations to cancel if the item goes.
     scheduled_maps: Vec<(AudioMap, String)>,
+    /// Receivers with a scheduled IS-05 activation to cancel if the item goes.
+    scheduled_receivers: Vec<Connection>,
 }
 
 /// A device call's result, back to the engine.
@@ -157,7 +162,7 @@ pub struct Completion {
 enum CompletionKind {
     Staged(Result<(), DeviceError>),
     /// A take's IS-08 activations accepted as scheduled (pending until its time).
-    Scheduled(Vec<(AudioMap, String)>),
+    Scheduled(Vec<(AudioMap, String)>, Vec<Connection>),
     Taken(Result<(), DeviceError>),
     Stopped(Result<(), DeviceError>),
 }
@@ -306,6 +311,7 @@ impl<D: Devices> TakeEngine<D> {
                         phase: Phase::Planned,
                         generation: self.bump(),
                         scheduled_maps: Vec::new(),
+                        scheduled_receivers: Vec::new(),
                     }
                 }
             };
@@ -376,8 +382,8 @@ impl<D: Devices> TakeEngine<D> {
 
     /// Applies a device result.
     pub fn complete(&mut self, c: Completion) {
-        if let CompletionKind::Scheduled(maps) = c.kind {
-            self.scheduled(&c.key, c.generation, maps);
+        if let CompletionKind::Scheduled(maps, receivers) = c.kind {
+            self.scheduled(&c.key, c.generation, maps, receivers);
             return;
         }
         let Some(entry) = self.items.get_mut(&c.key) else {
@@ -399,11 +405,12 @@ impl<D: Devices> TakeEngine<D> {
                 warn!(item = ?c.key, "staging failed: {e}");
                 self.emit(&info, ElementState::Error(format!("stage: {e}")));
             }
-            CompletionKind::Scheduled(_) => {}
+            CompletionKind::Scheduled(..) => {}
             CompletionKind::Taken(Ok(())) => {
                 entry.phase = Phase::Playing;
                 // The take waited for its time: its scheduled activations have happened.
                 entry.scheduled_maps.clear();
+                entry.scheduled_receivers.clear();
                 let info = entry.info.clone();
                 info!(item = ?c.key, "on air");
                 self.emit(&info, ElementState::Play);
@@ -412,6 +419,7 @@ impl<D: Devices> TakeEngine<D> {
             CompletionKind::Taken(Err(e)) => {
                 entry.phase = Phase::Failed;
                 entry.scheduled_maps.clear();
+                entry.scheduled_receivers.clear();
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "take failed: {e}");
                 self.emit(&info, ElementState::Error(e.0));
@@ -434,7 +442,13 @@ impl<D: Devices> TakeEngine<D> {
     /// Scheduled IS-08 activations of a take in progress: kept with the item (a live one, or
     /// one of a deleted running order that may be re-created) so they are cancelled if it
     /// goes; cancelled now when the item is gone or was re-planned meanwhile.
-    fn scheduled(&mut self, key: &ItemKey, generation: u64, maps: Vec<(AudioMap, String)>) {
+    fn scheduled(
+        &mut self,
+        key: &ItemKey,
+        generation: u64,
+        maps: Vec<(AudioMap, String)>,
+        receivers: Vec<Connection>,
+    ) {
         let entry = match self.items.get_mut(key) {
             Some(e) => Some(e),
             None => self
@@ -444,11 +458,22 @@ impl<D: Devices> TakeEngine<D> {
                 .find(|e| e.info.key == *key),
         };
         match entry {
-            Some(e) if e.generation == generation => e.scheduled_maps.extend(maps),
-            _ => {
-                debug!(item = ?key, "scheduled IS-08 activations of an item that changed: cancelling");
-                self.cancel_maps(maps);
+            Some(e) if e.generation == generation => {
+                e.scheduled_maps.extend(maps);
+                e.scheduled_receivers.extend(receivers);
             }
+            _ => {
+                debug!(item = ?key, "scheduled activations of an item that changed: cancelling");
+                self.cancel_maps(maps);
+                self.cancel_activations(receivers);
+            }
+        }
+    }
+
+    fn cancel_activations(&self, receivers: Vec<Connection>) {
+        for c in receivers {
+            let devices = self.devices.clone();
+            tokio::spawn(async move { devices.cancel_activation(&c).await });
         }
     }
 
@@ -507,6 +532,7 @@ impl<D: Devices> TakeEngine<D> {
     fn forget(&mut self, entry: Entry) {
         self.release_receivers(&entry.info.key);
         self.cancel_maps(entry.scheduled_maps);
+        self.cancel_activations(entry.scheduled_receivers);
     }
 
     fn release_receivers(&mut self, key: &ItemKey) {
@@ -637,14 +663,14 @@ struct Progress {
 }
 
 impl Progress {
-    fn scheduled(&self, maps: Vec<(AudioMap, String)>) {
-        if maps.is_empty() {
+    fn scheduled(&self, maps: Vec<(AudioMap, String)>, receivers: Vec<Connection>) {
+        if maps.is_empty() && receivers.is_empty() {
             return;
         }
         let _ = self.done.send(Completion {
             key: self.key.clone(),
             generation: self.generation,
-            kind: CompletionKind::Scheduled(maps),
+            kind: CompletionKind::Scheduled(maps, receivers),
         });
     }
 }
@@ -660,7 +686,12 @@ async fn take_route<D: Devices>(
 ) -> Result<(), DeviceError> {
     let at = route.scheduled.map(TaiTime::from_utc);
     let scheduled = devices.take(route, at, staged).await?;
-    progress.scheduled(scheduled);
+    let receivers = if at.is_some() {
+        route.connections.clone()
+    } else {
+        Vec::new()
+    };
+    progress.scheduled(scheduled, receivers);
     if let Some(when) = route.scheduled {
         let wait = (when - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait + Duration::from_millis(50)).await;

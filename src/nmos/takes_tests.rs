@@ -75,6 +75,9 @@ impl Devices for Fake {
             None => Vec::new(),
         })
     }
+    async fn cancel_activation(&self, c: &Connection) {
+        self.log(format!("cancel receiver {}", c.receiver_id));
+    }
     async fn cancel_map(&self, m: &AudioMap, id: &str) {
         self.log(format!("cancel {} {id}", m.device_id));
     }
@@ -437,7 +440,10 @@ async fn an_item_removed_before_its_time_has_its_scheduled_maps_cancelled() {
     e.set_plans("RO1", Vec::new());
     tokio::task::yield_now().await;
     for _ in 0..10 {
-        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
+        let calls = fake.calls();
+        if calls.iter().any(|c| c == "cancel dev-audio act-0")
+            && calls.iter().any(|c| c == "cancel receiver R1")
+        {
             return;
         }
         tokio::task::yield_now().await;

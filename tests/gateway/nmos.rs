@@ -745,6 +745,22 @@ async fn deleting_an_item_cancels_its_scheduled_is08_activation() {
         .expect("the scheduled IS-08 activation was not deleted");
     assert_eq!(delete.status, 204);
     assert!(pending_activations(&s.studio, device).await.is_empty());
+    // And the receiver's scheduled IS-05 activation is cancelled: it will not switch.
+    let cancel = s
+        .studio
+        .wait_for_request(
+            |r| {
+                r.method == "PATCH"
+                    && r.path.ends_with("/staged")
+                    && r.body.as_ref().is_some_and(|b| {
+                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
+                    })
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the scheduled IS-05 activation was not cancelled");
+    assert_eq!(cancel.status, 200);
     s.gw.stop().await;
 }
 
