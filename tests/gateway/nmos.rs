@@ -113,25 +113,14 @@ fn gateway_config_text(
     ncs_upper: u16,
     nmos: &str,
 ) -> String {
-    let [l, u, q] = free_ports();
+    let mos = config_text(
+        dir,
+        ncs_lower,
+        ncs_upper,
+        "heartbeat_interval_s = 0\nack_timeout_s = 2",
+    );
     format!(
-        r#"
-[mos]
-id = "{MOS_ID}"
-listen = "127.0.0.1"
-lower_port = {l}
-upper_port = {u}
-query_port = {q}
-data_dir = "{dir}"
-
-[[ncs]]
-id = "{NCS_ID}"
-host = "127.0.0.1"
-lower_port = {ncs_lower}
-upper_port = {ncs_upper}
-heartbeat_interval_s = 0
-ack_timeout_s = 2
-
+        r#"{mos}
 [nmos]
 registry = "{url}"
 allow_http = true
@@ -140,7 +129,6 @@ debounce_ms = 300
 mos_schema = "{SCHEMA}"
 {nmos}
 "#,
-        dir = dir.display(),
         url = studio.query_url(),
     )
 }

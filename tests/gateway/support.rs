@@ -35,8 +35,15 @@ pub fn config(data_dir: &Path, extra_ncs: &str) -> Config {
 /// A configuration whose NCS listens on `ncs_lower`/`ncs_upper` (for the gateway's
 /// outbound links).
 pub fn config_with(data_dir: &Path, ncs_lower: u16, ncs_upper: u16, extra_ncs: &str) -> Config {
+    let text = config_text(data_dir, ncs_lower, ncs_upper, extra_ncs);
+    Config::from_toml_str(&text, "test").unwrap()
+}
+
+/// The text of [`config_with`]'s configuration (free loopback ports), for tests that add
+/// tables of their own after the `[[ncs]]` table.
+pub fn config_text(data_dir: &Path, ncs_lower: u16, ncs_upper: u16, extra_ncs: &str) -> String {
     let [l, u, q] = free_ports();
-    let text = format!(
+    format!(
         r#"
 [mos]
 id = "{MOS_ID}"
@@ -54,8 +61,7 @@ upper_port = {ncs_upper}
 {extra_ncs}
 "#,
         data_dir.display()
-    );
-    Config::from_toml_str(&text, "test").unwrap()
+    )
 }
 
 pub struct Running {
