@@ -12,7 +12,11 @@
 //!    has arrived at the NCS's lower port (a fake NCS that acknowledges everything, including
 //!    the mosObj NEW pushes that share that link). Memory: VmRSS (`/proc/self/status`) before
 //!    the studio, after the studio registered everything (the studio's share) and after the
-//!    mosListAll (the gateway's share), and the peak (VmHWM).
+//!    mosListAll (the gateway's share), each after `malloc_trim` (glibc) so freed heap does not
+//!    count, and the peak (VmHWM). The studio and the gateway share the runtime: the times
+//!    include the studio serving the Query API (a profile of this bench puts most of the CPU
+//!    there — its paging copies the whole collection for every page), so they are an upper
+//!    bound of the gateway's own.
 //! 2. **Take latency**: one receiver (MIX-IN1, destination PGM) and two items (CAM1, CAM2)
 //!    taken alternately, so every take changes the route. Each take is READY (then waiting
 //!    until the engine says the item is staged, i.e. the stage PATCH answered and the take's
@@ -140,6 +144,21 @@ fn proc_status_kib(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Hands freed heap pages back to the system (glibc keeps them otherwise), so that VmRSS
+/// shows live memory rather than what the allocator held on to.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim only returns free pages of the heap to the system.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 fn mib(kib: u64) -> String {
@@ -508,54 +527,12 @@ struct CatalogueResult {
     req_to_list: Duration,
     pushes_before_list: usize,
     list_bytes: usize,
-    query_floor: Duration,
     rss_base: u64,
     rss_studio: u64,
     rss_after: u64,
+    rss_after_raw: u64,
+    rss_without_gateway: u64,
     hwm: u64,
-}
-
-/// Floor: every resource type read from the studio's Query API the way the gateway pages it
-/// (`paging.order=create`, 100 a page, from `paging.since=0:0` on by `X-Paging-Until`), the
-/// types concurrently, with a plain reqwest client.
-async fn page_everything(query_url: String) -> Duration {
-    let client = reqwest::Client::new();
-    let t = Instant::now();
-    let types = [
-        "nodes",
-        "devices",
-        "sources",
-        "flows",
-        "senders",
-        "receivers",
-    ];
-    let reads = types.map(|kind| {
-        let (client, base) = (client.clone(), query_url.clone());
-        async move {
-            let mut since = "0:0".to_owned();
-            let mut total = 0;
-            loop {
-                let url = format!(
-                    "{base}v1.3/{kind}/?paging.order=create&paging.since={since}&paging.limit=100"
-                );
-                let reply = client.get(&url).send().await.expect("Query API page");
-                let until = reply
-                    .headers()
-                    .get("x-paging-until")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                    .expect("X-Paging-Until");
-                let page: Vec<serde_json::Value> = reply.json().await.expect("Query API JSON");
-                if page.is_empty() || until == since {
-                    return total;
-                }
-                total += page.len();
-                since = until;
-            }
-        }
-    });
-    futures_util::future::join_all(reads).await;
-    t.elapsed()
 }
 
 fn catalogue_spec(devices: usize, senders: usize) -> StudioSpec {
@@ -592,10 +569,12 @@ fn catalogue(
 ) -> CatalogueResult {
     let senders = devices * per_device;
     let dir = tempfile::tempdir().expect("temporary directory");
+    trim_heap();
     let rss_base = proc_status_kib("VmRSS");
     let t_studio = Instant::now();
     let studio = start_studio(runtime, catalogue_spec(devices, per_device));
     let studio_ready = t_studio.elapsed();
+    trim_heap();
     let rss_studio = proc_status_kib("VmRSS");
     let (lower_port, lower_events) = spawn_fake_ncs(runtime);
 
@@ -628,11 +607,16 @@ fn catalogue(
             Err(e) => panic!("no mosListAll at the NCS's lower port: {e}"),
         }
     };
-    let rss_after = proc_status_kib("VmRSS");
+    let rss_after_raw = proc_status_kib("VmRSS");
     let hwm = proc_status_kib("VmHWM");
-    drop(ncs);
-    let query_floor = runtime.block_on(page_everything(studio.query_url()));
+    trim_heap();
+    let rss_after = proc_status_kib("VmRSS");
+    drop((ncs, discovery, objects));
     gw.stop(runtime);
+    // The NMOS tasks stop on the same token; give them a moment to drop what they hold.
+    std::thread::sleep(Duration::from_millis(300));
+    trim_heap();
+    let rss_without_gateway = proc_status_kib("VmRSS");
     runtime.block_on(studio.shutdown());
     CatalogueResult {
         senders,
@@ -643,10 +627,11 @@ fn catalogue(
         req_to_list: listed - t_req,
         pushes_before_list: pushes,
         list_bytes,
-        query_floor,
         rss_base,
         rss_studio,
         rss_after,
+        rss_after_raw,
+        rss_without_gateway,
         hwm,
     }
 }
@@ -985,33 +970,37 @@ fn main() {
             ),
             fmt_duration(c.req_to_list)
         );
+        println!();
         println!(
             "{:<58} {:>12}",
-            "floor: the same Query API pages with reqwest",
-            fmt_duration(c.query_floor)
+            "memory (VmRSS, freed heap trimmed before each reading)", ""
         );
-        println!(
-            "discovery / floor = {:.2}×",
-            c.discovered.as_secs_f64() / c.query_floor.as_secs_f64().max(1e-9)
-        );
-        println!();
-        println!("{:<58} {:>12}", "memory (VmRSS)", "");
         println!("{}", "-".repeat(71));
         println!("{:<58} {:>12}", "before the studio", mib(c.rss_base));
         println!(
             "{:<58} {:>12}",
-            "studio's share (after it registered everything)",
+            "studio, after it registered everything",
             mib(c.rss_studio.saturating_sub(c.rss_base))
         );
         println!(
             "{:<58} {:>12}",
-            "gateway's share (after the mosListAll)",
-            mib(c.rss_after.saturating_sub(c.rss_studio))
+            "growth, studio + gateway (after the mosListAll)",
+            mib(c.rss_after.saturating_sub(c.rss_base))
         );
         println!(
             "{:<58} {:>12}",
-            "growth, studio + gateway",
-            mib(c.rss_after.saturating_sub(c.rss_base))
+            "gateway's share (what its stop gave back)",
+            mib(c.rss_after.saturating_sub(c.rss_without_gateway))
+        );
+        println!(
+            "{:<58} {:>12}",
+            "studio's share (what was left)",
+            mib(c.rss_without_gateway.saturating_sub(c.rss_base))
+        );
+        println!(
+            "{:<58} {:>12}",
+            "  growth before trimming (what the allocator still held)",
+            mib(c.rss_after_raw.saturating_sub(c.rss_base))
         );
         println!("{:<58} {:>12}", "peak (VmHWM)", mib(c.hwm));
     }
