@@ -11,9 +11,10 @@
 //!    mosReqAll (pause 0) on the lower port as soon as it does — when the complete mosListAll
 //!    has arrived at the NCS's lower port (a fake NCS that acknowledges everything, including
 //!    the mosObj NEW pushes that share that link). Memory: VmRSS (`/proc/self/status`) before
-//!    the studio, after the studio registered everything (the studio's share) and after the
-//!    mosListAll (the gateway's share), each after `malloc_trim` (glibc) so freed heap does not
-//!    count, and the peak (VmHWM). The studio and the gateway share the runtime: the times
+//!    the studio, after the studio registered everything, after the mosListAll, and after the
+//!    gateway was stopped again (what its stop gave back is the gateway's share, the rest the
+//!    studio's), each after `malloc_trim` (glibc) so freed heap does not count; and the peak
+//!    (VmHWM). The studio and the gateway share the runtime: the times
 //!    include the studio serving the Query API (a profile of this bench puts most of the CPU
 //!    there — its paging copies the whole collection for every page), so they are an upper
 //!    bound of the gateway's own.
@@ -31,9 +32,11 @@
 //!    studio. A take that was not prepared (a request between EXECUTE and the PATCH) is
 //!    counted and reported.
 //!
-//! Floors measured in the same run: a PATCH of the same size to another receiver of the same
-//! studio with a pooled reqwest client, from a task on the same runtime — one way (before
-//! `send` → the studio's `received`) and the round trip.
+//! Floors measured in the same run: the EXECUTE's size in bytes written by the bench's thread
+//! and read by a task on the runtime (one way); a PATCH like the take's to another receiver of
+//! the same studio with a pooled reqwest client, from a task on the same runtime — one way
+//! (before `send` → the studio's `received`) and the round trip. The ratios compare the take
+//! with the one-way floors (the take's path is both legs).
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
