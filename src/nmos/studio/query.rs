@@ -118,40 +118,44 @@ fn list(shared: &Shared, version: &str, kind: ResourceType, params: &[(String, S
             _ => filters.push((k.clone(), v.clone())),
         }
     }
-    let (mut items, latest) = {
+    // Only the page is copied out of the registry (a large studio is listed page by page).
+    let limit = paging.limit;
+    let (page, since, until, latest): (Vec<(TaiTime, Value)>, TaiTime, TaiTime, TaiTime) = {
         let st = shared.lock();
-        let items = st
+        let latest = st.registry.latest();
+        let mut items = st
             .registry
             .stamped(kind, paging.order, |v| matches_filters(v, &filters));
-        (items, st.registry.latest())
-    };
-    items.sort_by_key(|(t, _)| *t);
-    let window: Vec<(TaiTime, Value)> = items
-        .into_iter()
-        .filter(|(t, _)| {
-            paging.since.is_none_or(|s| *t > s) && paging.until.is_none_or(|u| *t <= u)
-        })
-        .collect();
-    let limit = paging.limit;
-    let (page, since, until): (Vec<(TaiTime, Value)>, TaiTime, TaiTime) = match paging.since {
-        Some(since) => {
-            let full = window.len() > limit;
-            let page: Vec<_> = window.into_iter().take(limit).collect();
-            let until = match page.last() {
-                Some((t, _)) if full => *t,
-                _ => paging.until.unwrap_or(latest),
-            };
-            (page, since, until)
-        }
-        None => {
-            let skip = window.len().saturating_sub(limit);
-            let since = if skip > 0 {
-                window[skip - 1].0
-            } else {
-                TaiTime::ZERO
-            };
-            let page: Vec<_> = window.into_iter().skip(skip).collect();
-            (page, since, paging.until.unwrap_or(latest))
+        items.sort_by_key(|(t, _)| *t);
+        let window: Vec<(TaiTime, &Value)> = items
+            .into_iter()
+            .filter(|(t, _)| {
+                paging.since.is_none_or(|s| *t > s) && paging.until.is_none_or(|u| *t <= u)
+            })
+            .collect();
+        let owned = |page: Vec<(TaiTime, &Value)>| -> Vec<(TaiTime, Value)> {
+            page.into_iter().map(|(t, v)| (t, v.clone())).collect()
+        };
+        match paging.since {
+            Some(since) => {
+                let full = window.len() > limit;
+                let page: Vec<_> = window.into_iter().take(limit).collect();
+                let until = match page.last() {
+                    Some((t, _)) if full => *t,
+                    _ => paging.until.unwrap_or(latest),
+                };
+                (owned(page), since, until, latest)
+            }
+            None => {
+                let skip = window.len().saturating_sub(limit);
+                let since = if skip > 0 {
+                    window[skip - 1].0
+                } else {
+                    TaiTime::ZERO
+                };
+                let page: Vec<_> = window.into_iter().skip(skip).collect();
+                (owned(page), since, paging.until.unwrap_or(latest), latest)
+            }
         }
     };
     let body = Value::Array(page.into_iter().rev().map(|(_, v)| v).collect());

@@ -201,7 +201,7 @@ impl Registry {
         kind: ResourceType,
         order: PagingOrder,
         filter: impl Fn(&Value) -> bool,
-    ) -> Vec<(TaiTime, Value)> {
+    ) -> Vec<(TaiTime, &Value)> {
         self.resources
             .get(&kind)
             .map(|m| {
@@ -212,7 +212,7 @@ impl Registry {
                             PagingOrder::Create => r.created,
                             PagingOrder::Update => r.updated,
                         };
-                        (t, r.value.clone())
+                        (t, &r.value)
                     })
                     .collect()
             })
