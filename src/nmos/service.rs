@@ -14,6 +14,7 @@ use super::auth::{AuthSettings, SecretLocation, TokenManager};
 use super::bridge::{self, BridgeParts, BridgeSettings};
 use super::devices::NmosDevices;
 use super::discovery::{Discovery, DiscoveryHandle, DiscoverySettings, RegistrySource};
+use super::dnssd::{ApiProto, RankPolicy};
 use super::http::{HttpSettings, NmosHttp};
 use super::is05::{ConnectionClient, Is05Settings, On423};
 use super::is08::{ChannelMappingClient, Is08Settings};
@@ -198,8 +199,26 @@ fn discovery_settings(nmos: &NmosConfig) -> DiscoverySettings {
         config::Registry::None if nmos.nodes.is_empty() => RegistrySource::None,
         config::Registry::None => RegistrySource::Nodes(nmos.nodes.clone()),
     };
+    // BCP-003-01: with plain HTTP refused only `api_proto=https` registries are taken; with
+    // plain HTTP allowed only `http` ones (the common case of such sites).
+    let proto = if nmos.allow_http {
+        ApiProto::Http
+    } else {
+        ApiProto::Https
+    };
+    let dnssd_policy = RankPolicy {
+        proto,
+        // IS-04: keep registries whose api_auth matches whether IS-10 tokens are used.
+        auth: Some(nmos.auth.is_some()),
+        highest_pri: *nmos.dnssd_priorities.start(),
+        lowest_pri: *nmos.dnssd_priorities.end(),
+    };
     DiscoverySettings {
         registry,
+        dnssd_policy,
+        dnssd_mode: nmos.dnssd_mode,
+        dnssd_domain: nmos.dnssd_domain.clone(),
+        dnssd_lookup_timeout: nmos.http_timeout,
         ca_bundle: nmos.ca_bundle.clone(),
         poll_interval: nmos.poll_interval,
         http_timeout: nmos.http_timeout,
