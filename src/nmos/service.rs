@@ -241,3 +241,50 @@ pub fn bridge_settings(config: &Config) -> BridgeSettings {
         ready_to_air_stages: nmos.ready_to_air_stages,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nmos(text: &str) -> NmosConfig {
+        match Config::from_toml_str(text, "t.toml") {
+            Ok(c) => c.nmos,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    #[test]
+    fn dnssd_settings_are_mapped() {
+        let d = discovery_settings(&nmos(""));
+        assert_eq!(d.registry, RegistrySource::Auto { fallback: None });
+        assert_eq!(d.dnssd_mode, super::super::dnssd::DnsSdMode::Auto);
+        assert_eq!(d.dnssd_domain, None);
+        assert_eq!(
+            d.dnssd_policy,
+            RankPolicy {
+                proto: ApiProto::Http,
+                auth: Some(false),
+                highest_pri: 0,
+                lowest_pri: 99,
+            }
+        );
+        let d = discovery_settings(&nmos(
+            "[nmos]\nallow_http = false\ndnssd_mode = \"unicast\"\ndnssd_domain = \"studio.example\"\ndnssd_priorities = [1, 50]\nhttp_timeout_ms = 750\n[nmos.auth]\ntoken_url = \"https://auth.studio.example/token\"\nclient_id = \"gw\"\nclient_secret_env = \"S\"\n",
+        ));
+        assert_eq!(d.dnssd_mode, super::super::dnssd::DnsSdMode::Unicast);
+        assert_eq!(d.dnssd_domain.as_deref(), Some("studio.example"));
+        assert_eq!(
+            d.dnssd_lookup_timeout,
+            std::time::Duration::from_millis(750)
+        );
+        assert_eq!(
+            d.dnssd_policy,
+            RankPolicy {
+                proto: ApiProto::Https,
+                auth: Some(true),
+                highest_pri: 1,
+                lowest_pri: 50,
+            }
+        );
+    }
+}
