@@ -18,12 +18,16 @@ use super::raw::{RawConfig, Seconds};
 use super::validate::{Source, check_id, check_text};
 use super::{ConfigError, ObjectConfig, ObjectType};
 use crate::mos::structures::ObjType;
+pub use crate::nmos::dnssd::DnsSdMode;
 use crate::nmos::is08_check::{ChannelMap, MapEntry};
 
 /// The documented default of `nmos.mos_schema`.
 pub const DEFAULT_MOS_SCHEMA: &str = "http://nmos-gateway.local/mos/nmos.xsd";
 /// The documented default of `nmos.auth.scope`.
 pub const DEFAULT_AUTH_SCOPE: &str = "query connection channelmapping";
+
+/// The documented default of `nmos.dnssd_priorities` (production registries only).
+pub const DNSSD_PRIORITIES: std::ops::RangeInclusive<u32> = crate::nmos::dnssd::DEFAULT_PRIORITIES;
 
 /// Longest URL accepted, in characters.
 const MAX_URL_CHARS: usize = 2048;
@@ -48,6 +52,12 @@ const MAX_MAP_CHANNELS: usize = 1024;
 pub struct RawNmos {
     /// Query API base URL, `auto` (DNS-SD) or `""` (none).
     pub registry: String,
+    /// DNS-SD browses: `auto` (unicast, then mDNS), `unicast` or `mdns`.
+    pub dnssd_mode: DnsSdMode,
+    /// Unicast DNS-SD browse domain; `""` = the system's search domains.
+    pub dnssd_domain: String,
+    /// Accepted TXT `pri` range `[highest, lowest]` (lower numbers preferred).
+    pub dnssd_priorities: Vec<i64>,
     /// Node API base URLs polled when there is no registry.
     pub nodes: Vec<String>,
     /// Seconds between polls of `nodes`.
@@ -80,6 +90,12 @@ impl Default for RawNmos {
     fn default() -> Self {
         RawNmos {
             registry: "auto".to_owned(),
+            dnssd_mode: DnsSdMode::Auto,
+            dnssd_domain: String::new(),
+            dnssd_priorities: vec![
+                i64::from(*DNSSD_PRIORITIES.start()),
+                i64::from(*DNSSD_PRIORITIES.end()),
+            ],
             nodes: Vec::new(),
             poll_interval_s: Seconds(5.0),
             http_timeout_ms: 2000,
@@ -259,6 +275,13 @@ pub struct AuthConfig {
 pub struct NmosConfig {
     /// Where the registry is.
     pub registry: Registry,
+    /// Which DNS-SD browses find it (with [`Registry::Auto`]).
+    pub dnssd_mode: DnsSdMode,
+    /// Unicast DNS-SD browse domain (lower case, no trailing dot); `None` = the system's
+    /// search domains.
+    pub dnssd_domain: Option<String>,
+    /// Accepted TXT `pri` values (registries outside are not used).
+    pub dnssd_priorities: std::ops::RangeInclusive<u32>,
     /// Node API base URLs polled when there is no registry.
     pub nodes: Vec<String>,
     /// Interval of node polls.
@@ -479,6 +502,14 @@ pub(super) fn validate(
     }
 
     let mut warnings = Vec::new();
+    if nmos.registry == Registry::Auto && *nmos.dnssd_priorities.end() >= 100 {
+        warnings.push(format!(
+            "nmos.dnssd_priorities accepts pri {} to {}: registries for development and \
+             testing (pri 100 and above) may be used",
+            nmos.dnssd_priorities.start(),
+            nmos.dnssd_priorities.end()
+        ));
+    }
     match (&nmos.registry, nmos.nodes.is_empty()) {
         (Registry::None, true) => warnings.push(
             "nmos.registry = \"\" and no nmos.nodes: no NMOS senders or receivers will be found"
@@ -513,6 +544,8 @@ fn settings(n: &RawNmos, src: &Source<'_>) -> Result<NmosConfig, ConfigError> {
             Registry::Url(r.to_owned())
         }
     };
+    let dnssd_domain = dnssd_domain(&n.dnssd_domain, src)?;
+    let dnssd_priorities = dnssd_priorities(&n.dnssd_priorities, src)?;
     let mut nodes = Vec::with_capacity(n.nodes.len());
     for (i, node) in n.nodes.iter().enumerate() {
         let node = node.trim();
@@ -579,6 +612,9 @@ fn settings(n: &RawNmos, src: &Source<'_>) -> Result<NmosConfig, ConfigError> {
     let auth = auth(&n.auth, n.allow_http, src)?;
     Ok(NmosConfig {
         registry,
+        dnssd_mode: n.dnssd_mode,
+        dnssd_domain,
+        dnssd_priorities,
         nodes,
         poll_interval,
         http_timeout: Duration::from_millis(n.http_timeout_ms),
@@ -593,6 +629,85 @@ fn settings(n: &RawNmos, src: &Source<'_>) -> Result<NmosConfig, ConfigError> {
         on_stop: n.on_stop,
         auth,
     })
+}
+
+/// `nmos.dnssd_domain`: `""` or a DNS name (letters, digits, `-`, `_`; labels of 1 to 63
+/// characters; at most 253 in all), not `local` (that is mDNS). Lower-cased, trailing dot
+/// removed.
+fn dnssd_domain(text: &str, src: &Source<'_>) -> Result<Option<String>, ConfigError> {
+    let d = text.trim();
+    let d = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    let key = "nmos.dnssd_domain";
+    if d.len() > 253 {
+        return Err(src.err(
+            key,
+            format!("\"{text}\" is too long; expected a DNS domain of at most 253 characters"),
+        ));
+    }
+    for label in d.split('.') {
+        let ok_chars = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if label.is_empty() || label.len() > 63 || !ok_chars {
+            return Err(src.err(
+                key,
+                format!(
+                    "\"{text}\" is not a DNS domain; expected labels of 1 to 63 letters, digits, \
+                     '-' or '_' separated by dots (e.g. \"studio.example.com\"), or \"\" for \
+                     the system's search domains"
+                ),
+            ));
+        }
+    }
+    if d == "local" || d.ends_with(".local") {
+        return Err(src.err(
+            key,
+            format!(
+                "\"{text}\" is a multicast DNS domain; unicast DNS-SD needs an ordinary DNS \
+                 domain (use dnssd_mode = \"mdns\" for .local)"
+            ),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// `nmos.dnssd_priorities`: `[highest, lowest]`, `0 <= highest <= lowest`.
+fn dnssd_priorities(
+    values: &[i64],
+    src: &Source<'_>,
+) -> Result<std::ops::RangeInclusive<u32>, ConfigError> {
+    let key = "nmos.dnssd_priorities";
+    let [hi, lo] = values else {
+        return Err(src.err(
+            key,
+            format!(
+                "has {} value(s); expected two, [highest, lowest] accepted pri, e.g. [0, 99]",
+                values.len()
+            ),
+        ));
+    };
+    let (Ok(hi), Ok(lo)) = (u32::try_from(*hi), u32::try_from(*lo)) else {
+        return Err(src.err(
+            key,
+            format!(
+                "[{hi}, {lo}] is out of range; each pri is 0 to {} (0 is the highest priority)",
+                u32::MAX
+            ),
+        ));
+    };
+    if hi > lo {
+        return Err(src.err(
+            key,
+            format!(
+                "[{hi}, {lo}] is reversed; expected [highest, lowest] with highest <= lowest \
+                 (lower numbers are preferred), e.g. [0, 99]"
+            ),
+        ));
+    }
+    Ok(hi..=lo)
 }
 
 /// An http(s) URL with a host; plain http only when `allow_http`. `alternatives` is put before

@@ -1122,3 +1122,122 @@ fn binding_rules() {
         &["already bound by binding[0]"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// [nmos] DNS-SD settings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dnssd_defaults_match_the_example_and_the_rank_policy() {
+    let n = ok("").nmos;
+    assert_eq!(n.dnssd_mode, nmos::DnsSdMode::Auto);
+    assert_eq!(n.dnssd_domain, None);
+    assert_eq!(n.dnssd_priorities, 0..=99);
+    assert_eq!(n.dnssd_priorities, nmos::DNSSD_PRIORITIES);
+    let policy = crate::nmos::dnssd::RankPolicy::default();
+    assert_eq!(
+        (policy.highest_pri, policy.lowest_pri),
+        (*n.dnssd_priorities.start(), *n.dnssd_priorities.end())
+    );
+    let example = ok(DEFAULT_TOML).nmos;
+    assert_eq!(
+        (
+            example.dnssd_mode,
+            example.dnssd_domain,
+            example.dnssd_priorities
+        ),
+        (n.dnssd_mode, n.dnssd_domain, n.dnssd_priorities)
+    );
+    assert!(!ok("").warnings().iter().any(|w| w.contains("dnssd")));
+}
+
+#[test]
+fn dnssd_settings_load() {
+    let c = ok(
+        "[nmos]\ndnssd_mode = \"unicast\"\ndnssd_domain = \" Studio.Example.COM. \"\ndnssd_priorities = [10, 150]\n",
+    );
+    let n = &c.nmos;
+    assert_eq!(n.dnssd_mode, nmos::DnsSdMode::Unicast);
+    assert_eq!(n.dnssd_domain.as_deref(), Some("studio.example.com"));
+    assert_eq!(n.dnssd_priorities, 10..=150);
+    // Accepting lab registries is allowed but said.
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.contains("nmos.dnssd_priorities") && w.contains("100 and above"))
+    );
+    assert_eq!(
+        ok("[nmos]\ndnssd_mode = \"mdns\"\n").nmos.dnssd_mode,
+        nmos::DnsSdMode::Mdns
+    );
+    assert_eq!(
+        ok("[nmos]\ndnssd_priorities = [5, 5]\n")
+            .nmos
+            .dnssd_priorities,
+        5..=5
+    );
+    let again = ok(c.effective_toml());
+    assert_eq!(again, c);
+}
+
+#[test]
+fn dnssd_setting_rules() {
+    fails(
+        "[nmos]\ndnssd_mode = \"dns\"\n",
+        "nmos.dnssd_mode",
+        &["dns"],
+    );
+    fails(
+        "[nmos]\ndnssd_domain = \"studio example\"\n",
+        "nmos.dnssd_domain",
+        &["is not a DNS domain", "studio.example.com"],
+    );
+    fails(
+        "[nmos]\ndnssd_domain = \"a..b\"\n",
+        "nmos.dnssd_domain",
+        &["is not a DNS domain"],
+    );
+    fails(
+        &format!("[nmos]\ndnssd_domain = \"{}.com\"\n", "a".repeat(64)),
+        "nmos.dnssd_domain",
+        &["1 to 63"],
+    );
+    fails(
+        &format!(
+            "[nmos]\ndnssd_domain = \"{}\"\n",
+            vec!["abcdefghi"; 26].join(".")
+        ),
+        "nmos.dnssd_domain",
+        &["at most 253"],
+    );
+    fails(
+        "[nmos]\ndnssd_domain = \"studio.local\"\n",
+        "nmos.dnssd_domain",
+        &["multicast", "dnssd_mode = \"mdns\""],
+    );
+    fails(
+        "[nmos]\ndnssd_priorities = [0]\n",
+        "nmos.dnssd_priorities",
+        &["1 value(s)", "[highest, lowest]"],
+    );
+    fails(
+        "[nmos]\ndnssd_priorities = [0, 1, 2]\n",
+        "nmos.dnssd_priorities",
+        &["3 value(s)"],
+    );
+    fails(
+        "[nmos]\ndnssd_priorities = [-1, 99]\n",
+        "nmos.dnssd_priorities",
+        &["out of range"],
+    );
+    fails(
+        "[nmos]\ndnssd_priorities = [0, 5000000000]\n",
+        "nmos.dnssd_priorities",
+        &["out of range"],
+    );
+    fails(
+        "[nmos]\ndnssd_priorities = [99, 0]\n",
+        "nmos.dnssd_priorities",
+        &["reversed", "highest <= lowest"],
+    );
+}

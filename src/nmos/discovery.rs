@@ -6,7 +6,9 @@
 //! back-off) and keeps the last catalogue. Registry input never panics it: a resource that
 //! does not parse is logged with the registry URL and its id, and skipped.
 //!
-//! With DNS-SD ([`RegistrySource::Auto`]) the candidates are tried best first; a registry that
+//! With DNS-SD ([`RegistrySource::Auto`]) unicast DNS-SD is browsed first and mDNS only when
+//! unicast found no usable registry (or as [`DnsSdMode`] forces); the candidates are tried
+//! best first; a registry that
 //! does not answer, or whose subscriptions all keep failing, is put aside for a while and the
 //! next one is used; when none is left the service is browsed again. The first snapshot is
 //! published once every resource type has been read (or `initial_sync_grace` after the first
@@ -21,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::dnssd::{self, RankPolicy};
+use super::dnssd::{self, DnsSdMode, RankPolicy};
+use super::dnssd_unicast::{self, UnicastConfig};
 use super::is04::{Catalogue, QueryClient, QueryClientConfig, ResourceType};
 use super::node_poll::{NodePollSettings, run_node_poller};
 use super::subscribe::{Backoff, FeedEvent, SubscriptionSettings, apply_grain, run_subscription};
@@ -32,7 +35,7 @@ pub enum RegistrySource {
     /// A registry's Query API at this URL (`http://host:port`, optionally with
     /// `/x-nmos/query/[<version>/]`).
     Url(String),
-    /// DNS-SD `_nmos-query._tcp` (mDNS); `fallback` is used when nothing usable is found.
+    /// DNS-SD `_nmos-query._tcp` (unicast, then mDNS; see [`DnsSdMode`]); `fallback` is used when nothing usable is found.
     Auto { fallback: Option<String> },
     /// No registry: poll these Node API base URLs.
     Nodes(Vec<String>),
@@ -65,8 +68,16 @@ pub struct DiscoverySettings {
     pub idle_timeout: Duration,
     /// DNS-SD: which services are acceptable.
     pub dnssd_policy: RankPolicy,
-    /// DNS-SD: how long each browse listens.
+    /// DNS-SD: how long each mDNS browse listens.
     pub dnssd_browse: Duration,
+    /// DNS-SD: unicast, mDNS, or unicast then mDNS.
+    pub dnssd_mode: DnsSdMode,
+    /// Unicast DNS-SD: the browse domain; `None` = the system's search domains.
+    pub dnssd_domain: Option<String>,
+    /// Unicast DNS-SD: name servers; empty = the system's (`/etc/resolv.conf`).
+    pub dnssd_servers: Vec<std::net::SocketAddr>,
+    /// Unicast DNS-SD: timeout of each DNS lookup.
+    pub dnssd_lookup_timeout: Duration,
     /// DNS-SD: how long a registry that failed is put aside.
     pub dnssd_bad_for: Duration,
     /// Node API: failed polls in a row before a node's resources are removed.
@@ -90,6 +101,10 @@ impl Default for DiscoverySettings {
             idle_timeout: Duration::from_secs(35),
             dnssd_policy: RankPolicy::default(),
             dnssd_browse: Duration::from_secs(2),
+            dnssd_mode: DnsSdMode::Auto,
+            dnssd_domain: None,
+            dnssd_servers: Vec::new(),
+            dnssd_lookup_timeout: Duration::from_secs(2),
             dnssd_bad_for: Duration::from_secs(60),
             node_grace_polls: 2,
             initial_sync_grace: Duration::from_secs(5),
@@ -424,27 +439,64 @@ async fn dnssd_candidates(
     bad: &mut BTreeMap<String, Instant>,
 ) -> Vec<String> {
     bad.retain(|_, since| since.elapsed() < settings.dnssd_bad_for);
-    let mut urls = Vec::new();
-    match dnssd::browse(dnssd::QUERY_SERVICE, settings.dnssd_browse).await {
-        Ok(services) => {
-            let (ok, rejected) = dnssd::rank(&services, &settings.dnssd_policy, dnssd::os_random);
-            for r in rejected {
-                tracing::info!(instance = %r.instance, reason = %r.reason, "DNS-SD registry not used");
-            }
-            urls.extend(
-                ok.into_iter()
-                    .map(|c| c.base_url)
-                    .filter(|u| !bad.contains_key(u)),
-            );
+    let mut found = Vec::new();
+    if settings.dnssd_mode != DnsSdMode::Mdns {
+        let config = unicast_config(settings);
+        let services =
+            dnssd_unicast::browse_unicast(dnssd_unicast::QUERY_SERVICE_TYPE, &config).await;
+        found = ranked(&services, settings, "unicast");
+        if found.is_empty() {
+            tracing::info!(domains = ?config.domains, "no usable NMOS registry found by unicast DNS-SD");
         }
-        Err(e) => tracing::warn!(error = %e, "DNS-SD browse failed"),
     }
+    // IS-04: mDNS only when unicast gave nothing usable; a unicast registry that does not
+    // answer is set aside and retried, never replaced by an mDNS one.
+    if found.is_empty() && settings.dnssd_mode != DnsSdMode::Unicast {
+        match dnssd::browse(dnssd::QUERY_SERVICE, settings.dnssd_browse).await {
+            Ok(services) => found = ranked(&services, settings, "mDNS"),
+            Err(e) => tracing::warn!(error = %e, "DNS-SD browse failed"),
+        }
+    }
+    let mut urls: Vec<String> = found.into_iter().filter(|u| !bad.contains_key(u)).collect();
     if let Some(f) = fallback
         && !urls.iter().any(|u| u == f)
     {
         urls.push(f.to_owned());
     }
     urls
+}
+
+/// The unicast browse configuration: explicit servers, or the system's (read at each browse,
+/// so a DHCP change is followed).
+fn unicast_config(settings: &DiscoverySettings) -> UnicastConfig {
+    let domain = settings.dnssd_domain.as_deref();
+    let timeout = settings.dnssd_lookup_timeout;
+    if settings.dnssd_servers.is_empty() || domain.is_none() {
+        let mut config = UnicastConfig::system(domain, timeout);
+        if !settings.dnssd_servers.is_empty() {
+            config.servers = settings.dnssd_servers.clone();
+        }
+        config
+    } else {
+        UnicastConfig {
+            servers: settings.dnssd_servers.clone(),
+            domains: domain.map(|d| vec![d.to_owned()]).unwrap_or_default(),
+            timeout,
+        }
+    }
+}
+
+/// The usable registries' base URLs, best first; rejected ones are logged.
+fn ranked(
+    services: &[dnssd::DnsSdService],
+    settings: &DiscoverySettings,
+    how: &str,
+) -> Vec<String> {
+    let (ok, rejected) = dnssd::rank(services, &settings.dnssd_policy, dnssd::os_random);
+    for r in rejected {
+        tracing::info!(instance = %r.instance, reason = %r.reason, via = how, "DNS-SD registry not used");
+    }
+    ok.into_iter().map(|c| c.base_url).collect()
 }
 
 /// Runs the six subscriptions on one registry. Returns when stopped, or (with `failover`)

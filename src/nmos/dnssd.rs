@@ -1,11 +1,11 @@
-//! Finding the registry's Query API by multicast DNS-SD (`_nmos-query._tcp.local.`).
+//! Finding the registry's Query API by multicast DNS-SD (`_nmos-query._tcp.local.`), and
+//! ranking what DNS-SD (multicast here, unicast in [`super::dnssd_unicast`]) found.
 //!
 //! [`browse`] collects resolved services for a while with the `mdns-sd` crate; [`rank`] (pure,
 //! unit-tested) keeps those that fit (`api_proto`, `api_ver` with v1.3 or v1.2, `api_auth`,
 //! `pri` within the accepted range), orders them by TXT `pri` (lower first) and shuffles equal
 //! priorities, and builds each base URL `{proto}://{host}:{port}/x-nmos/query/`.
 //!
-//! Unicast DNS-SD (a search domain from DHCP) is not implemented: only mDNS in `.local`.
 //! The multicast part cannot be tested on a CI machine without multicast; [`rank`] can.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,24 @@ use super::is04::ApiVersion;
 
 /// The Query API service type in `.local`.
 pub const QUERY_SERVICE: &str = "_nmos-query._tcp.local.";
+
+/// Which DNS-SD browses discovery uses (`nmos.dnssd_mode`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsSdMode {
+    /// Unicast first; mDNS only when unicast found no usable registry (IS-04 order).
+    #[default]
+    Auto,
+    /// Unicast DNS only (search domains or the configured domain).
+    Unicast,
+    /// Multicast DNS in `.local` only.
+    Mdns,
+}
+
+/// The default accepted TXT `pri` range: production registries only (100+ is for labs).
+pub const DEFAULT_PRIORITIES: std::ops::RangeInclusive<u32> = 0..=99;
 
 /// One resolved DNS-SD service instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +76,7 @@ pub struct RankPolicy {
     pub auth: Option<bool>,
     /// Highest priority accepted (smallest `pri`), e.g. 0.
     pub highest_pri: u32,
-    /// Lowest priority accepted (largest `pri`), e.g. 99 to refuse lab registries (100+).
+    /// Lowest priority accepted (largest `pri`); the default 99 refuses lab registries (100+).
     pub lowest_pri: u32,
 }
 
@@ -67,8 +85,8 @@ impl Default for RankPolicy {
         RankPolicy {
             proto: ApiProto::Http,
             auth: None,
-            highest_pri: 0,
-            lowest_pri: u32::MAX,
+            highest_pri: *DEFAULT_PRIORITIES.start(),
+            lowest_pri: *DEFAULT_PRIORITIES.end(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`is08`]: the IS-08 Channel Mapping API client (io, activations).
 //! - [`subscribe`]: IS-04 Query API WebSocket subscriptions (live catalogue).
 //! - [`dnssd`]: finding the registry by DNS-SD and ranking the candidates.
+//! - [`dnssd_unicast`]: browsing DNS-SD over unicast DNS (search domains).
 //! - [`node_poll`]: polling Node APIs on sites without a registry.
 //! - [`discovery`]: the running task that keeps the catalogue and publishes snapshots.
 //! - [`sender_objects`]: NMOS senders as MOS objects (NEW / UPDATED / debounced DELETED).
@@ -29,6 +30,7 @@ pub mod bridge;
 pub mod devices;
 pub mod discovery;
 pub mod dnssd;
+pub mod dnssd_unicast;
 pub mod http;
 pub mod is04;
 pub mod is05;

@@ -14,6 +14,7 @@ use super::auth::{AuthSettings, SecretLocation, TokenManager};
 use super::bridge::{self, BridgeParts, BridgeSettings};
 use super::devices::NmosDevices;
 use super::discovery::{Discovery, DiscoveryHandle, DiscoverySettings, RegistrySource};
+use super::dnssd::{ApiProto, RankPolicy};
 use super::http::{HttpSettings, NmosHttp};
 use super::is05::{ConnectionClient, Is05Settings, On423};
 use super::is08::{ChannelMappingClient, Is08Settings};
@@ -198,8 +199,26 @@ fn discovery_settings(nmos: &NmosConfig) -> DiscoverySettings {
         config::Registry::None if nmos.nodes.is_empty() => RegistrySource::None,
         config::Registry::None => RegistrySource::Nodes(nmos.nodes.clone()),
     };
+    // BCP-003-01: with plain HTTP refused only `api_proto=https` registries are taken; with
+    // plain HTTP allowed only `http` ones (the common case of such sites).
+    let proto = if nmos.allow_http {
+        ApiProto::Http
+    } else {
+        ApiProto::Https
+    };
+    let dnssd_policy = RankPolicy {
+        proto,
+        // IS-04: keep registries whose api_auth matches whether IS-10 tokens are used.
+        auth: Some(nmos.auth.is_some()),
+        highest_pri: *nmos.dnssd_priorities.start(),
+        lowest_pri: *nmos.dnssd_priorities.end(),
+    };
     DiscoverySettings {
         registry,
+        dnssd_policy,
+        dnssd_mode: nmos.dnssd_mode,
+        dnssd_domain: nmos.dnssd_domain.clone(),
+        dnssd_lookup_timeout: nmos.http_timeout,
         ca_bundle: nmos.ca_bundle.clone(),
         poll_interval: nmos.poll_interval,
         http_timeout: nmos.http_timeout,
@@ -220,5 +239,52 @@ pub fn bridge_settings(config: &Config) -> BridgeSettings {
             ..TakeSettings::default()
         },
         ready_to_air_stages: nmos.ready_to_air_stages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nmos(text: &str) -> NmosConfig {
+        match Config::from_toml_str(text, "t.toml") {
+            Ok(c) => c.nmos,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    #[test]
+    fn dnssd_settings_are_mapped() {
+        let d = discovery_settings(&nmos(""));
+        assert_eq!(d.registry, RegistrySource::Auto { fallback: None });
+        assert_eq!(d.dnssd_mode, super::super::dnssd::DnsSdMode::Auto);
+        assert_eq!(d.dnssd_domain, None);
+        assert_eq!(
+            d.dnssd_policy,
+            RankPolicy {
+                proto: ApiProto::Http,
+                auth: Some(false),
+                highest_pri: 0,
+                lowest_pri: 99,
+            }
+        );
+        let d = discovery_settings(&nmos(
+            "[nmos]\nallow_http = false\ndnssd_mode = \"unicast\"\ndnssd_domain = \"studio.example\"\ndnssd_priorities = [1, 50]\nhttp_timeout_ms = 750\n[nmos.auth]\ntoken_url = \"https://auth.studio.example/token\"\nclient_id = \"gw\"\nclient_secret_env = \"S\"\n",
+        ));
+        assert_eq!(d.dnssd_mode, super::super::dnssd::DnsSdMode::Unicast);
+        assert_eq!(d.dnssd_domain.as_deref(), Some("studio.example"));
+        assert_eq!(
+            d.dnssd_lookup_timeout,
+            std::time::Duration::from_millis(750)
+        );
+        assert_eq!(
+            d.dnssd_policy,
+            RankPolicy {
+                proto: ApiProto::Https,
+                auth: Some(true),
+                highest_pri: 1,
+                lowest_pri: 50,
+            }
+        );
     }
 }
