@@ -72,13 +72,36 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         versions: HashMap::new(),
     };
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
-    bridge.read_missing_io(&parts.devices, &io_tx);
-    bridge.resolve_all(&parts, &mut engine).await;
+    // Start-up: nothing is resolved until the first catalogue and the IS-08 io of its devices
+    // are in (or STARTUP_GRACE has passed), so a restart mid-show does not flash every item
+    // NOT READY at the NCS.
+    let mut ready = false;
+    let mut catalogue_seen = false;
+    let warm_until = tokio::time::Instant::now() + STARTUP_GRACE;
+    if !bridge.catalogue.nodes.is_empty() {
+        // Discovery published before the bridge started.
+        catalogue_seen = true;
+        bridge.read_missing_io(&parts.devices, &io_tx);
+        if bridge.io_complete() {
+            ready = true;
+            bridge.resolve_all(&parts, &mut engine).await;
+        }
+    }
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             event = parts.events.recv() => match event {
+                Some(GatewayEvent::Control { ncs_id, ctrl, reply }) if !ready => {
+                    debug!(ncs = %ncs_id, ro = %ctrl.ro_id, "roCtrl before the catalogue is in");
+                    let _ = reply.send(Err(
+                        "the NMOS catalogue is still loading: try again in a moment".to_string(),
+                    ));
+                }
+                Some(GatewayEvent::RunningOrder { ncs_id, ro_id }) if !ready => {
+                    // Resolved with every other running order once the catalogue is in.
+                    bridge.owners.insert(ro_id, ncs_id);
+                }
                 Some(GatewayEvent::Control { ncs_id, ctrl, reply }) => {
                     let answer = engine.control(&ctrl);
                     debug!(ncs = %ncs_id, ro = %ctrl.ro_id, "roCtrl {:?}: {answer:?}", ctrl.command);
@@ -103,21 +126,43 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                     break;
                 }
                 bridge.catalogue = parts.catalogue.borrow_and_update().clone();
-                bridge.check_receivers(&mut engine);
                 bridge.read_missing_io(&parts.devices, &io_tx);
-                bridge.resolve_all(&parts, &mut engine).await;
+                if ready {
+                    bridge.check_receivers(&mut engine);
+                    bridge.resolve_all(&parts, &mut engine).await;
+                } else {
+                    catalogue_seen = true;
+                    if bridge.io_complete() {
+                        ready = true;
+                        info!("NMOS catalogue in: resolving every running order");
+                        bridge.resolve_all(&parts, &mut engine).await;
+                    }
+                }
             }
             Some((device, io)) = io_rx.recv() => {
                 match io {
                     Ok(io) => {
                         bridge.io.insert(device, io);
-                        bridge.resolve_all(&parts, &mut engine).await;
                     }
                     Err(e) => {
                         warn!(device = %device, "IS-08 io not read: {e}");
                         bridge.io_asked.remove(&device);
                     }
                 }
+                if ready {
+                    bridge.resolve_all(&parts, &mut engine).await;
+                } else if catalogue_seen && bridge.io_complete() {
+                    ready = true;
+                    info!("NMOS catalogue in: resolving every running order");
+                    bridge.resolve_all(&parts, &mut engine).await;
+                }
+            }
+            _ = tokio::time::sleep_until(warm_until), if !ready => {
+                ready = true;
+                warn!(
+                    "NMOS catalogue not complete after {STARTUP_GRACE:?}: resolving with what is known"
+                );
+                bridge.resolve_all(&parts, &mut engine).await;
             }
             changed = parts.settings.changed() => {
                 if changed.is_err() {
@@ -127,7 +172,9 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                 info!("configuration reloaded: re-resolving every item");
                 engine.set_settings(settings.takes.clone());
                 bridge.settings = settings;
-                bridge.resolve_all(&parts, &mut engine).await;
+                if ready {
+                    bridge.resolve_all(&parts, &mut engine).await;
+                }
             }
         }
     }
@@ -136,6 +183,10 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         bridge.send_status(&parts, status).await;
     }
 }
+
+/// Longest wait at start-up for the catalogue (and the IS-08 io of its devices) before the
+/// running orders are resolved with what is known.
+const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Bridge {
     settings: Arc<BridgeSettings>,
@@ -152,6 +203,11 @@ struct Bridge {
 }
 
 impl Bridge {
+    /// Every IS-08 io asked for has been answered.
+    fn io_complete(&self) -> bool {
+        self.io_asked.iter().all(|d| self.io.contains_key(d))
+    }
+
     /// A take confirmed: remember its receivers' IS-04 versions, so that only a later change
     /// (not the registry catching up with this take) is checked.
     fn note_versions(&mut self, status: &ItemStatus) {

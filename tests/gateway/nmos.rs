@@ -133,6 +133,45 @@ mos_schema = "{SCHEMA}"
     )
 }
 
+/// Stops the gateway and starts it again on the same ports, data directory and studio (a
+/// restart mid-show).
+async fn restart(s: Studio) -> Studio {
+    let Studio {
+        studio,
+        gw,
+        ncs,
+        lower,
+        service,
+        base,
+        _dir,
+    } = s;
+    gw.stop().await;
+    drop(service);
+    let config = Config::from_toml_str(&format!("{base}\n{MAPPING}"), "test").unwrap();
+    let gw = Gateway::bind(config.clone()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let service = NmosService::start(&gw, &config, shutdown.clone()).unwrap();
+    let running = Running {
+        lower: gw.local_addr(PortRole::Lower).unwrap(),
+        upper: gw.local_addr(PortRole::Upper).unwrap(),
+        query: gw.local_addr(PortRole::Query).unwrap(),
+        links: gw.links(NCS_ID),
+        status: gw.status_sender(),
+        catalogue: gw.catalogue(),
+        shutdown: shutdown.clone(),
+        task: tokio::spawn(gw.run(shutdown)),
+    };
+    Studio {
+        studio,
+        gw: running,
+        ncs,
+        lower,
+        service,
+        base,
+        _dir,
+    }
+}
+
 async fn start(nmos: &str) -> Studio {
     start_with(nmos, MAPPING).await
 }
@@ -418,6 +457,30 @@ async fn device_faults_end_in_error_statuses_and_acks_never_wait() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.studio.remove_device(cam1_device));
     wait_statuses(&mut upper, &[("I1", "NOT READY")], 5).await;
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_mid_show_does_not_flash_items_not_ready() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
+    let mut ncs = Ncs::connect(s.gw.upper).await;
+    ncs.ok(&ro_create(&[
+        item("I1", &cam1, "PGM"),
+        item("I2", &cam2, "PGM"),
+    ]))
+    .await;
+    let mut upper = s.ncs.accept().await;
+    wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
+    drop(ncs);
+
+    // The gateway restarts with the running order in its store: the NCS sees READY again,
+    // never a NOT READY while the catalogue is still loading.
+    let s = restart(s).await;
+    let mut upper = s.ncs.accept().await;
+    let seen = wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
+    assert!(seen.iter().all(|(_, st)| st == "READY"), "{seen:?}");
     s.gw.stop().await;
 }
 
