@@ -759,7 +759,7 @@ fn no_matching_receiver_says_what_the_sender_sends() {
 #[test]
 fn a_receiver_whose_media_types_exclude_the_flow_does_not_match() {
     let mut f = Fixture::new();
-    let rx = f.catalogue.receivers.get_mut(MIX_IN1_V).expect("fixture");
+    let rx = std::sync::Arc::make_mut(f.catalogue.receivers.get_mut(MIX_IN1_V).expect("fixture"));
     rx.caps.media_types = vec!["video/jxsv".into()];
     let e = f.not_ready(&item("1", CAM1_V, Some("PGM")));
     assert!(matches!(e, NotReady::NoMatchingReceiver { .. }), "{e}");

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -629,21 +630,24 @@ pub enum ApplyError {
 pub struct Catalogue {
     /// The Query API version the snapshot was read at.
     pub api_version: Option<ApiVersion>,
-    pub nodes: BTreeMap<String, Node>,
-    pub devices: BTreeMap<String, Device>,
-    pub sources: BTreeMap<String, Source>,
-    pub flows: BTreeMap<String, Flow>,
-    pub senders: BTreeMap<String, Sender>,
-    pub receivers: BTreeMap<String, Receiver>,
+    pub nodes: BTreeMap<String, Arc<Node>>,
+    pub devices: BTreeMap<String, Arc<Device>>,
+    pub sources: BTreeMap<String, Arc<Source>>,
+    pub flows: BTreeMap<String, Arc<Flow>>,
+    pub senders: BTreeMap<String, Arc<Sender>>,
+    pub receivers: BTreeMap<String, Arc<Receiver>>,
 }
 
-fn by_id<T: Resource>(items: Vec<T>) -> BTreeMap<String, T> {
-    items.into_iter().map(|r| (r.id().to_owned(), r)).collect()
+fn by_id<T: Resource>(items: Vec<T>) -> BTreeMap<String, Arc<T>> {
+    items
+        .into_iter()
+        .map(|r| (r.id().to_owned(), Arc::new(r)))
+        .collect()
 }
 
 /// [`Catalogue::apply`] on one typed map.
 fn apply_in<T: Resource + PartialEq>(
-    map: &mut BTreeMap<String, T>,
+    map: &mut BTreeMap<String, Arc<T>>,
     resource_type: ResourceType,
     id: &str,
     value: Option<serde_json::Value>,
@@ -666,10 +670,10 @@ fn apply_in<T: Resource + PartialEq>(
             body_id: parsed.id().to_owned(),
         });
     }
-    if map.get(id) == Some(&parsed) {
+    if map.get(id).map(Arc::as_ref) == Some(&parsed) {
         return Ok(false);
     }
-    map.insert(id.to_owned(), parsed);
+    map.insert(id.to_owned(), Arc::new(parsed));
     Ok(true)
 }
 
@@ -783,23 +787,23 @@ impl Catalogue {
     }
 
     pub fn node(&self, id: &str) -> Option<&Node> {
-        self.nodes.get(id)
+        self.nodes.get(id).map(Arc::as_ref)
     }
 
     pub fn sender(&self, id: &str) -> Option<&Sender> {
-        self.senders.get(id)
+        self.senders.get(id).map(Arc::as_ref)
     }
 
     pub fn receiver(&self, id: &str) -> Option<&Receiver> {
-        self.receivers.get(id)
+        self.receivers.get(id).map(Arc::as_ref)
     }
 
     pub fn device(&self, id: &str) -> Option<&Device> {
-        self.devices.get(id)
+        self.devices.get(id).map(Arc::as_ref)
     }
 
     pub fn flow(&self, id: &str) -> Option<&Flow> {
-        self.flows.get(id)
+        self.flows.get(id).map(Arc::as_ref)
     }
 
     /// The flow currently routed into a sender (`None` if the sender is unknown, has
@@ -861,6 +865,7 @@ impl Catalogue {
     pub fn senders_of_device<'a>(&'a self, device_id: &'a str) -> impl Iterator<Item = &'a Sender> {
         self.senders
             .values()
+            .map(Arc::as_ref)
             .filter(move |s| s.device_id == device_id)
     }
 
@@ -871,6 +876,7 @@ impl Catalogue {
     ) -> impl Iterator<Item = &'a Receiver> {
         self.receivers
             .values()
+            .map(Arc::as_ref)
             .filter(move |r| r.device_id == device_id)
     }
 }

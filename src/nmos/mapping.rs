@@ -44,11 +44,19 @@ pub enum Lookup<'a, T> {
 }
 
 /// Finds a resource by id (exact) or label (exact; must be unique).
-pub fn find<'a, T: Resource>(items: &'a BTreeMap<String, T>, r: &ResourceRef) -> Lookup<'a, T> {
+pub fn find<'a, T: Resource>(
+    items: &'a BTreeMap<String, std::sync::Arc<T>>,
+    r: &ResourceRef,
+) -> Lookup<'a, T> {
     match r {
-        ResourceRef::Id(id) => items.get(id).map_or(Lookup::Missing, Lookup::Found),
+        ResourceRef::Id(id) => items
+            .get(id)
+            .map_or(Lookup::Missing, |x| Lookup::Found(x.as_ref())),
         ResourceRef::Label(label) => {
-            let mut hits = items.values().filter(|x| x.core().label == *label);
+            let mut hits = items
+                .values()
+                .map(|x| x.as_ref())
+                .filter(|x| x.core().label == *label);
             match (hits.next(), hits.count()) {
                 (None, _) => Lookup::Missing,
                 (Some(one), 0) => Lookup::Found(one),

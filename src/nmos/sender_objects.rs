@@ -490,7 +490,7 @@ mod tests {
     #[test]
     fn a_sender_without_flow_is_other_and_not_ready() {
         let mut c = studio("CAM 1", "Camera 1");
-        c.senders.get_mut(SENDER).unwrap().flow_id = None;
+        std::sync::Arc::make_mut(c.senders.get_mut(SENDER).unwrap()).flow_id = None;
         let o = sender_object(&sender_view(&c, SENDER, None).unwrap(), DEFAULT_SCHEMA);
         assert_eq!(o.obj_type, ObjType::Other);
         assert_eq!(o.air, AirStatus::NotReady);
@@ -526,7 +526,9 @@ mod tests {
 
         // Only the IS-04 version changes: nothing MOS-visible.
         let mut v = c.clone();
-        v.senders.get_mut(SENDER).unwrap().core.version = "2:0".into();
+        std::sync::Arc::make_mut(v.senders.get_mut(SENDER).unwrap())
+            .core
+            .version = "2:0".into();
         assert!(so.diff(&v, t0).is_empty());
 
         let renamed = studio("CAM 1 wide", "Camera 1");
