@@ -2,11 +2,14 @@
 //! virtual studio, states Profile 5, reloads its mapping on SIGHUP (refusing a broken file
 //! and keeping the running configuration) and stops cleanly on SIGTERM.
 
-use std::fs::File;
+#[path = "common/process.rs"]
+mod process;
+use process::{Process, start_gateway};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -17,56 +20,6 @@ use tokio_util::codec::Decoder;
 
 const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
-
-/// A running `mos-gateway run`; killed when dropped (a test that fails leaves nothing behind).
-struct Process {
-    child: Child,
-    upper: SocketAddr,
-    log: PathBuf,
-    config: PathBuf,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `text` `times` times; panics with the log after 20 s.
-    fn wait_log(&self, text: &str, times: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.log_text().matches(text).count() < times {
-            assert!(
-                Instant::now() < deadline,
-                "the log does not say {text:?} ({times}×) within 20 s:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{name} {pid} failed");
-    }
-}
-
-fn free_ports() -> [u16; 3] {
-    let ls: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    [0, 1, 2].map(|i| ls[i].local_addr().unwrap().port())
-}
 
 fn config_text(dir: &Path, [lower, upper, query]: [u16; 3], mapping: &str) -> String {
     format!(
@@ -105,56 +58,10 @@ receivers = ["MIX-IN1"]
 /// Starts the binary against the example virtual studio; returns once it listens.
 fn start(dir: &Path) -> Process {
     let studio = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
-    for attempt in 0..5 {
-        let ports = free_ports();
-        let config = dir.join(format!("gateway-{attempt}.toml"));
-        std::fs::write(&config, config_text(dir, ports, PGM)).unwrap();
-        let log = dir.join(format!("gateway-{attempt}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mos-gateway"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--virtual-studio")
-            .arg(&studio)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawning mos-gateway");
-        let mut p = Process {
-            child,
-            upper: SocketAddr::from(([127, 0, 0, 1], ports[1])),
-            log,
-            config,
-        };
-        let listening = format!("listening on 127.0.0.1:{} (upper port)", ports[1]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = p.child.try_wait().unwrap() {
-                let text = p.log_text();
-                if text.contains("cannot listen") {
-                    break; // a port was taken meanwhile: try other ports
-                }
-                panic!("the gateway exited at start ({status}):\n{text}");
-            }
-            if p.log_text().contains(&listening)
-                && TcpStream::connect_timeout(&p.upper, Duration::from_millis(200)).is_ok()
-            {
-                return p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not listen within 30 s:\n{}",
-                p.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("could not start the gateway on free ports");
+    let studio = studio.to_string_lossy().into_owned();
+    start_gateway(dir, &["--virtual-studio", &studio], |ports| {
+        config_text(dir, ports, PGM)
+    })
 }
 
 /// Sends reqMachInfo on a fresh upper-port connection and returns the profiles listed.

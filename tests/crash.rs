@@ -9,12 +9,15 @@
 //! flight when the process died may or may not be there; nothing else may differ. Retrying
 //! that message (same messageID, same content) must be acknowledged and applied once.
 
-use std::fs::File;
+#[path = "common/process.rs"]
+mod process;
+use process::{Process, start_gateway};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,48 +36,12 @@ const RO: &str = "RO-CRASH";
 // ---------------------------------------------------------------------------------------
 // The gateway process.
 
-/// A running `mos-gateway run` process; killed when dropped.
-struct Process {
-    child: Child,
-    upper: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Three distinct free loopback ports (released before the gateway binds them).
-fn free_ports() -> [u16; 3] {
-    let ls: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    [0, 1, 2].map(|i| ls[i].local_addr().unwrap().port())
-}
-
-/// Starts the binary on `dir/data` with a fresh config file and free ports, and returns
-/// once its log says it listens and its upper port accepts. Another process may grab a
-/// port between our probe and the gateway's bind: then it is started again on new ports.
+/// Starts the binary on `dir/data` with a fresh config file and free ports.
 fn start(dir: &Path) -> Process {
-    static STARTS: AtomicUsize = AtomicUsize::new(0);
     let data_dir = dir.join("data");
-    for _attempt in 0..5 {
-        let n = STARTS.fetch_add(1, Ordering::Relaxed);
-        let [lower, upper, query] = free_ports();
-        let config = dir.join(format!("gateway-{n}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                r#"[mos]
+    start_gateway(dir, &[], |[lower, upper, query]| {
+        format!(
+            r#"[mos]
 id = "{MOS_ID}"
 listen = "127.0.0.1"
 lower_port = {lower}
@@ -92,53 +59,9 @@ lower_port = 1
 upper_port = 2
 heartbeat_interval_s = 0
 "#,
-                data_dir.display()
-            ),
+            data_dir.display()
         )
-        .unwrap();
-        let log = dir.join(format!("gateway-{n}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mos-gateway"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawning mos-gateway");
-        let mut p = Process {
-            child,
-            upper: SocketAddr::from(([127, 0, 0, 1], upper)),
-            log,
-        };
-        let listening = format!("listening on 127.0.0.1:{upper} (upper port)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = p.child.try_wait().unwrap() {
-                let text = p.log_text();
-                if text.contains("cannot listen") {
-                    break; // a port was taken meanwhile: try other ports
-                }
-                panic!("the gateway exited at start ({status}):\n{text}");
-            }
-            if p.log_text().contains(&listening)
-                && TcpStream::connect_timeout(&p.upper, Duration::from_millis(200)).is_ok()
-            {
-                return p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not listen within 30 s:\n{}",
-                p.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    panic!("could not start the gateway on free ports");
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

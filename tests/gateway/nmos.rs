@@ -133,6 +133,24 @@ mos_schema = "{SCHEMA}"
     )
 }
 
+/// The gateway and its NMOS side, started as `mos-gateway run` starts them.
+async fn launch(config: &Config) -> (Running, NmosService) {
+    let gw = Gateway::bind(config.clone()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let service = NmosService::start(&gw, config, shutdown.clone()).unwrap();
+    let running = Running {
+        lower: gw.local_addr(PortRole::Lower).unwrap(),
+        upper: gw.local_addr(PortRole::Upper).unwrap(),
+        query: gw.local_addr(PortRole::Query).unwrap(),
+        links: gw.links(NCS_ID),
+        status: gw.status_sender(),
+        catalogue: gw.catalogue(),
+        shutdown: shutdown.clone(),
+        task: tokio::spawn(gw.run(shutdown)),
+    };
+    (running, service)
+}
+
 /// Stops the gateway and starts it again on the same ports, data directory and studio (a
 /// restart mid-show).
 async fn restart(s: Studio) -> Studio {
@@ -148,19 +166,7 @@ async fn restart(s: Studio) -> Studio {
     gw.stop().await;
     drop(service);
     let config = Config::from_toml_str(&format!("{base}\n{MAPPING}"), "test").unwrap();
-    let gw = Gateway::bind(config.clone()).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let service = NmosService::start(&gw, &config, shutdown.clone()).unwrap();
-    let running = Running {
-        lower: gw.local_addr(PortRole::Lower).unwrap(),
-        upper: gw.local_addr(PortRole::Upper).unwrap(),
-        query: gw.local_addr(PortRole::Query).unwrap(),
-        links: gw.links(NCS_ID),
-        status: gw.status_sender(),
-        catalogue: gw.catalogue(),
-        shutdown: shutdown.clone(),
-        task: tokio::spawn(gw.run(shutdown)),
-    };
+    let (running, service) = launch(&config).await;
     Studio {
         studio,
         gw: running,
@@ -189,19 +195,7 @@ async fn start_with(nmos: &str, mapping: &str) -> Studio {
     let lower = FakeNcs::bind().await;
     let base = gateway_config_text(dir.path(), &studio, lower.port(), ncs.port(), nmos);
     let config = Config::from_toml_str(&format!("{base}\n{mapping}"), "test").unwrap();
-    let gw = Gateway::bind(config.clone()).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let service = NmosService::start(&gw, &config, shutdown.clone()).unwrap();
-    let running = Running {
-        lower: gw.local_addr(PortRole::Lower).unwrap(),
-        upper: gw.local_addr(PortRole::Upper).unwrap(),
-        query: gw.local_addr(PortRole::Query).unwrap(),
-        links: gw.links(NCS_ID),
-        status: gw.status_sender(),
-        catalogue: gw.catalogue(),
-        shutdown: shutdown.clone(),
-        task: tokio::spawn(gw.run(shutdown)),
-    };
+    let (running, service) = launch(&config).await;
     Studio {
         studio,
         gw: running,
