@@ -634,17 +634,7 @@ impl MosCodec {
                     if self.ctx == Ctx::Prolog {
                         self.step_prolog_text::<E>(b, pos)
                     } else {
-                        match find_unit::<E>(b, pos, b.len(), b'<') {
-                            Some(p) => {
-                                self.pos = self.abs(p);
-                                self.lex = Lex::Lt;
-                                Step::Continue
-                            }
-                            None => {
-                                self.pos = self.abs(aligned_end::<E>(b.len(), pos));
-                                Step::NeedMore
-                            }
-                        }
+                        self.step_message_text::<E>(b, pos)
                     }
                 }
                 Lex::Lt => self.step_lt::<E>(b, pos),
@@ -654,6 +644,38 @@ impl MosCodec {
                 Lex::Pi { min } => self.step_close::<E>(b, pos, b'?', 1, min),
                 Lex::Decl => self.step_close::<E>(b, pos, 0, 0, 0),
             },
+        }
+    }
+
+    /// Inside a message, in text: skips text and complete ordinary tags (neither `<mos>`
+    /// nor `</mos>`, comments, CDATA, PIs or declarations) in one loop, the bulk of a
+    /// message. Stops at the `<` of anything else, or of a tag not complete in `b`, and
+    /// leaves it to [`MosCodec::step_lt`].
+    fn step_message_text<E: Units>(&mut self, b: &[u8], pos: usize) -> Step {
+        let w = E::W;
+        let mut i = pos;
+        'text: loop {
+            let Some(p) = find_unit::<E>(b, i, b.len(), b'<') else {
+                self.pos = self.abs(aligned_end::<E>(b.len(), i));
+                return Step::NeedMore;
+            };
+            if classify::<E>(b, p) == Some(Markup::OtherTag) {
+                // Find the tag's `>` outside quotes, as `step_tag` does.
+                let mut j = p + w;
+                while let Some((q, c)) = find_tag_stop::<E>(b, j) {
+                    if c == b'>' {
+                        i = q + w;
+                        continue 'text;
+                    }
+                    match find_unit::<E>(b, q + w, b.len(), c) {
+                        Some(e) => j = e + w,
+                        None => break,
+                    }
+                }
+            }
+            self.pos = self.abs(p);
+            self.lex = Lex::Lt;
+            return Step::Continue;
         }
     }
 
