@@ -634,17 +634,7 @@ impl MosCodec {
                     if self.ctx == Ctx::Prolog {
                         self.step_prolog_text::<E>(b, pos)
                     } else {
-                        match find_unit::<E>(b, pos, b.len(), b'<') {
-                            Some(p) => {
-                                self.pos = self.abs(p);
-                                self.lex = Lex::Lt;
-                                Step::Continue
-                            }
-                            None => {
-                                self.pos = self.abs(aligned_end::<E>(b.len(), pos));
-                                Step::NeedMore
-                            }
-                        }
+                        self.step_message_text::<E>(b, pos)
                     }
                 }
                 Lex::Lt => self.step_lt::<E>(b, pos),
@@ -654,6 +644,38 @@ impl MosCodec {
                 Lex::Pi { min } => self.step_close::<E>(b, pos, b'?', 1, min),
                 Lex::Decl => self.step_close::<E>(b, pos, 0, 0, 0),
             },
+        }
+    }
+
+    /// Inside a message, in text: skips text and complete ordinary tags (neither `<mos>`
+    /// nor `</mos>`, comments, CDATA, PIs or declarations) in one loop, the bulk of a
+    /// message. Stops at the `<` of anything else, or of a tag not complete in `b`, and
+    /// leaves it to [`MosCodec::step_lt`].
+    fn step_message_text<E: Units>(&mut self, b: &[u8], pos: usize) -> Step {
+        let w = E::W;
+        let mut i = pos;
+        'text: loop {
+            let Some(p) = find_unit::<E>(b, i, b.len(), b'<') else {
+                self.pos = self.abs(aligned_end::<E>(b.len(), i));
+                return Step::NeedMore;
+            };
+            if classify::<E>(b, p) == Some(Markup::OtherTag) {
+                // Find the tag's `>` outside quotes, as `step_tag` does.
+                let mut j = p + w;
+                while let Some((q, c)) = find_tag_stop::<E>(b, j) {
+                    if c == b'>' {
+                        i = q + w;
+                        continue 'text;
+                    }
+                    match find_unit::<E>(b, q + w, b.len(), c) {
+                        Some(e) => j = e + w,
+                        None => break,
+                    }
+                }
+            }
+            self.pos = self.abs(p);
+            self.lex = Lex::Lt;
+            return Step::Continue;
         }
     }
 
@@ -1109,13 +1131,20 @@ fn utf16_to_string(
     if !bytes.len().is_multiple_of(2) {
         return Err(invalid(format!("odd number of bytes ({})", bytes.len())));
     }
+    // Index of the low byte within a code unit.
+    let lo = usize::from(encoding != WireEncoding::Utf16Le);
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len() / 2 + bytes.len() / 8);
     let unit = |k: usize| read([bytes[2 * k], bytes[2 * k + 1]]);
     let n = bytes.len() / 2;
     let mut k = 0;
     while k < n {
-        // Runs of ASCII (most of a MOS message) go through eight code units at a time.
-        if let Some(ascii) = ascii_block(bytes, k, read) {
+        // Runs of ASCII (most of a MOS message) go through a block of code units at a time.
+        let ascii = if lo == 1 {
+            ascii_block::<1>(bytes, k)
+        } else {
+            ascii_block::<0>(bytes, k)
+        };
+        if let Some(ascii) = ascii {
             out.extend_from_slice(&ascii);
             k += ASCII_BLOCK;
             continue;
@@ -1149,17 +1178,42 @@ fn utf16_to_string(
 }
 
 /// Code units per step of the ASCII fast path.
-const ASCII_BLOCK: usize = 8;
+const ASCII_BLOCK: usize = 16;
 
-/// The `ASCII_BLOCK` code units from unit `k` as ASCII bytes, if they all are ASCII.
+/// The `ASCII_BLOCK` code units from unit `k` as ASCII bytes, if they all are ASCII. `LO` is
+/// the index of the low byte within a code unit (1 for big-endian, 0 for little-endian).
+/// Works on 64-bit words (four code units each): one mask test for the whole block, then
+/// the low bytes are packed together with shifts.
 #[inline(always)]
-fn ascii_block(bytes: &[u8], k: usize, read: fn([u8; 2]) -> u16) -> Option<[u8; ASCII_BLOCK]> {
-    let block = bytes.get(2 * k..2 * (k + ASCII_BLOCK))?;
-    let units: [u16; ASCII_BLOCK] = std::array::from_fn(|j| read([block[2 * j], block[2 * j + 1]]));
-    if units.iter().fold(0, |acc, &u| acc | u) >= 0x80 {
+fn ascii_block<const LO: usize>(bytes: &[u8], k: usize) -> Option<[u8; ASCII_BLOCK]> {
+    let block: &[u8; 2 * ASCII_BLOCK] = bytes.get(2 * k..2 * (k + ASCII_BLOCK))?.try_into().ok()?;
+    let words: [u64; ASCII_BLOCK / 4] = std::array::from_fn(|i| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&block[8 * i..8 * i + 8]);
+        u64::from_le_bytes(w)
+    });
+    // Loaded little-endian, byte `j` of a word is bits 8j..8j+8. A code unit is ASCII when
+    // its high byte is 0 and its low byte is below 0x80.
+    let (not_ascii, shift) = if LO == 1 {
+        (0x80FF_80FF_80FF_80FF_u64, 8)
+    } else {
+        (0xFF80_FF80_FF80_FF80_u64, 0)
+    };
+    if words.iter().fold(0, |acc, w| acc | w) & not_ascii != 0 {
         return None;
     }
-    Some(units.map(|u| u as u8))
+    // Four low bytes (one per 16-bit lane) packed into the low 32 bits, in order.
+    let pack = |w: u64| {
+        let y = (w >> shift) & 0x00FF_00FF_00FF_00FF;
+        let y = (y | (y >> 8)) & 0x0000_FFFF_0000_FFFF;
+        (y | (y >> 16)) & 0xFFFF_FFFF
+    };
+    let mut out = [0u8; ASCII_BLOCK];
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        let packed = pack(words[2 * i]) | (pack(words[2 * i + 1]) << 32);
+        chunk.copy_from_slice(&packed.to_le_bytes());
+    }
+    Some(out)
 }
 
 /// A short printable rendering of junk bytes.
@@ -1616,6 +1670,25 @@ mod tests {
                 let wire = encode_text(&msg, enc);
                 check_all_splits(&auto(), &wire, &frames(&[&msg]));
                 assert_eq!(decode_bytes(&wire).unwrap().0, msg);
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_blocks_with_other_characters_at_every_offset_in_both_byte_orders() {
+        for enc in [WireEncoding::Utf16Be, WireEncoding::Utf16Le] {
+            for pad in 0..40 {
+                for odd in [
+                    "é", "\u{7F}", "\u{80}", "\u{100}", "\u{FF80}", "𝄞", "\u{3C3C}",
+                ] {
+                    let text = format!("<{}{odd}{}>", "a".repeat(pad), "z".repeat(40 - pad));
+                    let wire = encode_text(&text, enc);
+                    assert_eq!(
+                        decode_text(&wire, enc).unwrap(),
+                        text,
+                        "{enc:?} {pad} {odd:?}"
+                    );
+                }
             }
         }
     }
