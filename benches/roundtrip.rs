@@ -28,6 +28,10 @@
 //! | `ROUNDTRIP_STORIES` / `ROUNDTRIP_ITEMS` | 50 / 10 | size of the roCreate |
 //! | `ROUNDTRIP_DIR` | the system temp dir | where the data directory and fsync file go |
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{Sample, env_usize, fmt_duration};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -46,69 +50,6 @@ const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
 const RO_ID: &str = "RO-BENCH";
 const FSYNC_BYTES: usize = 60 * 1024;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a whole number")),
-        Err(_) => default,
-    }
-}
-
-/// Per-iteration times of one kind of round trip.
-struct Sample {
-    name: String,
-    times: Vec<Duration>,
-}
-
-impl Sample {
-    fn new(name: impl Into<String>, times: Vec<Duration>) -> Self {
-        let mut times = times;
-        times.sort();
-        Self {
-            name: name.into(),
-            times,
-        }
-    }
-
-    /// Nearest-rank percentile.
-    fn pct(&self, p: f64) -> Duration {
-        if self.times.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = (p / 100.0 * self.times.len() as f64).ceil() as usize;
-        self.times[rank.clamp(1, self.times.len()) - 1]
-    }
-
-    fn p50(&self) -> Duration {
-        self.pct(50.0)
-    }
-
-    fn p99(&self) -> Duration {
-        self.pct(99.0)
-    }
-
-    /// Sequential round trips per second (iterations over their summed time).
-    fn per_second(&self) -> f64 {
-        let total: Duration = self.times.iter().sum();
-        if total.is_zero() {
-            0.0
-        } else {
-            self.times.len() as f64 / total.as_secs_f64()
-        }
-    }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1_000.0 {
-        format!("{us:.1} µs")
-    } else {
-        format!("{:.2} ms", us / 1_000.0)
-    }
-}
 
 /// Runs `f` `warmup` times unmeasured, then `n` times measured.
 fn measure(warmup: usize, n: usize, mut f: impl FnMut()) -> Vec<Duration> {

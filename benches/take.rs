@@ -45,6 +45,10 @@
 //! | `TAKE_CAT_DEVICES` / `TAKE_CAT_SENDERS` | 1000 / 10 | catalogue studio: devices × senders per device |
 //! | `TAKE_SKIP_CATALOGUE` | unset | `1`: only the take latency |
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{Sample, env_usize, fmt_duration};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -89,56 +93,6 @@ senders = [{ label = "CAM2-V", format = "video" }]
 label = "MIXER"
 receivers = [{ label = "MIX-IN1", format = "video" }, { label = "MIX-IN2", format = "video" }]
 "#;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a whole number")),
-        Err(_) => default,
-    }
-}
-
-/// Per-iteration times of one kind of measurement.
-struct Sample {
-    name: String,
-    times: Vec<Duration>,
-}
-
-impl Sample {
-    fn new(name: impl Into<String>, mut times: Vec<Duration>) -> Self {
-        times.sort();
-        Self {
-            name: name.into(),
-            times,
-        }
-    }
-
-    /// Nearest-rank percentile.
-    fn pct(&self, p: f64) -> Duration {
-        if self.times.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = (p / 100.0 * self.times.len() as f64).ceil() as usize;
-        self.times[rank.clamp(1, self.times.len()) - 1]
-    }
-
-    fn max(&self) -> Duration {
-        self.times.last().copied().unwrap_or_default()
-    }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1_000.0 {
-        format!("{us:.1} µs")
-    } else if us < 10_000_000.0 {
-        format!("{:.2} ms", us / 1_000.0)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
-}
 
 /// A `/proc/self/status` field in KiB (0 where there is no procfs).
 fn proc_status_kib(field: &str) -> u64 {
