@@ -4,7 +4,7 @@
 
 #[path = "common/process.rs"]
 mod process;
-use process::{Process, start_gateway};
+use process::{Process, config_text, start_gateway};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,34 +21,6 @@ use tokio_util::codec::Decoder;
 const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
 
-fn config_text(dir: &Path, [lower, upper, query]: [u16; 3], mapping: &str) -> String {
-    format!(
-        r#"[mos]
-id = "{MOS_ID}"
-listen = "127.0.0.1"
-lower_port = {lower}
-upper_port = {upper}
-query_port = {query}
-data_dir = "{data}"
-
-[log]
-level = "info"
-
-[[ncs]]
-id = "{NCS_ID}"
-host = "127.0.0.1"
-lower_port = 1
-upper_port = 2
-heartbeat_interval_s = 0
-
-[nmos]
-http_timeout_ms = 500
-{mapping}
-"#,
-        data = dir.join("data").display()
-    )
-}
-
 const PGM: &str = r#"
 [[destination]]
 name = "PGM"
@@ -60,7 +32,11 @@ fn start(dir: &Path) -> Process {
     let studio = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/virtual-studio.toml");
     let studio = studio.to_string_lossy().into_owned();
     start_gateway(dir, &["--virtual-studio", &studio], |ports| {
-        config_text(dir, ports, PGM)
+        config_text(
+            &dir.join("data"),
+            ports,
+            &format!("\n[nmos]\nhttp_timeout_ms = 500\n{PGM}"),
+        )
     })
 }
 

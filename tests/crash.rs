@@ -11,7 +11,7 @@
 
 #[path = "common/process.rs"]
 mod process;
-use process::{Process, start_gateway};
+use process::{Process, config_text, start_gateway};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -39,29 +39,7 @@ const RO: &str = "RO-CRASH";
 /// Starts the binary on `dir/data` with a fresh config file and free ports.
 fn start(dir: &Path) -> Process {
     let data_dir = dir.join("data");
-    start_gateway(dir, &[], |[lower, upper, query]| {
-        format!(
-            r#"[mos]
-id = "{MOS_ID}"
-listen = "127.0.0.1"
-lower_port = {lower}
-upper_port = {upper}
-query_port = {query}
-data_dir = "{}"
-
-[log]
-level = "info"
-
-[[ncs]]
-id = "{NCS_ID}"
-host = "127.0.0.1"
-lower_port = 1
-upper_port = 2
-heartbeat_interval_s = 0
-"#,
-            data_dir.display()
-        )
-    })
+    start_gateway(dir, &[], |ports| config_text(&data_dir, ports, ""))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,6 +57,33 @@ impl Process {
     }
 }
 
+/// A configuration for the test binary: these lower, upper and query ports, data in
+/// `data_dir`, one NCS (`ENPS.NCS`, not listening: ports 1 and 2, no heartbeats); `extra` is
+/// appended (more tables).
+pub fn config_text(data_dir: &Path, [lower, upper, query]: [u16; 3], extra: &str) -> String {
+    format!(
+        r#"[mos]
+id = "nmos.gateway.mos"
+listen = "127.0.0.1"
+lower_port = {lower}
+upper_port = {upper}
+query_port = {query}
+data_dir = "{}"
+
+[log]
+level = "info"
+
+[[ncs]]
+id = "ENPS.NCS"
+host = "127.0.0.1"
+lower_port = 1
+upper_port = 2
+heartbeat_interval_s = 0
+{extra}"#,
+        data_dir.display()
+    )
+}
+
 /// Three distinct free loopback ports (released before the gateway binds them).
 pub fn free_ports() -> [u16; 3] {
     let ls: Vec<std::net::TcpListener> = (0..3)
