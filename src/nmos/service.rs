@@ -50,7 +50,8 @@ pub struct NmosService {
     objects: Arc<MemoryCatalogue>,
     presets: BTreeSet<String>,
     tokens: Option<TokenManager>,
-    mos_id: String,
+    /// The `[nmos]` settings the clients and discovery were built with.
+    started: NmosConfig,
 }
 
 impl NmosService {
@@ -117,7 +118,7 @@ impl NmosService {
             objects: objects.clone(),
             presets: BTreeSet::new(),
             tokens,
-            mos_id: config.mos.id.clone(),
+            started: config.nmos.clone(),
         };
         service.publish_presets(&settings.mapping);
         let parts = BridgeParts {
@@ -141,9 +142,16 @@ impl NmosService {
     }
 
     /// A new configuration (SIGHUP): mapping and take settings replaced, every item
-    /// re-resolved; connections (MOS and NMOS) are kept. The registry, TLS and IS-10 settings
-    /// need a restart (a warning says so when they changed).
+    /// re-resolved; connections (MOS and NMOS) are kept. The settings the clients and
+    /// discovery were built with (registry, DNS-SD, TLS, IS-10, timeouts, debounce, on_423,
+    /// take_all_or_nothing) need a restart: a warning says so when they changed.
     pub fn reload(&mut self, config: &Config) {
+        if !same_start_settings(&self.started, &config.nmos) {
+            warn!(
+                "[nmos] settings other than the mapping, default_destination, \
+                 ready_to_air_stages and on_stop changed: they take effect after a restart"
+            );
+        }
         let settings = bridge_settings(config);
         self.publish_presets(&settings.mapping);
         let _ = self.settings.send(Arc::new(settings));
@@ -169,10 +177,7 @@ impl NmosService {
                 warn!(preset = %gone, "cannot remove a preset object: {e}");
             }
         }
-        for mut obj in objects {
-            if obj.created_by.is_empty() {
-                obj.created_by = self.mos_id.clone();
-            }
+        for obj in objects {
             let id = obj.id.clone();
             if let Err(e) = self.objects.upsert(obj) {
                 warn!(preset = %id, "cannot publish a preset object: {e}");
@@ -180,6 +185,17 @@ impl NmosService {
         }
         self.presets = now;
     }
+}
+
+/// Whether two `[nmos]` tables agree on everything [`NmosService::reload`] cannot apply.
+fn same_start_settings(a: &NmosConfig, b: &NmosConfig) -> bool {
+    let reloadable = |n: &NmosConfig| NmosConfig {
+        default_destination: None,
+        ready_to_air_stages: false,
+        on_stop: config::OnStop::None,
+        ..n.clone()
+    };
+    reloadable(a) == reloadable(b)
 }
 
 fn http_settings(nmos: &NmosConfig) -> HttpSettings {
@@ -250,6 +266,23 @@ mod tests {
         match Config::from_toml_str(text, "t.toml") {
             Ok(c) => c.nmos,
             Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    #[test]
+    fn only_settings_reload_cannot_apply_call_for_a_restart() {
+        let base = nmos("");
+        let mapping_only = nmos(
+            "[nmos]\ndefault_destination = \"PGM\"\nready_to_air_stages = true\non_stop = \"disconnect\"\n[[destination]]\nname = \"PGM\"\nreceivers = [\"MIX-IN1\"]\n",
+        );
+        assert!(same_start_settings(&base, &mapping_only));
+        for changed in [
+            "[nmos]\nregistry = \"http://127.0.0.1:8010/x-nmos/query/\"\n",
+            "[nmos]\nhttp_timeout_ms = 750\n",
+            "[nmos]\non_423 = \"clear\"\n",
+            "[nmos]\ntake_all_or_nothing = false\n",
+        ] {
+            assert!(!same_start_settings(&base, &nmos(changed)), "{changed}");
         }
     }
 
