@@ -22,6 +22,7 @@ use super::resolve::{ResolveContext, resolve_rundown};
 use super::takes::{Devices, ItemInfo, ItemStatus, TakeEngine, TakeSettings};
 use crate::mos::structures::AirStatus;
 use crate::objects::MemoryCatalogue;
+use crate::rundown::Rundown;
 use crate::server::{GatewayEvent, StatusSender};
 use crate::state::StateHandle;
 use crate::status::{ElementState, StatusReport, StatusTarget};
@@ -69,6 +70,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         io_asked: HashSet::new(),
         owners: HashMap::new(),
         ready_to_air: HashMap::new(),
+        rundowns: None,
         versions: HashMap::new(),
     };
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
@@ -198,6 +200,8 @@ struct Bridge {
     owners: HashMap<String, String>,
     /// roReadyToAir as last seen, per running order.
     ready_to_air: HashMap<String, Option<AirStatus>>,
+    /// The running orders as last read from the state (`None` until first read).
+    rundowns: Option<HashMap<String, Rundown>>,
     /// IS-04 version of each receiver on air when its take was confirmed (or last checked).
     versions: HashMap<String, String>,
 }
@@ -275,25 +279,62 @@ impl Bridge {
         }
     }
 
+    /// Resolves every running order: read from the state the first time, from the bridge's
+    /// own copies afterwards (a catalogue change costs no round trip to the state thread,
+    /// which the ack path uses).
     async fn resolve_all<D: Devices>(
         &mut self,
         parts: &BridgeParts<D>,
         engine: &mut TakeEngine<D>,
     ) {
-        for ro_id in parts.state.ro_ids().await {
-            self.resolve_one(parts, engine, &ro_id).await;
+        if self.rundowns.is_none() {
+            self.rundowns = Some(HashMap::new());
+            for ro_id in parts.state.ro_ids().await {
+                self.resolve_one(parts, engine, &ro_id).await;
+            }
+            return;
+        }
+        let ro_ids: Vec<String> = self
+            .rundowns
+            .iter()
+            .flatten()
+            .map(|(id, _)| id.clone())
+            .collect();
+        for ro_id in ro_ids {
+            self.plan(parts, engine, &ro_id);
         }
     }
 
+    /// A running order changed: its new content is read from the state, then resolved.
     async fn resolve_one<D: Devices>(
         &mut self,
         parts: &BridgeParts<D>,
         engine: &mut TakeEngine<D>,
         ro_id: &str,
     ) {
-        let Some(rundown) = parts.state.rundown(ro_id).await else {
-            self.ready_to_air.remove(ro_id);
-            engine.ro_deleted(ro_id);
+        let rundown = parts.state.rundown(ro_id).await;
+        let rundowns = self.rundowns.get_or_insert_with(HashMap::new);
+        match rundown {
+            Some(r) => {
+                rundowns.insert(ro_id.to_string(), r);
+                self.plan(parts, engine, ro_id);
+            }
+            None => {
+                rundowns.remove(ro_id);
+                self.ready_to_air.remove(ro_id);
+                engine.ro_deleted(ro_id);
+            }
+        }
+    }
+
+    /// Resolves one running order from the bridge's copy and hands the plans to the engine.
+    fn plan<D: Devices>(
+        &mut self,
+        parts: &BridgeParts<D>,
+        engine: &mut TakeEngine<D>,
+        ro_id: &str,
+    ) {
+        let Some(rundown) = self.rundowns.as_ref().and_then(|r| r.get(ro_id)) else {
             return;
         };
         let ctx = ResolveContext {
@@ -302,7 +343,7 @@ impl Bridge {
             mapping: &self.settings.mapping,
             objects: parts.objects.as_ref(),
         };
-        let items: Vec<ItemInfo> = resolve_rundown(&rundown, &ctx)
+        let items: Vec<ItemInfo> = resolve_rundown(rundown, &ctx)
             .into_iter()
             .map(|(key, plan)| {
                 let item = rundown.item(&key.story_id, &key.item_id);
@@ -314,8 +355,8 @@ impl Bridge {
                 }
             })
             .collect();
-        engine.set_plans(ro_id, items);
         let now = rundown.ready_to_air();
+        engine.set_plans(ro_id, items);
         let before = self.ready_to_air.insert(ro_id.to_string(), now);
         if self.settings.ready_to_air_stages
             && now == Some(AirStatus::Ready)
