@@ -274,6 +274,7 @@ impl<D: Devices> TakeEngine<D> {
     /// their phase and get no status; changed and new items get READY or NOT READY; removed
     /// items have their scheduled IS-08 activations cancelled.
     pub fn set_plans(&mut self, ro_id: &str, items: Vec<ItemInfo>) {
+        self.prune_retired();
         // A running order re-created after a delete: its remembered items come back first.
         if let Some((_, entries)) = self.retired.remove(ro_id) {
             info!(ro = %ro_id, "running order re-created: what is on air stays on air");
@@ -327,15 +328,32 @@ impl<D: Devices> TakeEngine<D> {
     /// A running order was deleted: nothing changes on the network; its items are remembered
     /// for a while in case it is re-created.
     pub fn ro_deleted(&mut self, ro_id: &str) {
+        self.prune_retired();
         let now = Instant::now();
-        let keep = self.settings.keep_deleted;
-        self.retired
-            .retain(|_, (at, _)| now.duration_since(*at) < keep);
         let Some(order) = self.order.remove(ro_id) else {
             return;
         };
         let entries: Vec<Entry> = order.iter().filter_map(|k| self.items.remove(k)).collect();
         self.retired.insert(ro_id.to_string(), (now, entries));
+    }
+
+    /// Deleted running orders not re-created within `keep_deleted` are forgotten for good:
+    /// their scheduled activations are cancelled and their receivers released.
+    fn prune_retired(&mut self) {
+        let keep = self.settings.keep_deleted;
+        let expired: Vec<String> = self
+            .retired
+            .iter()
+            .filter(|(_, (at, _))| at.elapsed() >= keep)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for ro_id in expired {
+            if let Some((_, entries)) = self.retired.remove(&ro_id) {
+                for entry in entries {
+                    self.forget(entry);
+                }
+            }
+        }
     }
 
     /// roCtrl: checks the target and dispatches the command. `Err` is the roAck reason; the

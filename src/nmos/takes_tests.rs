@@ -498,3 +498,29 @@ async fn scheduled_maps_survive_a_running_order_deleted_and_re_created() {
     }
     panic!("not cancelled: {:?}", fake.calls());
 }
+
+#[tokio::test]
+async fn a_deleted_running_order_not_re_created_in_time_has_its_schedules_cancelled() {
+    let settings = TakeSettings {
+        keep_deleted: Duration::ZERO,
+        ..TakeSettings::default()
+    };
+    let (mut e, fake, _rx) = engine(settings);
+    e.set_plans("RO1", vec![item("S1", "I1", timed_route(10_000))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    e.ro_deleted("RO1");
+    // Any later change to the running orders forgets what waited too long.
+    e.set_plans("RO2", Vec::new());
+    for _ in 0..10 {
+        let calls = fake.calls();
+        if calls.iter().any(|c| c == "cancel dev-audio act-0")
+            && calls.iter().any(|c| c == "cancel receiver R1")
+        {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not cancelled: {:?}", fake.calls());
+}
