@@ -14,10 +14,13 @@
 //! - a raw TCP echo over loopback (a tokio echo server on the same runtime) with the same
 //!   wire sizes as the heartbeat and the roCreate;
 //! - the fdatasync latency of the disk holding the data directory (60 KB written, then
-//!   `File::sync_data`), since every acknowledged edit waits for a durable commit.
+//!   `File::sync_data`), since every acknowledged edit waits for a durable commit;
+//! - in process, the same roCreate decoded and parsed, and quick-xml's event reader alone
+//!   over its text (the least any parser built on quick-xml can take).
 //!
-//! It prints round trips/s, p50 and p99 for each, and the ratios heartbeat / echo and
-//! roCreate / fsync. Counts come from the environment:
+//! It prints round trips/s, p50 and p99 for each, the ratios heartbeat / echo and
+//! roCreate / fsync, and the floor of a pair: both echoes, the decode + parse and two
+//! fdatasyncs added up (and the same with quick-xml's reader alone in place of the parse). Counts come from the environment:
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
@@ -40,11 +43,16 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mos_gateway::config::Config;
 use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::{Mos, ParseOptions};
 use mos_gateway::server::Gateway;
 use mos_gateway::session::PortRole;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
+
+/// The gateway binary's allocator, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
@@ -327,6 +335,18 @@ heartbeat_interval_s = 0
     let large = vec![0x3cu8; create_wire_len];
     let echo_large = measure(warmup.min(pairs.max(1)), pairs, || echo.round_trip(&large));
     let fsync = fsync_floor(dir.path(), warmup.min(20), fsyncs);
+    // In-process floors: what the gateway must do with a roCreate before it can even
+    // validate it (framing + UTF-16 decoding, then parsing), and quick-xml's event reader
+    // alone over the same text (the XML crate the parser is built on).
+    let create_wire = encode_text(&ro_create(1, stories, items), WireEncoding::Utf16Be);
+    let create_text = decode_frame(&create_wire).text;
+    let decode_parse = measure(warmup, pairs, || {
+        let frame = decode_frame(std::hint::black_box(&create_wire));
+        std::hint::black_box(Mos::parse(&frame.text, ParseOptions::lenient()).expect("parse"));
+    });
+    let tokenize = measure(warmup, pairs, || {
+        std::hint::black_box(quick_xml_events(std::hint::black_box(&create_text)));
+    });
 
     shutdown.cancel();
     runtime.block_on(served).expect("gateway task");
@@ -354,6 +374,11 @@ heartbeat_interval_s = 0
             format!("floor: {} KB write + fdatasync", FSYNC_BYTES / 1024),
             fsync,
         ),
+        Sample::new(
+            format!("in process: decode + parse roCreate {stories}×{items}"),
+            decode_parse,
+        ),
+        Sample::new("in process: quick-xml events only", tokenize),
     ];
     println!();
     println!(
@@ -379,7 +404,17 @@ heartbeat_interval_s = 0
             f64::NAN
         }
     };
-    let [hb, pair, create, delete, echo_small, _, fsync] = &rows;
+    let [
+        hb,
+        pair,
+        create,
+        delete,
+        echo_small,
+        echo_large,
+        fsync,
+        decode_parse,
+        tokenize,
+    ] = &rows;
     println!();
     println!(
         "heartbeat p50 / echo p50            = {:>6.2}×   (target: within 3×)",
@@ -397,4 +432,50 @@ heartbeat_interval_s = 0
         "roCreate+roDelete pairs/s           = {:>6.0}    (target: 1,000/s or more)",
         pair.per_second()
     );
+    // The least a pair can take with the gateway's stack: both messages over TCP, the
+    // roCreate decoded and parsed (quick-xml's reader alone in the second sum), and one
+    // durable commit each; no bookkeeping at all.
+    let p50 = |s: &Sample| s.p50().as_secs_f64();
+    let transfer = p50(echo_large) + p50(echo_small);
+    let floor = transfer + p50(decode_parse) + 2.0 * p50(fsync);
+    let floor_qx = transfer + p50(tokenize) + 2.0 * p50(fsync);
+    println!(
+        "pair floor (echoes + decode/parse + 2 fdatasync) = {} → at most {:.0} pairs/s",
+        fmt_duration(Duration::from_secs_f64(floor)),
+        1.0 / floor
+    );
+    println!(
+        "pair floor with quick-xml events only            = {} → at most {:.0} pairs/s",
+        fmt_duration(Duration::from_secs_f64(floor_qx)),
+        1.0 / floor_qx
+    );
+    println!(
+        "pair p50 / pair floor                            = {:>6.2}×",
+        pair.p50().as_secs_f64() / floor
+    );
+}
+
+/// One complete frame from wire bytes.
+fn decode_frame(wire: &[u8]) -> Frame {
+    let mut codec = MosCodec::new(CodecConfig::default());
+    let mut buf = BytesMut::from(wire);
+    codec
+        .decode(&mut buf)
+        .expect("decoding")
+        .expect("a complete message")
+        .expect("a valid frame")
+}
+
+/// quick-xml's event reader over `text`, every event read and dropped.
+fn quick_xml_events(text: &str) -> usize {
+    let mut reader = quick_xml::reader::Reader::from_str(text);
+    reader.config_mut().check_end_names = false;
+    let mut events = 0;
+    while !matches!(
+        reader.read_event(),
+        Ok(quick_xml::events::Event::Eof) | Err(_)
+    ) {
+        events += 1;
+    }
+    events
 }

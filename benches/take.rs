@@ -76,6 +76,10 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
+/// The gateway binary's allocator, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
 const RO_ID: &str = "RO-TAKE";

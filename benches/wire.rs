@@ -2,7 +2,10 @@
 //! write path (typed message → XML → UTF-16BE bytes).
 //!
 //! `cargo bench --bench wire`. Criterion prints time per message; the throughput lines give
-//! messages/s (elements) and MB/s (bytes) for the same runs.
+//! messages/s (elements) and MB/s (bytes) for the same runs. Two baselines run alongside
+//! (in the `roCreate-msgs` group): `decode` (framing + UTF-16 → UTF-8 alone) and
+//! `quick-xml-events` (quick-xml's event reader alone over the decoded text), the floor any
+//! parser built on quick-xml stands on.
 
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -13,19 +16,42 @@ use tokio_util::codec::Decoder;
 
 use mos_gateway::mos::sample::ro_create;
 
-fn decode_and_parse(wire: &[u8]) -> Mos {
+/// The gateway binary's allocator, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn decode(wire: &[u8]) -> String {
     let mut codec = MosCodec::new(CodecConfig::default());
     let mut buf = BytesMut::from(wire);
-    let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
-    Mos::parse(&frame.text, ParseOptions::lenient())
+    codec.decode(&mut buf).unwrap().unwrap().unwrap().text
+}
+
+fn decode_and_parse(wire: &[u8]) -> Mos {
+    Mos::parse(&decode(wire), ParseOptions::lenient())
         .unwrap()
         .mos
+}
+
+/// The baseline under `parse`: quick-xml's event reader alone over the decoded text, every
+/// event read and dropped (no tree, no typed message).
+fn quick_xml_events(text: &str) -> usize {
+    let mut reader = quick_xml::reader::Reader::from_str(text);
+    reader.config_mut().check_end_names = false;
+    let mut events = 0;
+    while !matches!(
+        reader.read_event(),
+        Ok(quick_xml::events::Event::Eof) | Err(_)
+    ) {
+        events += 1;
+    }
+    events
 }
 
 fn bench(c: &mut Criterion) {
     for (stories, items) in [(50, 10), (2000, 10)] {
         let mos = ro_create(stories, items);
-        let wire = encode_text(&mos.to_xml(), WireEncoding::Utf16Be);
+        let text = mos.to_xml();
+        let wire = encode_text(&text, WireEncoding::Utf16Be);
         assert_eq!(decode_and_parse(&wire), mos);
         let label = format!("{stories}x{items}");
         for (unit, throughput) in [
@@ -40,6 +66,16 @@ fn bench(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("decode+parse", &label), |b| {
                 b.iter(|| decode_and_parse(black_box(&wire)))
             });
+            if unit == "msgs" {
+                // Same-run baselines: the framing/decoding step alone, and quick-xml's
+                // reader alone over the decoded text.
+                g.bench_function(BenchmarkId::new("decode", &label), |b| {
+                    b.iter(|| decode(black_box(&wire)))
+                });
+                g.bench_function(BenchmarkId::new("quick-xml-events", &label), |b| {
+                    b.iter(|| quick_xml_events(black_box(&text)))
+                });
+            }
             g.bench_function(BenchmarkId::new("write+encode", &label), |b| {
                 b.iter(|| encode_text(&black_box(&mos).to_xml(), WireEncoding::Utf16Be))
             });

@@ -3,7 +3,8 @@
 //! unsuitable for instruction counts).
 //!
 //! `cargo run --release --example wire_profile -- PHASE [STORIES] [ITEMS] [REPEAT]` where
-//! PHASE is `decode` (UTF-16BE → text), `parse` (text → typed message), `decode+parse`,
+//! PHASE is `decode` (UTF-16BE → text), `parse` (text → typed message), `tokenize`
+//! (quick-xml's event reader alone over the text, the floor under `parse`), `decode+parse`,
 //! `write` (typed message → text), `encode` (text → UTF-16BE) or `write+encode`. Only the
 //! chosen phase is repeated; building the input happens once, before it.
 
@@ -15,6 +16,9 @@ use std::time::Instant;
 use tokio_util::codec::Decoder;
 
 use mos_gateway::mos::sample::ro_create;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[inline(never)]
 fn decode(wire: &[u8]) -> String {
@@ -28,6 +32,21 @@ fn parse(text: &str) -> Mos {
     Mos::parse(text, ParseOptions::lenient()).unwrap().mos
 }
 
+/// quick-xml's event reader alone over the text: the floor under `parse`.
+#[inline(never)]
+fn tokenize(text: &str) -> usize {
+    let mut reader = quick_xml::reader::Reader::from_str(text);
+    reader.config_mut().check_end_names = false;
+    let mut events = 0;
+    while !matches!(
+        reader.read_event(),
+        Ok(quick_xml::events::Event::Eof) | Err(_)
+    ) {
+        events += 1;
+    }
+    events
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let phase = args.first().map_or("decode+parse", String::as_str);
@@ -36,11 +55,13 @@ fn main() {
     let mos = ro_create(stories, items);
     let text = mos.to_xml();
     let wire = encode_text(&text, WireEncoding::Utf16Be);
-    let t = Instant::now();
+    let mut times = Vec::with_capacity(repeat);
     for _ in 0..repeat {
+        let t = Instant::now();
         match phase {
             "decode" => drop(black_box(decode(black_box(&wire)))),
             "parse" => drop(black_box(parse(black_box(&text)))),
+            "tokenize" => drop(black_box(tokenize(black_box(&text)))),
             "decode+parse" => drop(black_box(parse(&decode(black_box(&wire))))),
             "write" => drop(black_box(black_box(&mos).to_xml())),
             "encode" => drop(black_box(encode_text(
@@ -53,10 +74,12 @@ fn main() {
             ))),
             other => panic!("unknown phase {other:?}"),
         }
+        times.push(t.elapsed());
     }
-    let per = t.elapsed() / repeat as u32;
+    times.sort();
+    let (min, median) = (times[0], times[times.len() / 2]);
     eprintln!(
-        "{phase} {stories}x{items}: {per:?} per run ({} wire bytes)",
+        "{phase} {stories}x{items}: min {min:?}, median {median:?} over {repeat} runs ({} wire bytes)",
         wire.len()
     );
 }

@@ -7,6 +7,12 @@ use mos_gateway::config::{Config, Overrides};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+/// mimalloc: parsing a large running order allocates a string per field; with it the
+/// 2,000 × 10 roCreate decodes and parses ≈ 12 % faster than with the system allocator
+/// (README, "Benchmarks").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

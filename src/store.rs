@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS snapshot_body (ro_id TEXT NOT NULL, story_id TEXT NOT
 CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, ro_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_ro ON journal (ro_id, seq);
 CREATE TABLE IF NOT EXISTS processed (ncs_id TEXT NOT NULL, port TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL, reply TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ncs_id, port, message_id));
+CREATE INDEX IF NOT EXISTS processed_seq ON processed (ncs_id, port, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, ncs_id TEXT NOT NULL, port TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS placeholder (obj_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -205,18 +206,20 @@ impl Store {
         port: &str,
         message_id: &str,
     ) -> Result<Option<Processed>, StoreError> {
+        // Asked for every message with a messageID, so the statement is cached.
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT digest, reply FROM processed WHERE ncs_id = ?1 AND port = ?2 AND message_id = ?3",
-                params![ncs_id, port, message_id],
-                |r| {
+            )
+            .and_then(|mut q| {
+                q.query_row(params![ncs_id, port, message_id], |r| {
                     Ok(Processed {
                         digest: r.get(0)?,
                         reply: r.get(1)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -245,11 +248,16 @@ impl Store {
             match &commit.change {
                 RoChange::None => {}
                 RoChange::Snapshot(s) => {
-                    tx.execute("DELETE FROM journal WHERE ro_id = ?1", [ro_id])
+                    exec(&tx, "DELETE FROM journal WHERE ro_id = ?1", params![ro_id])
                         .map_err(err)?;
-                    tx.execute("DELETE FROM snapshot_body WHERE ro_id = ?1", [ro_id])
-                        .map_err(err)?;
-                    tx.execute(
+                    exec(
+                        &tx,
+                        "DELETE FROM snapshot_body WHERE ro_id = ?1",
+                        params![ro_id],
+                    )
+                    .map_err(err)?;
+                    exec(
+                        &tx,
                         "INSERT OR REPLACE INTO snapshot (ro_id, ro_list, ready) VALUES (?1, ?2, ?3)",
                         params![ro_id, s.ro_list, s.ready],
                     )
@@ -262,34 +270,39 @@ impl Store {
                     }
                 }
                 RoChange::Journal(doc) => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT INTO journal (ro_id, doc) VALUES (?1, ?2)",
                         params![ro_id, doc],
                     )
                     .map_err(err)?;
                 }
                 RoChange::Delete => {
-                    for table in ["journal", "snapshot_body", "snapshot"] {
-                        tx.execute(&format!("DELETE FROM {table} WHERE ro_id = ?1"), [ro_id])
-                            .map_err(err)?;
+                    for sql in [
+                        "DELETE FROM journal WHERE ro_id = ?1",
+                        "DELETE FROM snapshot_body WHERE ro_id = ?1",
+                        "DELETE FROM snapshot WHERE ro_id = ?1",
+                    ] {
+                        exec(&tx, sql, params![ro_id]).map_err(err)?;
                     }
                 }
             }
         }
         if let Some((ncs, port, id, p)) = &commit.processed {
             let seq: i64 = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM processed WHERE ncs_id = ?1 AND port = ?2",
-                    params![ncs, port],
-                    |r| r.get(0),
                 )
+                .and_then(|mut q| q.query_row(params![ncs, port], |r| r.get(0)))
                 .map_err(err)?;
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT OR REPLACE INTO processed (ncs_id, port, message_id, digest, reply, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![ncs, port, id, p.digest, p.reply, seq],
             )
             .map_err(err)?;
-            tx.execute(
+            exec(
+                &tx,
                 "DELETE FROM processed WHERE ncs_id = ?1 AND port = ?2 AND seq <= ?3",
                 params![ncs, port, seq - processed_limit],
             )
@@ -388,6 +401,16 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
+}
+
+/// Runs a statement through the connection's statement cache: the commit path runs the same
+/// few statements for every acknowledged message, and preparing one costs as much as running it.
+fn exec(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 #[cfg(test)]

@@ -303,6 +303,56 @@ trait Units {
     const W: usize;
     /// The code unit at byte offset `i`; the caller guarantees `i + W <= b.len()`.
     fn unit(b: &[u8], i: usize) -> u32;
+
+    /// First position `>= from` (on the unit grid of `from`) of a whole code unit that is
+    /// one of the ASCII characters `targets`, or `None` when `b` ends first.
+    fn find_any<const N: usize>(b: &[u8], from: usize, targets: [u8; N]) -> Option<usize>;
+}
+
+/// [`Units::find_any`] for UTF-16: four code units per 64-bit word. `SHIFT` is where an
+/// ASCII character's byte sits in a 16-bit lane of a word loaded little-endian (8 for
+/// big-endian code units, 0 for little-endian ones).
+///
+/// A lane equal to the target becomes zero after XOR; `(x - 0x0001…) & !x & 0x8000…` flags
+/// zero lanes. Lanes above a zero lane can be flagged falsely (the borrow runs upwards), so
+/// only the lowest flag of a word is used, and it is always exact; the lowest over all
+/// targets is the first unit matching any of them.
+#[inline(always)]
+fn find_any_utf16<const SHIFT: u32, const N: usize>(
+    b: &[u8],
+    from: usize,
+    targets: [u8; N],
+) -> Option<usize> {
+    const ONES: u64 = 0x0001_0001_0001_0001;
+    const HIGHS: u64 = 0x8000_8000_8000_8000;
+    let pats = targets.map(|t| (u64::from(t) << SHIFT) * ONES);
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let word = u64::from_le_bytes(word);
+        let mut flags = 0;
+        for pat in pats {
+            let x = word ^ pat;
+            flags |= x.wrapping_sub(ONES) & !x & HIGHS;
+        }
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 16) as usize * 2);
+        }
+        i += 8;
+    }
+    while i + 2 <= b.len() {
+        let unit = if SHIFT == 8 {
+            u16::from_be_bytes([b[i], b[i + 1]])
+        } else {
+            u16::from_le_bytes([b[i], b[i + 1]])
+        };
+        if targets.iter().any(|&t| unit == u16::from(t)) {
+            return Some(i);
+        }
+        i += 2;
+    }
+    None
 }
 
 struct Utf8Units;
@@ -315,6 +365,17 @@ impl Units for Utf8Units {
     fn unit(b: &[u8], i: usize) -> u32 {
         u32::from(b[i])
     }
+    #[inline(always)]
+    fn find_any<const N: usize>(b: &[u8], from: usize, targets: [u8; N]) -> Option<usize> {
+        let hay = b.get(from..)?;
+        let hit = match targets.as_slice() {
+            [a] => memchr::memchr(*a, hay),
+            [a, c] => memchr::memchr2(*a, *c, hay),
+            [a, c, d] => memchr::memchr3(*a, *c, *d, hay),
+            _ => hay.iter().position(|x| targets.contains(x)),
+        };
+        hit.map(|h| from + h)
+    }
 }
 
 impl Units for BeUnits {
@@ -323,6 +384,10 @@ impl Units for BeUnits {
     fn unit(b: &[u8], i: usize) -> u32 {
         (u32::from(b[i]) << 8) | u32::from(b[i + 1])
     }
+    #[inline(always)]
+    fn find_any<const N: usize>(b: &[u8], from: usize, targets: [u8; N]) -> Option<usize> {
+        find_any_utf16::<8, N>(b, from, targets)
+    }
 }
 
 impl Units for LeUnits {
@@ -330,6 +395,10 @@ impl Units for LeUnits {
     #[inline(always)]
     fn unit(b: &[u8], i: usize) -> u32 {
         u32::from(b[i]) | (u32::from(b[i + 1]) << 8)
+    }
+    #[inline(always)]
+    fn find_any<const N: usize>(b: &[u8], from: usize, targets: [u8; N]) -> Option<usize> {
+        find_any_utf16::<0, N>(b, from, targets)
     }
 }
 
@@ -426,10 +495,55 @@ fn is_mos_start<E: Units>(b: &[u8], p: usize) -> Option<bool> {
     Some(is_xml_space(u) || u == u32::from(b'>') || u == u32::from(b'/'))
 }
 
+/// From `i` (in text inside a message), skips text and complete ordinary tags. Returns
+/// `Ok(p)` with the `<` of the first markup that needs [`MosCodec::step_lt`] (a comment,
+/// CDATA, PI, declaration, `<mos>` or `</mos>`, or a tag not complete in `b`), or `Err(at)`
+/// when `b` ends in text, `at` being where to resume.
+///
+/// The tag's `>` is found outside quoted attribute values, exactly as
+/// [`MosCodec::step_tag`] does, so a `</mos>` inside an attribute value is not markup.
+#[inline(always)]
+fn skip_ordinary<E: Units>(b: &[u8], mut i: usize) -> Result<usize, usize> {
+    let w = E::W;
+    'text: loop {
+        let Some(p) = E::find_any(b, i, [b'<']) else {
+            return Err(aligned_end::<E>(b.len(), i));
+        };
+        if classify::<E>(b, p) != Some(Markup::OtherTag) {
+            return Ok(p);
+        }
+        // An ordinary tag: its `>` outside quotes.
+        let mut j = p + w;
+        loop {
+            let Some(q) = E::find_any(b, j, [b'>', b'"', b'\'']) else {
+                return Ok(p);
+            };
+            let c = E::unit(b, q) as u8;
+            if c == b'>' {
+                i = q + w;
+                continue 'text;
+            }
+            match E::find_any(b, q + w, [c]) {
+                Some(e) => j = e + w,
+                None => return Ok(p),
+            }
+        }
+    }
+}
+
 /// Classifies the markup starting with the `<` at `p` (`None` if more bytes are needed).
+#[inline(always)]
 fn classify<E: Units>(b: &[u8], p: usize) -> Option<Markup> {
     let w = E::W;
     let u1 = unit_at::<E>(b, p + w)?;
+    // The common case first: a start tag whose name does not begin with `m`, or an end
+    // tag whose name does not.
+    if matches!(u1, 0x41..=0x5A | 0x61..=0x6C | 0x6E..=0x7A) {
+        return Some(Markup::OtherTag);
+    }
+    if u1 == u32::from(b'/') && unit_at::<E>(b, p + 2 * w)? != u32::from(b'm') {
+        return Some(Markup::OtherTag);
+    }
     if u1 == u32::from(b'!') {
         let u2 = unit_at::<E>(b, p + 2 * w)?;
         if u2 == u32::from(b'-') {
@@ -652,30 +766,16 @@ impl MosCodec {
     /// message. Stops at the `<` of anything else, or of a tag not complete in `b`, and
     /// leaves it to [`MosCodec::step_lt`].
     fn step_message_text<E: Units>(&mut self, b: &[u8], pos: usize) -> Step {
-        let w = E::W;
-        let mut i = pos;
-        'text: loop {
-            let Some(p) = find_unit::<E>(b, i, b.len(), b'<') else {
-                self.pos = self.abs(aligned_end::<E>(b.len(), i));
-                return Step::NeedMore;
-            };
-            if classify::<E>(b, p) == Some(Markup::OtherTag) {
-                // Find the tag's `>` outside quotes, as `step_tag` does.
-                let mut j = p + w;
-                while let Some((q, c)) = find_tag_stop::<E>(b, j) {
-                    if c == b'>' {
-                        i = q + w;
-                        continue 'text;
-                    }
-                    match find_unit::<E>(b, q + w, b.len(), c) {
-                        Some(e) => j = e + w,
-                        None => break,
-                    }
-                }
+        match skip_ordinary::<E>(b, pos) {
+            Ok(p) => {
+                self.pos = self.abs(p);
+                self.lex = Lex::Lt;
+                Step::Continue
             }
-            self.pos = self.abs(p);
-            self.lex = Lex::Lt;
-            return Step::Continue;
+            Err(resume) => {
+                self.pos = self.abs(resume);
+                Step::NeedMore
+            }
         }
     }
 
@@ -1808,5 +1908,65 @@ mod tests {
             (String::new(), WireEncoding::Utf16Be)
         );
         assert!(decode_bytes(&[0x00, 0x3C, 0x00]).is_err());
+    }
+
+    /// The word-at-a-time search agrees with a plain unit-by-unit scan, for every start
+    /// offset, in both byte orders, with code units that contain the target byte in their
+    /// other half (U+3C3C, U+3E00, ...) and targets at every lane of a word.
+    mod find_any {
+        use super::super::{BeUnits, LeUnits, Units};
+        use proptest::prelude::*;
+
+        fn naive(units: &[u16], from: usize, targets: &[u8]) -> Option<usize> {
+            (from..units.len())
+                .find(|&k| targets.iter().any(|&t| units[k] == u16::from(t)))
+                .map(|k| 2 * k)
+        }
+
+        fn unit_strategy() -> impl Strategy<Value = u16> {
+            prop_oneof![
+                Just(0x003C),
+                Just(0x003E),
+                Just(0x0022),
+                Just(0x0027),
+                Just(0x3C00),
+                Just(0x3C3C),
+                Just(0x3E3E),
+                Just(0x2200),
+                Just(0x0000),
+                Just(0x0001),
+                Just(0xFFFF),
+                Just(0x8000),
+                0x20u16..0x7F,
+                any::<u16>(),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_a_plain_scan(
+                units in proptest::collection::vec(unit_strategy(), 0..40),
+                from in 0usize..40,
+            ) {
+                let from = from.min(units.len());
+                let be: Vec<u8> = units.iter().flat_map(|u| u.to_be_bytes()).collect();
+                let le: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+                for targets in [&[b'<'][..], &[b'>', b'"', b'\''][..]] {
+                    let expected = naive(&units, from, targets);
+                    let got_be = match targets {
+                        [a] => BeUnits::find_any(&be, 2 * from, [*a]),
+                        [a, b, c] => BeUnits::find_any(&be, 2 * from, [*a, *b, *c]),
+                        _ => unreachable!(),
+                    };
+                    let got_le = match targets {
+                        [a] => LeUnits::find_any(&le, 2 * from, [*a]),
+                        [a, b, c] => LeUnits::find_any(&le, 2 * from, [*a, *b, *c]),
+                        _ => unreachable!(),
+                    };
+                    prop_assert_eq!(got_be, expected, "big-endian, targets {:?}", targets);
+                    prop_assert_eq!(got_le, expected, "little-endian, targets {:?}", targets);
+                }
+            }
+        }
     }
 }

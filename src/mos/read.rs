@@ -177,11 +177,15 @@ impl Cx {
         let mut last = 0usize;
         let mut last_name = "";
         let mut in_order = true;
+        // Children usually come in spec order, so each search starts at the slot after the
+        // one found last.
+        let mut next = 0usize;
         for c in el.children() {
             let name = c.name();
-            let Some(pos) = order.iter().position(|n| *n == name) else {
+            let Some(pos) = position_from(order, next, name) else {
                 continue;
             };
+            next = pos + 1;
             slots[pos].get_or_insert(c);
             if !in_order {
                 continue;
@@ -426,6 +430,9 @@ impl Cx {
             return Ok(None);
         };
         let raw = c.text();
+        if let Some(v) = plain_u32(&raw) {
+            return Ok(Some(v));
+        }
         if raw.trim().is_empty() {
             return Ok(None);
         }
@@ -555,10 +562,29 @@ impl Cx {
     }
 }
 
+/// Where `name` is in `order`, searching from `start` and wrapping around.
+fn position_from(order: &[&str], start: usize, name: &str) -> Option<usize> {
+    let (head, tail) = order.split_at(start.min(order.len()));
+    tail.iter()
+        .position(|n| *n == name)
+        .map(|p| p + start)
+        .or_else(|| head.iter().position(|n| *n == name))
+}
+
+/// A decimal number of at most nine digits with nothing around it: the common case, read
+/// without the general number parser (which it agrees with).
+fn plain_u32(text: &str) -> Option<u32> {
+    let b = text.as_bytes();
+    if b.is_empty() || b.len() > 9 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0')))
+}
+
 /// An element's text, trimmed of surrounding XML whitespace.
 pub fn text_of(el: El<'_, '_>) -> String {
     let t = el.text();
-    let trimmed = t.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let trimmed = trim_xml_space(&t);
     if trimmed.len() == t.len() {
         t.into_owned()
     } else {
@@ -566,7 +592,51 @@ pub fn text_of(el: El<'_, '_>) -> String {
     }
 }
 
+/// `s` without leading and trailing XML whitespace (space, tab, CR, LF; all ASCII, so the
+/// cut is found bytewise and always falls on a character boundary).
+fn trim_xml_space(s: &str) -> &str {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !space(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !space(c)).map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
 /// Truncates a value to 128 characters for sending.
 pub fn clip128(s: &str) -> String {
     truncate_chars(s, STRING128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn position_from_wraps_around() {
+        let order = ["a", "b", "c"];
+        assert_eq!(position_from(&order, 0, "c"), Some(2));
+        assert_eq!(position_from(&order, 2, "a"), Some(0));
+        assert_eq!(position_from(&order, 3, "b"), Some(1));
+        assert_eq!(position_from(&order, 1, "x"), None);
+    }
+
+    #[test]
+    fn xml_space_is_trimmed_other_space_kept() {
+        assert_eq!(trim_xml_space(" \t\r\n a b \n"), "a b");
+        assert_eq!(trim_xml_space("\u{a0}x\u{3000}"), "\u{a0}x\u{3000}");
+        assert_eq!(trim_xml_space("  "), "");
+    }
+
+    proptest! {
+        /// The fast path reads exactly what the general parser reads, and leaves everything
+        /// else (signs, spaces, hex, overflow) to it.
+        #[test]
+        fn plain_u32_agrees_with_the_number_parser(text in "[0-9 x+-]{0,12}") {
+            if let Some(v) = plain_u32(&text) {
+                prop_assert_eq!(number::parse_u32(&text), Ok(v));
+                prop_assert!(number::is_spec_number(&text));
+            }
+        }
+    }
 }

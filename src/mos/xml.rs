@@ -26,13 +26,21 @@ pub struct XmlError {
     pub detail: String,
 }
 
-#[derive(Debug)]
+/// What a node is. Plain data (no `Drop`), so dropping a document frees three vectors
+/// instead of visiting every node.
+#[derive(Debug, Clone, Copy)]
 enum Kind<'a> {
-    Element { name: &'a str, attrs: Range<u32> },
-    Text(Cow<'a, str>),
+    Element {
+        name: &'a str,
+        attrs: (u32, u32),
+    },
+    /// Text exactly as in the source (no entity, no CR to normalise).
+    Text(&'a str),
+    /// Text that had to be built: the index of its string in [`Document::owned`].
+    OwnedText(u32),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Node<'a> {
     kind: Kind<'a>,
     first_child: u32,
@@ -58,6 +66,8 @@ pub struct Document<'a> {
     src: &'a str,
     nodes: Vec<Node<'a>>,
     attrs: Vec<Attr<'a>>,
+    /// Texts that are not slices of the source (entities resolved, pieces merged).
+    owned: Vec<String>,
 }
 
 impl<'a> Document<'a> {
@@ -114,17 +124,15 @@ impl<'d, 'a> El<'d, 'a> {
     pub fn name(&self) -> &'a str {
         match self.node().kind {
             Kind::Element { name, .. } => name,
-            Kind::Text(_) => "",
+            Kind::Text(_) | Kind::OwnedText(_) => "",
         }
     }
 
     /// The element's attributes.
     pub fn attrs(&self) -> &'d [Attr<'a>] {
         match &self.node().kind {
-            Kind::Element { attrs, .. } => {
-                &self.doc.attrs[attrs.start as usize..attrs.end as usize]
-            }
-            Kind::Text(_) => &[],
+            Kind::Element { attrs, .. } => &self.doc.attrs[attrs.0 as usize..attrs.1 as usize],
+            Kind::Text(_) | Kind::OwnedText(_) => &[],
         }
     }
 
@@ -230,9 +238,10 @@ impl<'d, 'a> Iterator for Nodes<'d, 'a> {
         let idx = self.next;
         let node = &self.doc.nodes[idx as usize];
         self.next = node.next_sibling;
-        Some(match &node.kind {
+        Some(match node.kind {
             Kind::Element { .. } => XmlNode::Element(El { doc: self.doc, idx }),
-            Kind::Text(t) => XmlNode::Text(t.as_ref()),
+            Kind::Text(t) => XmlNode::Text(t),
+            Kind::OwnedText(i) => XmlNode::Text(&self.doc.owned[i as usize]),
         })
     }
 }
@@ -241,6 +250,7 @@ struct Builder<'a> {
     src: &'a str,
     nodes: Vec<Node<'a>>,
     attrs: Vec<Attr<'a>>,
+    owned: Vec<String>,
     /// Open elements, with the index of their last child.
     stack: Vec<(u32, u32)>,
     root_closed: bool,
@@ -252,6 +262,7 @@ impl<'a> Builder<'a> {
             src,
             nodes: Vec::with_capacity(node_estimate(src)),
             attrs: Vec::new(),
+            owned: Vec::new(),
             stack: Vec::with_capacity(16),
             root_closed: false,
         }
@@ -267,7 +278,7 @@ impl<'a> Builder<'a> {
 
     fn push(&mut self, kind: Kind<'a>, start: usize) -> Result<u32, XmlError> {
         let idx = self.nodes.len() as u32;
-        let is_text = matches!(kind, Kind::Text(_));
+        let is_text = !matches!(kind, Kind::Element { .. });
         match self.stack.last_mut() {
             None if is_text => return Ok(NONE),
             None if self.root_closed || !self.nodes.is_empty() => {
@@ -279,14 +290,27 @@ impl<'a> Builder<'a> {
                     self.nodes[*parent as usize].first_child = idx;
                 } else {
                     // Merge adjacent text pieces (text, entity, CDATA) into one node.
-                    if is_text {
-                        let prev = &mut self.nodes[*last as usize];
-                        if let (Kind::Text(prev_text), Kind::Text(new_text)) =
-                            (&mut prev.kind, &kind)
-                        {
-                            prev_text.to_mut().push_str(new_text);
-                            return Ok(*last);
+                    let prev = &mut self.nodes[*last as usize];
+                    if is_text && !matches!(prev.kind, Kind::Element { .. }) {
+                        let slot = match prev.kind {
+                            Kind::OwnedText(i) => i as usize,
+                            Kind::Text(t) => {
+                                prev.kind = Kind::OwnedText(self.owned.len() as u32);
+                                self.owned.push(t.to_owned());
+                                self.owned.len() - 1
+                            }
+                            Kind::Element { .. } => unreachable!("checked above"),
+                        };
+                        let (owned, new_text) = (&mut self.owned, kind);
+                        match new_text {
+                            Kind::Text(t) => owned[slot].push_str(t),
+                            Kind::OwnedText(i) => {
+                                let t = std::mem::take(&mut owned[i as usize]);
+                                owned[slot].push_str(&t);
+                            }
+                            Kind::Element { .. } => {}
                         }
+                        return Ok(*last);
                     }
                     self.nodes[*last as usize].next_sibling = idx;
                 }
@@ -312,9 +336,24 @@ impl<'a> Builder<'a> {
             return Err(self.err(start, "text outside the root element"));
         }
         if !text.is_empty() {
-            self.push(Kind::Text(text), start)?;
+            let kind = match text {
+                Cow::Borrowed(t) => Kind::Text(t),
+                Cow::Owned(t) => {
+                    self.owned.push(t);
+                    Kind::OwnedText(self.owned.len() as u32 - 1)
+                }
+            };
+            self.push(kind, start)?;
         }
         Ok(())
+    }
+
+    /// `bytes` as a slice of the source, when they are one (quick-xml hands out borrowed
+    /// slices of a `&str` input).
+    fn in_src(&self, bytes: &str) -> Option<&'a str> {
+        let base = self.src.as_ptr() as usize;
+        let off = (bytes.as_ptr() as usize).checked_sub(base)?;
+        self.src.get(off..off.checked_add(bytes.len())?)
     }
 
     fn start_element(
@@ -324,23 +363,20 @@ impl<'a> Builder<'a> {
         end: usize,
         empty: bool,
     ) -> Result<(), XmlError> {
-        let raw = self.src.get(start..end).unwrap_or("");
-        let name = element_name(raw);
+        let name = match self.in_src(e.name().as_ref()) {
+            Some(n) => n,
+            None => element_name(self.src.get(start..end).unwrap_or("")),
+        };
         let first_attr = self.attrs.len() as u32;
-        for a in e.attributes() {
+        // Most MOS elements have no attributes: skip the attribute parser for them.
+        let has_attrs = !e
+            .attributes_raw()
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/'));
+        for a in e.attributes().take(if has_attrs { usize::MAX } else { 0 }) {
             let a =
                 a.map_err(|err| self.err(start, format!("bad attribute in <{name}>: {err}")))?;
-            let key = a.key.as_ref();
-            let key_off = key.as_ptr() as usize;
-            // Borrow the name from the source when it points into it.
-            let key: &'a str = if key_off >= self.src.as_ptr() as usize
-                && key_off + key.len() <= self.src.as_ptr() as usize + self.src.len()
-            {
-                let o = key_off - self.src.as_ptr() as usize;
-                &self.src[o..o + key.len()]
-            } else {
-                ""
-            };
+            let key: &'a str = self.in_src(a.key.as_ref()).unwrap_or("");
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|err| {
@@ -352,7 +388,7 @@ impl<'a> Builder<'a> {
             };
             self.attrs.push(Attr { name: key, value });
         }
-        let attrs = first_attr..self.attrs.len() as u32;
+        let attrs = (first_attr, self.attrs.len() as u32);
         let idx = self.push(Kind::Element { name, attrs }, start)?;
         let e32 = end as u32;
         self.nodes[idx as usize].inner = e32..e32;
@@ -367,9 +403,12 @@ impl<'a> Builder<'a> {
     }
 
     fn run(mut self) -> Result<Document<'a>, XmlError> {
+        let has_cr = memchr::memchr(b'\r', self.src.as_bytes()).is_some();
         let mut reader = Reader::from_str(self.src);
         let cfg = reader.config_mut();
-        cfg.check_end_names = true;
+        // End tags are matched against the open element here, by name slices, which is
+        // cheaper than quick-xml's own check (it copies every start tag's name).
+        cfg.check_end_names = false;
         cfg.trim_text(false);
         loop {
             let before = reader.buffer_position() as usize;
@@ -391,17 +430,32 @@ impl<'a> Builder<'a> {
                     }
                     self.start_element(&e, before, after, true)?
                 }
-                Event::End(_) => {
+                Event::End(e) => {
                     let Some((idx, _)) = self.stack.pop() else {
                         return Err(self.err(before, "end tag without a start tag"));
                     };
+                    if let Kind::Element { name, .. } = self.nodes[idx as usize].kind
+                        && name != e.name().as_ref()
+                    {
+                        let found = e.name().as_ref().to_owned();
+                        return Err(self.err(
+                            before,
+                            format!("malformed XML: end tag </{found}> does not match <{name}>"),
+                        ));
+                    }
                     self.nodes[idx as usize].inner.end = before as u32;
                     if self.stack.is_empty() {
                         self.root_closed = true;
                     }
                 }
                 Event::Text(t) => {
-                    let text = t.xml10_content();
+                    // Line ends need normalising only where there is a CR: a document
+                    // without one (the usual case) hands its text slices through as they are.
+                    let text = if has_cr {
+                        t.xml10_content()
+                    } else {
+                        t.into_inner()
+                    };
                     self.text(text, before)?;
                 }
                 Event::CData(c) => {
@@ -437,7 +491,7 @@ impl<'a> Builder<'a> {
         if let Some((idx, _)) = self.stack.last() {
             let name = match self.nodes[*idx as usize].kind {
                 Kind::Element { name, .. } => name,
-                Kind::Text(_) => "",
+                Kind::Text(_) | Kind::OwnedText(_) => "",
             };
             return Err(self.err(self.src.len(), format!("element <{name}> is not closed")));
         }
@@ -448,6 +502,7 @@ impl<'a> Builder<'a> {
             src: self.src,
             nodes: self.nodes,
             attrs: self.attrs,
+            owned: self.owned,
         })
     }
 }
@@ -633,6 +688,43 @@ mod tests {
         }
         let e = Document::parse("<mos>\n\n<a></b></mos>").unwrap_err();
         assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn line_ends_are_normalised_and_mismatched_end_tags_named() {
+        let doc = Document::parse("<mos><a>x\r\ny\rz</a><b>&amp;\r\n</b></mos>").unwrap();
+        assert_eq!(doc.root().child("a").unwrap().text(), "x\ny\nz");
+        assert_eq!(doc.root().child("b").unwrap().text(), "&\n");
+        let e = Document::parse("<mos>\n<a>t</ab></mos>").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.detail.contains("</ab>") && e.detail.contains("<a>"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_pieces_merge_in_order() {
+        let doc = Document::parse("<a>1&lt;2<![CDATA[&3]]>&#52;<b/>5&gt;</a>").unwrap();
+        let texts: Vec<_> = doc
+            .root()
+            .nodes()
+            .filter_map(|n| match n {
+                XmlNode::Text(t) => Some(t.to_string()),
+                XmlNode::Element(_) => None,
+            })
+            .collect();
+        assert_eq!(texts, ["1<2&34", "5>"]);
+        assert_eq!(doc.root().text(), "1<2&345>");
+    }
+
+    #[test]
+    fn attributes_are_read_only_where_present() {
+        let doc = Document::parse("<mos v=\"2.8\"><a /><b x='1' y=\"&lt;\"/></mos>").unwrap();
+        assert_eq!(doc.root().attr("v"), Some("2.8"));
+        assert!(doc.root().child("a").unwrap().attrs().is_empty());
+        let b = doc.root().child("b").unwrap();
+        assert_eq!((b.attr("x"), b.attr("y")), (Some("1"), Some("<")));
     }
 
     #[test]
