@@ -12,7 +12,9 @@
 //! and, in the same run, the floors:
 //!
 //! - a raw TCP echo over loopback (a tokio echo server on the same runtime) with the same
-//!   wire sizes as the heartbeat and the roCreate;
+//!   wire sizes as the heartbeat and the roCreate, taken alternately with them (a heartbeat
+//!   then an echo, a pair then an echo), since the loopback wake-up latency of this VM
+//!   moves between runs;
 //! - the fdatasync latency of the disk holding the data directory (60 KB written, then
 //!   `File::sync_data`), since every acknowledged edit waits for a durable commit;
 //! - in process, the same roCreate decoded and parsed, and quick-xml's event reader alone
@@ -20,7 +22,8 @@
 //!
 //! It prints round trips/s, p50 and p99 for each, the ratios heartbeat / echo and
 //! roCreate / fsync, and the floor of a pair: both echoes, the decode + parse and two
-//! fdatasyncs added up (and the same with quick-xml's reader alone in place of the parse). Counts come from the environment:
+//! fdatasyncs added up (and the same with quick-xml's reader alone in place of the parse).
+//! Counts come from the environment:
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
@@ -71,6 +74,31 @@ fn measure(warmup: usize, n: usize, mut f: impl FnMut()) -> Vec<Duration> {
             t.elapsed()
         })
         .collect()
+}
+
+/// Like [`measure`], for two kinds of round trip taken alternately (one of each per
+/// iteration), so that both meet the same machine state: on a shared VM the wake-up latency
+/// of a loopback round trip itself moves between runs (15 µs in one, 55 µs in the next).
+fn measure_alternately(
+    warmup: usize,
+    n: usize,
+    mut f: impl FnMut(),
+    mut g: impl FnMut(),
+) -> (Vec<Duration>, Vec<Duration>) {
+    for _ in 0..warmup {
+        f();
+        g();
+    }
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        a.push(t.elapsed());
+        let t = Instant::now();
+        g();
+        b.push(t.elapsed());
+    }
+    (a, b)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -297,19 +325,28 @@ heartbeat_interval_s = 0
         parent.display()
     );
 
-    // Gateway: heartbeats.
+    // Gateway: heartbeats, each followed by a TCP echo of the same size (the floor).
     let mut mos = MosClient::connect(upper_addr);
+    let mut echo = EchoClient::connect(echo_addr);
     let hb_wire_len = encode_text(&heartbeat(1), WireEncoding::Utf16Be).len();
-    let hb = measure(warmup, heartbeats, || {
-        let id = mos.fresh_id();
-        let wire = encode_text(&heartbeat(id), WireEncoding::Utf16Be);
-        mos.round_trip(id, &wire, "<heartbeat>");
-    });
+    let small = vec![0x3cu8; hb_wire_len];
+    let (hb, echo_small) = measure_alternately(
+        warmup,
+        heartbeats,
+        || {
+            let id = mos.fresh_id();
+            let wire = encode_text(&heartbeat(id), WireEncoding::Utf16Be);
+            mos.round_trip(id, &wire, "<heartbeat>");
+        },
+        || echo.round_trip(&small),
+    );
 
     // Gateway: roCreate then roDelete; the messages are built before the clock starts.
     let create_wire_len = encode_text(&ro_create(1, stories, items), WireEncoding::Utf16Be).len();
+    let large = vec![0x3cu8; create_wire_len];
     let mut creates = Vec::with_capacity(pairs);
     let mut deletes = Vec::with_capacity(pairs);
+    let mut echo_large = Vec::with_capacity(pairs);
     for i in 0..warmup + pairs {
         let cid = mos.fresh_id();
         let create = encode_text(&ro_create(cid, stories, items), WireEncoding::Utf16Be);
@@ -321,19 +358,19 @@ heartbeat_interval_s = 0
         let t = Instant::now();
         mos.round_trip(did, &delete, "<roStatus>OK</roStatus>");
         let d = t.elapsed();
+        // The floor for the roCreate: the same bytes echoed, right after the pair.
+        let t = Instant::now();
+        echo.round_trip(&large);
+        let e = t.elapsed();
         if i >= warmup {
             creates.push(c);
             deletes.push(d);
+            echo_large.push(e);
         }
     }
     let pair_times: Vec<Duration> = creates.iter().zip(&deletes).map(|(c, d)| *c + *d).collect();
 
-    // Floors: echo with the same wire sizes, then fdatasync.
-    let mut echo = EchoClient::connect(echo_addr);
-    let small = vec![0x3cu8; hb_wire_len];
-    let echo_small = measure(warmup, heartbeats, || echo.round_trip(&small));
-    let large = vec![0x3cu8; create_wire_len];
-    let echo_large = measure(warmup.min(pairs.max(1)), pairs, || echo.round_trip(&large));
+    // Floor: fdatasync.
     let fsync = fsync_floor(dir.path(), warmup.min(20), fsyncs);
     // In-process floors: what the gateway must do with a roCreate before it can even
     // validate it (framing + UTF-16 decoding, then parsing), and quick-xml's event reader
