@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 /// mimalloc: parsing a large running order allocates a string per field; with it the
-/// 2,000 × 10 roCreate decodes and parses ≈ 12 % faster than with the system allocator
+/// 2,000 × 10 roCreate decodes and parses ≈ 12 % faster than with glibc's malloc
 /// (README, "Benchmarks").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
