@@ -276,7 +276,8 @@ impl State {
                 });
             }
         };
-        let applied = match self.rundowns.apply(&ro_id, &edit) {
+        let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
+        let applied = match self.rundowns.apply_owned(&ro_id, edit) {
             Ok(a) => a,
             Err(e) => {
                 return Ok(Outcome {
@@ -289,7 +290,6 @@ impl State {
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
         let journal_len = self.journal_len.get(&ro_id).copied().unwrap_or(0);
-        let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
         let change = match applied.rundown() {
             None => RoChange::Delete,
             Some(r) if whole || journal_len >= self.store.journal_limit => {

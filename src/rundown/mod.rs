@@ -151,17 +151,27 @@ impl Rundowns {
         Ok(applied)
     }
 
-    /// Computes the state of `ro_id` after `edit` without changing anything.
-    pub fn apply(&self, ro_id: &str, edit: &Edit) -> Result<Applied, EditError> {
+    /// [`Rundowns::apply`] taking the edit by value: a whole running order (roCreate,
+    /// roReplace, roList) moves into the new state instead of being copied.
+    pub fn apply_owned(&self, ro_id: &str, edit: Edit) -> Result<Applied, EditError> {
+        match edit {
+            Edit::Create(ro) => self.apply_whole(ro_id, Whole::Create, ro),
+            Edit::Replace(ro) => self.apply_whole(ro_id, Whole::Replace, ro),
+            Edit::List(ro) => self.apply_whole(ro_id, Whole::List, ro),
+            other => self.apply(ro_id, &other),
+        }
+    }
+
+    /// roCreate, roReplace or roList: the running order `ro` becomes `ro_id`.
+    fn apply_whole(
+        &self,
+        ro_id: &str,
+        kind: Whole,
+        ro: RunningOrder,
+    ) -> Result<Applied, EditError> {
         let held = self.by_id.get(ro_id);
-        let known = || {
-            held.ok_or_else(|| EditError::UnknownRunningOrder {
-                ro_id: ro_id.to_string(),
-            })
-        };
-        let ctx = Ctx { ro_id };
-        let (rundown, change, description) = match edit {
-            Edit::Create(ro) => {
+        let (rundown, change, description) = match kind {
+            Whole::Create => {
                 let r = whole(ro_id, ro, None)?;
                 let replaced_existing = held.is_some();
                 let d = format!(
@@ -173,24 +183,43 @@ impl Rundowns {
                         ""
                     }
                 );
-                (Some(r), Change::Created { replaced_existing }, d)
+                (r, Change::Created { replaced_existing }, d)
             }
-            Edit::Replace(ro) => {
-                let r = whole(ro_id, ro, Some(known()?))?;
+            Whole::Replace => {
+                let known = held.ok_or_else(|| EditError::UnknownRunningOrder {
+                    ro_id: ro_id.to_string(),
+                })?;
+                let r = whole(ro_id, ro, Some(known))?;
                 let d = format!("roReplace with {} stories", r.stories.len());
-                (Some(r), Change::Replaced, d)
+                (r, Change::Replaced, d)
             }
-            Edit::List(ro) => {
+            Whole::List => {
                 let r = whole(ro_id, ro, held)?;
                 let d = format!("roList with {} stories", r.stories.len());
-                (
-                    Some(r),
-                    Change::Resynced {
-                        created: held.is_none(),
-                    },
-                    d,
-                )
+                let created = held.is_none();
+                (r, Change::Resynced { created }, d)
             }
+        };
+        Ok(Applied {
+            rundown: Some(rundown),
+            change,
+            description: crate::mos::read::clip128(&description),
+        })
+    }
+
+    /// Computes the state of `ro_id` after `edit` without changing anything.
+    pub fn apply(&self, ro_id: &str, edit: &Edit) -> Result<Applied, EditError> {
+        let held = self.by_id.get(ro_id);
+        let known = || {
+            held.ok_or_else(|| EditError::UnknownRunningOrder {
+                ro_id: ro_id.to_string(),
+            })
+        };
+        let ctx = Ctx { ro_id };
+        let (rundown, change, description) = match edit {
+            Edit::Create(ro) => return self.apply_whole(ro_id, Whole::Create, ro.clone()),
+            Edit::Replace(ro) => return self.apply_whole(ro_id, Whole::Replace, ro.clone()),
+            Edit::List(ro) => return self.apply_whole(ro_id, Whole::List, ro.clone()),
             Edit::Delete => {
                 known()?;
                 (None, Change::Deleted, "roDelete".to_string())
@@ -420,14 +449,22 @@ fn place(before: Option<&str>) -> String {
 
 /// A whole running order (roCreate, roReplace, roList); `keep` supplies bodies and
 /// readiness to carry over.
-fn whole(ro_id: &str, ro: &RunningOrder, keep: Option<&Rundown>) -> Result<Rundown, EditError> {
+/// Which message brought a whole running order.
+#[derive(Debug, Clone, Copy)]
+enum Whole {
+    Create,
+    Replace,
+    List,
+}
+
+fn whole(ro_id: &str, ro: RunningOrder, keep: Option<&Rundown>) -> Result<Rundown, EditError> {
     if ro.header.id != ro_id {
         return Err(EditError::MismatchedRoId {
             ro_id: ro_id.to_string(),
             header_id: ro.header.id.clone(),
         });
     }
-    let mut r = Rundown::from_running_order(ro.clone())?;
+    let mut r = Rundown::from_running_order(ro)?;
     if let Some(old) = keep {
         r.ready = old.ready;
         let bodies: std::collections::HashMap<&str, &StoryContent> = old
@@ -587,6 +624,36 @@ mod tests {
             },
             stories: stories.iter().map(|(s, i)| story(s, i)).collect(),
         }
+    }
+
+    /// Taking a whole running order by value gives exactly what taking it by reference
+    /// gives: the same state, change, description and errors.
+    #[test]
+    fn apply_owned_matches_apply_for_whole_running_orders() {
+        let mut rs = Rundowns::new();
+        let edits = [
+            Edit::Replace(ro("R", &[("1", "a")])),
+            Edit::Create(ro("X", &[])),
+            Edit::Create(ro("R", &[("1", "a b"), ("2", "")])),
+            Edit::Create(ro("R", &[("1", "a a")])),
+            Edit::Replace(ro("R", &[("2", "c"), ("1", "a")])),
+            Edit::List(ro("R", &[("3", "")])),
+            Edit::List(ro("Q", &[("1", "")])),
+            Edit::Create(ro("R", &[("1", "")])),
+        ];
+        for edit in edits {
+            let id = match &edit {
+                Edit::List(r) if r.header.id == "Q" => "Q",
+                _ => "R",
+            };
+            let by_ref = rs.apply(id, &edit);
+            let by_value = rs.apply_owned(id, edit);
+            assert_eq!(by_ref, by_value);
+            if let Ok(applied) = by_value {
+                rs.commit(id, applied);
+            }
+        }
+        assert_eq!(rs.len(), 2);
     }
 
     /// RO1 with stories 1..6, story 1 holding items 1..6.
