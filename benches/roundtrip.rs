@@ -17,12 +17,13 @@
 //!   moves between runs;
 //! - the fdatasync latency of the disk holding the data directory (60 KB written, then
 //!   `File::sync_data`), since every acknowledged edit waits for a durable commit;
-//! - in process, the same roCreate decoded and parsed, and quick-xml's event reader alone
-//!   over its text (the least any parser built on quick-xml can take).
+//! - in process, the same roCreate decoded and parsed, decoded only, and quick-xml's event
+//!   reader alone over its text (the least any parser built on quick-xml can take).
 //!
 //! It prints round trips/s, p50 and p99 for each, the ratios heartbeat / echo and
 //! roCreate / fsync, and the floor of a pair: both echoes, the decode + parse and two
-//! fdatasyncs added up (and the same with quick-xml's reader alone in place of the parse).
+//! fdatasyncs added up (and the same with the decode and quick-xml's reader alone in place
+//! of the decode + parse).
 //! Counts come from the environment:
 //!
 //! | variable | default | meaning |
@@ -381,6 +382,9 @@ heartbeat_interval_s = 0
         let frame = decode_frame(std::hint::black_box(&create_wire));
         std::hint::black_box(Mos::parse(&frame.text, ParseOptions::lenient()).expect("parse"));
     });
+    let decode_only = measure(warmup, pairs, || {
+        std::hint::black_box(decode_frame(std::hint::black_box(&create_wire)));
+    });
     let tokenize = measure(warmup, pairs, || {
         std::hint::black_box(quick_xml_events(std::hint::black_box(&create_text)));
     });
@@ -415,6 +419,7 @@ heartbeat_interval_s = 0
             format!("in process: decode + parse roCreate {stories}×{items}"),
             decode_parse,
         ),
+        Sample::new("in process: decode only (framing, UTF-16)", decode_only),
         Sample::new("in process: quick-xml events only", tokenize),
     ];
     println!();
@@ -450,6 +455,7 @@ heartbeat_interval_s = 0
         echo_large,
         fsync,
         decode_parse,
+        decode_only,
         tokenize,
     ] = &rows;
     println!();
@@ -470,19 +476,19 @@ heartbeat_interval_s = 0
         pair.per_second()
     );
     // The least a pair can take with the gateway's stack: both messages over TCP, the
-    // roCreate decoded and parsed (quick-xml's reader alone in the second sum), and one
-    // durable commit each; no bookkeeping at all.
+    // roCreate decoded and parsed (in the second sum: decoded, then only quick-xml's reader
+    // run over it), and one durable commit each; no bookkeeping at all.
     let p50 = |s: &Sample| s.p50().as_secs_f64();
     let transfer = p50(echo_large) + p50(echo_small);
     let floor = transfer + p50(decode_parse) + 2.0 * p50(fsync);
-    let floor_qx = transfer + p50(tokenize) + 2.0 * p50(fsync);
+    let floor_qx = transfer + p50(decode_only) + p50(tokenize) + 2.0 * p50(fsync);
     println!(
         "pair floor (echoes + decode/parse + 2 fdatasync) = {} → at most {:.0} pairs/s",
         fmt_duration(Duration::from_secs_f64(floor)),
         1.0 / floor
     );
     println!(
-        "pair floor with quick-xml events only            = {} → at most {:.0} pairs/s",
+        "pair floor with decode + quick-xml events only   = {} → at most {:.0} pairs/s",
         fmt_duration(Duration::from_secs_f64(floor_qx)),
         1.0 / floor_qx
     );
