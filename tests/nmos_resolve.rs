@@ -14,7 +14,7 @@ use mos_gateway::mos::structures::{
 };
 use mos_gateway::nmos::is04::Catalogue;
 use mos_gateway::nmos::is08_check::{Is08Input, Is08Output, MapEntry, Violation};
-use mos_gateway::nmos::mapping::{Mapping, PRESET_GROUP};
+use mos_gateway::nmos::mapping::{LabelIndex, Mapping, PRESET_GROUP};
 use mos_gateway::nmos::overrides::Override;
 use mos_gateway::nmos::plan::{DeviceIo, ItemKey, ItemPlan, NotReady, Route};
 use mos_gateway::nmos::resolve::{
@@ -357,6 +357,8 @@ fn placeholders() -> BTreeMap<String, String> {
 /// Resolves one item with everything configured.
 struct Fixture {
     catalogue: Catalogue,
+    /// The label index of `catalogue`: call [`Fixture::reindex`] after changing it.
+    labels: LabelIndex,
     io: BTreeMap<String, DeviceIo>,
     mapping: Mapping,
     objects: BTreeMap<String, String>,
@@ -368,17 +370,26 @@ impl Fixture {
     }
 
     fn with_default(default_destination: &str) -> Fixture {
+        let catalogue = catalogue();
         Fixture {
-            catalogue: catalogue(),
+            labels: LabelIndex::new(&catalogue),
+            catalogue,
             io: io(),
             mapping: mapping_with(default_destination),
             objects: placeholders(),
         }
     }
 
+    /// Rebuilds the label index after a change to the catalogue (as the bridge does for
+    /// every new snapshot).
+    fn reindex(&mut self) {
+        self.labels = LabelIndex::new(&self.catalogue);
+    }
+
     fn ctx(&self) -> ResolveContext<'_> {
         ResolveContext {
             catalogue: &self.catalogue,
+            labels: &self.labels,
             io: &self.io,
             mapping: &self.mapping,
             objects: &self.objects,
@@ -736,6 +747,24 @@ fn ambiguous_labels_are_not_guessed() {
 }
 
 #[test]
+fn labels_are_looked_up_in_the_snapshot_the_index_was_built_from() {
+    let mut f = Fixture::new();
+    // One of the two "Multiviewer" receivers leaves: the label names one receiver again.
+    f.catalogue.receivers.remove(MV_B);
+    f.reindex();
+    let route = f.resolve(&item("1", CAM1_V, Some("MV"))).expect("routed");
+    assert_eq!(route.connections[0].receiver_id, MV_A);
+    // Relabelled, it no longer answers to the old label.
+    let rx = std::sync::Arc::make_mut(f.catalogue.receivers.get_mut(MV_A).expect("fixture"));
+    rx.core.label = "Multiviewer 1".into();
+    f.reindex();
+    assert_eq!(
+        f.not_ready(&item("1", CAM1_V, Some("MV"))),
+        NotReady::ReceiverGone("\"Multiviewer\"".to_owned())
+    );
+}
+
+#[test]
 fn no_matching_receiver_says_what_the_sender_sends() {
     let f = Fixture::new();
     let e = f.not_ready(&item("1", CAM1_V, Some("AUDIO-ONLY")));
@@ -761,6 +790,7 @@ fn a_receiver_whose_media_types_exclude_the_flow_does_not_match() {
     let mut f = Fixture::new();
     let rx = std::sync::Arc::make_mut(f.catalogue.receivers.get_mut(MIX_IN1_V).expect("fixture"));
     rx.caps.media_types = vec!["video/jxsv".into()];
+    f.reindex();
     let e = f.not_ready(&item("1", CAM1_V, Some("PGM")));
     assert!(matches!(e, NotReady::NoMatchingReceiver { .. }), "{e}");
 }
@@ -1008,6 +1038,7 @@ fn only_changed_new_and_removed_items_are_re_planned() {
     assert!(changed_items(&before, &resolve_rundown(&ro, &f.ctx())).is_empty());
     // Camera 2 leaves the registry; story S2 is replaced by S3.
     f.catalogue.senders.remove(CAM2_V);
+    f.reindex();
     let edited = rundown(vec![
         story(
             "S1",

@@ -1598,8 +1598,10 @@ async fn the_shipped_demo_mapping_resolves_against_the_shipped_studio() {
     let rundown = Rundown::from_running_order(ro.0).unwrap();
     // The placeholder the NCS would have created with objSlug "Remote feed".
     let placeholders = BTreeMap::from([("PH-1".to_string(), "Remote feed".to_string())]);
+    let labels = mos_gateway::nmos::mapping::LabelIndex::new(&catalogue);
     let ctx = ResolveContext {
         catalogue: &catalogue,
+        labels: &labels,
         io: &io,
         mapping: &mapping,
         objects: &placeholders,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::is04::{Catalogue, ControlKind};
-use super::mapping::Mapping;
+use super::mapping::{LabelIndex, Mapping};
 use super::plan::DeviceIo;
 use super::resolve::{ResolveContext, resolve_rundown};
 use super::takes::{Devices, ItemInfo, ItemStatus, TakeEngine, TakeSettings};
@@ -63,9 +63,11 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
     let (status_tx, mut status_rx) = mpsc::unbounded_channel::<ItemStatus>();
     let settings = parts.settings.borrow_and_update().clone();
     let mut engine = TakeEngine::new(parts.devices.clone(), settings.takes.clone(), status_tx);
+    let catalogue = parts.catalogue.borrow_and_update().clone();
     let mut bridge = Bridge {
         settings,
-        catalogue: parts.catalogue.borrow_and_update().clone(),
+        labels: LabelIndex::new(&catalogue),
+        catalogue,
         io: BTreeMap::new(),
         io_asked: HashSet::new(),
         owners: HashMap::new(),
@@ -127,7 +129,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                 if changed.is_err() {
                     break;
                 }
-                bridge.catalogue = parts.catalogue.borrow_and_update().clone();
+                bridge.set_catalogue(parts.catalogue.borrow_and_update().clone());
                 bridge.read_missing_io(&parts.devices, &io_tx);
                 if ready {
                     bridge.check_receivers(&mut engine);
@@ -193,6 +195,8 @@ const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 struct Bridge {
     settings: Arc<BridgeSettings>,
     catalogue: Arc<Catalogue>,
+    /// The label index of `catalogue`.
+    labels: LabelIndex,
     io: BTreeMap<String, DeviceIo>,
     /// Devices whose io has been asked for (answer pending or received).
     io_asked: HashSet<String>,
@@ -207,6 +211,12 @@ struct Bridge {
 }
 
 impl Bridge {
+    /// Takes a new catalogue snapshot, with its label index.
+    fn set_catalogue(&mut self, catalogue: Arc<Catalogue>) {
+        self.labels = LabelIndex::new(&catalogue);
+        self.catalogue = catalogue;
+    }
+
     /// Every IS-08 io asked for has been answered.
     fn io_complete(&self) -> bool {
         self.io_asked.iter().all(|d| self.io.contains_key(d))
@@ -339,6 +349,7 @@ impl Bridge {
         };
         let ctx = ResolveContext {
             catalogue: &self.catalogue,
+            labels: &self.labels,
             io: &self.io,
             mapping: &self.settings.mapping,
             objects: parts.objects.as_ref(),

@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::is04::{Catalogue, Control, Format, Receiver, Sender, Urn};
 use super::is08_check::{self, ChannelMap};
-use super::mapping::{Lookup, Mapping, find_device, find_receiver, find_sender};
+use super::mapping::{LabelIndex, Lookup, Mapping, find_device, find_receiver, find_sender};
 use super::overrides::Override;
 use super::plan::{AudioMap, Connection, DeviceIo, ItemKey, ItemPlan, NotReady, Route};
 use crate::config::{BindingTarget, DestinationConfig, PresetConfig, ResourceRef};
@@ -72,6 +72,8 @@ impl ObjectLookup for BTreeMap<String, String> {
 pub struct ResolveContext<'a> {
     /// The IS-04 snapshot.
     pub catalogue: &'a Catalogue,
+    /// Its label index ([`LabelIndex::new`] of the same snapshot).
+    pub labels: &'a LabelIndex,
     /// IS-08 io of the devices read so far, by device id.
     pub io: &'a BTreeMap<String, DeviceIo>,
     /// The configured mapping.
@@ -212,7 +214,7 @@ fn object<'a>(obj_id: &str, ctx: &ResolveContext<'a>) -> Result<Source<'a>, NotR
     }
     let slug = ctx.objects.placeholder_slug(id);
     match ctx.mapping.binding(id, slug.as_deref()) {
-        Some(BindingTarget::Sender(r)) => match find_sender(ctx.catalogue, r) {
+        Some(BindingTarget::Sender(r)) => match find_sender(ctx.catalogue, ctx.labels, r) {
             Lookup::Found(s) => Ok(Source::Sender(s)),
             Lookup::Missing => Err(NotReady::SenderGone(r.to_string())),
             Lookup::Ambiguous(n) => Err(ambiguous("senders", r, n)),
@@ -247,7 +249,7 @@ fn name_of(label: &str, id: &str) -> String {
 }
 
 fn receiver<'a>(r: &ResourceRef, ctx: &ResolveContext<'a>) -> Result<&'a Receiver, NotReady> {
-    match find_receiver(ctx.catalogue, r) {
+    match find_receiver(ctx.catalogue, ctx.labels, r) {
         Lookup::Found(x) => Ok(x),
         Lookup::Missing => Err(NotReady::ReceiverGone(r.to_string())),
         Lookup::Ambiguous(n) => Err(ambiguous("receivers", r, n)),
@@ -395,7 +397,7 @@ fn preset_connections(
 ) -> Result<Vec<Connection>, NotReady> {
     let mut out: Vec<Connection> = Vec::with_capacity(preset.connections.len());
     for c in &preset.connections {
-        let sender = match find_sender(ctx.catalogue, &c.sender) {
+        let sender = match find_sender(ctx.catalogue, ctx.labels, &c.sender) {
             Lookup::Found(s) => s,
             Lookup::Missing => return Err(NotReady::SenderGone(c.sender.to_string())),
             Lookup::Ambiguous(n) => return Err(ambiguous("senders", &c.sender, n)),
@@ -455,7 +457,7 @@ fn audio_maps(
     // Merged per device id, in order of first appearance.
     let mut merged: Vec<(String, ChannelMap)> = Vec::new();
     for (r, map) in parts {
-        let device = match find_device(ctx.catalogue, &r) {
+        let device = match find_device(ctx.catalogue, ctx.labels, &r) {
             Lookup::Found(d) => d,
             Lookup::Missing => return Err(NotReady::DeviceGone(r.to_string())),
             Lookup::Ambiguous(n) => return Err(ambiguous("devices", &r, n)),
