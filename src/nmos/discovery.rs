@@ -438,21 +438,45 @@ async fn dnssd_candidates(
     fallback: Option<&str>,
     bad: &mut BTreeMap<String, Instant>,
 ) -> Vec<String> {
-    bad.retain(|_, since| since.elapsed() < settings.dnssd_bad_for);
-    let mut found = Vec::new();
-    if settings.dnssd_mode != DnsSdMode::Mdns {
+    let unicast = || async {
         let config = unicast_config(settings);
         let services =
             dnssd_unicast::browse_unicast(dnssd_unicast::QUERY_SERVICE_TYPE, &config).await;
+        (services, config.domains)
+    };
+    let mdns = || dnssd::browse(dnssd::QUERY_SERVICE, settings.dnssd_browse);
+    candidates_from(settings, fallback, bad, unicast, mdns).await
+}
+
+/// [`dnssd_candidates`] with the two browses passed in (so the order rule can be tested
+/// without a network): unicast first, unless the mode is mDNS only; mDNS only when unicast
+/// gave nothing usable, unless the mode is unicast only.
+async fn candidates_from<U, UF, M, MF>(
+    settings: &DiscoverySettings,
+    fallback: Option<&str>,
+    bad: &mut BTreeMap<String, Instant>,
+    unicast: U,
+    mdns: M,
+) -> Vec<String>
+where
+    U: FnOnce() -> UF,
+    UF: std::future::Future<Output = (Vec<dnssd::DnsSdService>, Vec<String>)>,
+    M: FnOnce() -> MF,
+    MF: std::future::Future<Output = Result<Vec<dnssd::DnsSdService>, dnssd::BrowseError>>,
+{
+    bad.retain(|_, since| since.elapsed() < settings.dnssd_bad_for);
+    let mut found = Vec::new();
+    if settings.dnssd_mode != DnsSdMode::Mdns {
+        let (services, domains) = unicast().await;
         found = ranked(&services, settings, "unicast");
         if found.is_empty() {
-            tracing::info!(domains = ?config.domains, "no usable NMOS registry found by unicast DNS-SD");
+            tracing::info!(?domains, "no usable NMOS registry found by unicast DNS-SD");
         }
     }
     // IS-04: mDNS only when unicast gave nothing usable; a unicast registry that does not
     // answer is set aside and retried, never replaced by an mDNS one.
     if found.is_empty() && settings.dnssd_mode != DnsSdMode::Unicast {
-        match dnssd::browse(dnssd::QUERY_SERVICE, settings.dnssd_browse).await {
+        match mdns().await {
             Ok(services) => found = ranked(&services, settings, "mDNS"),
             Err(e) => tracing::warn!(error = %e, "DNS-SD browse failed"),
         }
@@ -541,5 +565,102 @@ async fn run_session(
             session.cancel();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    const UNI: &str = "192.0.2.1";
+    const MULTI: &str = "192.0.2.2";
+
+    /// A usable registry; its URL is built from `address` (plain HTTP uses the address).
+    fn registry(name: &str, address: &str) -> dnssd::DnsSdService {
+        let txt = [("pri", "10"), ("api_proto", "http"), ("api_ver", "v1.3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        dnssd::DnsSdService {
+            instance: name.to_owned(),
+            host: format!("{name}.example."),
+            port: 80,
+            addresses: vec![address.parse().unwrap()],
+            txt,
+        }
+    }
+
+    /// Runs the order rule with canned browse results; returns the URLs and which browses ran.
+    async fn run(
+        mode: DnsSdMode,
+        unicast: Vec<dnssd::DnsSdService>,
+        mdns: Vec<dnssd::DnsSdService>,
+    ) -> (Vec<String>, bool, bool) {
+        let settings = DiscoverySettings {
+            dnssd_mode: mode,
+            ..DiscoverySettings::default()
+        };
+        let (asked_unicast, asked_mdns) = (Cell::new(false), Cell::new(false));
+        let urls = candidates_from(
+            &settings,
+            Some("http://fallback:80"),
+            &mut BTreeMap::new(),
+            || {
+                asked_unicast.set(true);
+                async move { (unicast, vec!["example.".to_owned()]) }
+            },
+            || {
+                asked_mdns.set(true);
+                async move { Ok(mdns) }
+            },
+        )
+        .await;
+        (urls, asked_unicast.get(), asked_mdns.get())
+    }
+
+    #[tokio::test]
+    async fn a_unicast_registry_means_no_mdns_browse() {
+        let (urls, unicast, mdns) = run(
+            DnsSdMode::Auto,
+            vec![registry("uni", UNI)],
+            vec![registry("multi", MULTI)],
+        )
+        .await;
+        assert!((unicast, mdns) == (true, false), "mDNS must not be browsed");
+        assert_eq!(urls.len(), 2, "{urls:?}");
+        assert!(urls[0].contains(UNI), "{urls:?}");
+        assert_eq!(urls[1], "http://fallback:80");
+    }
+
+    #[tokio::test]
+    async fn mdns_only_when_unicast_finds_nothing_usable() {
+        // An unusable unicast answer (a lab priority) counts as nothing.
+        let mut lab = registry("lab", UNI);
+        lab.txt.insert("pri".into(), "150".into());
+        let (urls, unicast, mdns) =
+            run(DnsSdMode::Auto, vec![lab], vec![registry("multi", MULTI)]).await;
+        assert!(unicast && mdns);
+        assert!(urls[0].contains(MULTI), "{urls:?}");
+    }
+
+    #[tokio::test]
+    async fn forced_modes_browse_one_way_only() {
+        let (urls, unicast, mdns) = run(
+            DnsSdMode::Unicast,
+            Vec::new(),
+            vec![registry("multi", MULTI)],
+        )
+        .await;
+        assert_eq!((unicast, mdns), (true, false));
+        assert_eq!(urls, ["http://fallback:80"]);
+        let (urls, unicast, mdns) = run(
+            DnsSdMode::Mdns,
+            vec![registry("uni", UNI)],
+            vec![registry("multi", MULTI)],
+        )
+        .await;
+        assert_eq!((unicast, mdns), (false, true));
+        assert!(urls[0].contains(MULTI), "{urls:?}");
     }
 }
