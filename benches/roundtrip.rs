@@ -38,6 +38,9 @@
 #[path = "common/stats.rs"]
 mod stats;
 use stats::{Sample, env_usize, fmt_duration};
+#[path = "common/wire_steps.rs"]
+mod wire_steps;
+use wire_steps::{decode_frame, quick_xml_events};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -496,29 +499,4 @@ heartbeat_interval_s = 0
         "pair p50 / pair floor                            = {:>6.2}×",
         pair.p50().as_secs_f64() / floor
     );
-}
-
-/// One complete frame from wire bytes.
-fn decode_frame(wire: &[u8]) -> Frame {
-    let mut codec = MosCodec::new(CodecConfig::default());
-    let mut buf = BytesMut::from(wire);
-    codec
-        .decode(&mut buf)
-        .expect("decoding")
-        .expect("a complete message")
-        .expect("a valid frame")
-}
-
-/// quick-xml's event reader over `text`, every event read and dropped.
-fn quick_xml_events(text: &str) -> usize {
-    let mut reader = quick_xml::reader::Reader::from_str(text);
-    reader.config_mut().check_end_names = false;
-    let mut events = 0;
-    while !matches!(
-        reader.read_event(),
-        Ok(quick_xml::events::Event::Eof) | Err(_)
-    ) {
-        events += 1;
-    }
-    events
 }

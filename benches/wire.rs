@@ -7,12 +7,14 @@
 //! `quick-xml-events` (quick-xml's event reader alone over the decoded text), the floor any
 //! parser built on quick-xml stands on.
 
-use bytes::BytesMut;
+#[path = "common/wire_steps.rs"]
+mod wire_steps;
+use wire_steps::{decode_frame, quick_xml_events};
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::codec::{WireEncoding, encode_text};
 use mos_gateway::mos::{Mos, ParseOptions};
 use std::hint::black_box;
-use tokio_util::codec::Decoder;
 
 use mos_gateway::mos::sample::ro_create;
 
@@ -21,30 +23,13 @@ use mos_gateway::mos::sample::ro_create;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn decode(wire: &[u8]) -> String {
-    let mut codec = MosCodec::new(CodecConfig::default());
-    let mut buf = BytesMut::from(wire);
-    codec.decode(&mut buf).unwrap().unwrap().unwrap().text
+    decode_frame(wire).text
 }
 
 fn decode_and_parse(wire: &[u8]) -> Mos {
     Mos::parse(&decode(wire), ParseOptions::lenient())
         .unwrap()
         .mos
-}
-
-/// The baseline under `parse`: quick-xml's event reader alone over the decoded text, every
-/// event read and dropped (no tree, no typed message).
-fn quick_xml_events(text: &str) -> usize {
-    let mut reader = quick_xml::reader::Reader::from_str(text);
-    reader.config_mut().check_end_names = false;
-    let mut events = 0;
-    while !matches!(
-        reader.read_event(),
-        Ok(quick_xml::events::Event::Eof) | Err(_)
-    ) {
-        events += 1;
-    }
-    events
 }
 
 fn bench(c: &mut Criterion) {

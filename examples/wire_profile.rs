@@ -8,12 +8,14 @@
 //! `write` (typed message → text), `encode` (text → UTF-16BE) or `write+encode`. Only the
 //! chosen phase is repeated; building the input happens once, before it.
 
-use bytes::BytesMut;
-use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
+#[path = "../benches/common/wire_steps.rs"]
+mod wire_steps;
+use wire_steps::{decode_frame, quick_xml_events};
+
+use mos_gateway::mos::codec::{WireEncoding, encode_text};
 use mos_gateway::mos::{Mos, ParseOptions};
 use std::hint::black_box;
 use std::time::Instant;
-use tokio_util::codec::Decoder;
 
 use mos_gateway::mos::sample::ro_create;
 
@@ -22,9 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[inline(never)]
 fn decode(wire: &[u8]) -> String {
-    let mut codec = MosCodec::new(CodecConfig::default());
-    let mut buf = BytesMut::from(wire);
-    codec.decode(&mut buf).unwrap().unwrap().unwrap().text
+    decode_frame(wire).text
 }
 
 #[inline(never)]
@@ -35,16 +35,7 @@ fn parse(text: &str) -> Mos {
 /// quick-xml's event reader alone over the text: the floor under `parse`.
 #[inline(never)]
 fn tokenize(text: &str) -> usize {
-    let mut reader = quick_xml::reader::Reader::from_str(text);
-    reader.config_mut().check_end_names = false;
-    let mut events = 0;
-    while !matches!(
-        reader.read_event(),
-        Ok(quick_xml::events::Event::Eof) | Err(_)
-    ) {
-        events += 1;
-    }
-    events
+    quick_xml_events(text)
 }
 
 fn main() {
