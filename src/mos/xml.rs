@@ -291,25 +291,23 @@ impl<'a> Builder<'a> {
                 } else {
                     // Merge adjacent text pieces (text, entity, CDATA) into one node.
                     let prev = &mut self.nodes[*last as usize];
-                    if is_text && !matches!(prev.kind, Kind::Element { .. }) {
-                        let slot = match prev.kind {
-                            Kind::OwnedText(i) => i as usize,
-                            Kind::Text(t) => {
-                                prev.kind = Kind::OwnedText(self.owned.len() as u32);
-                                self.owned.push(t.to_owned());
-                                self.owned.len() - 1
-                            }
-                            Kind::Element { .. } => unreachable!("checked above"),
-                        };
-                        let (owned, new_text) = (&mut self.owned, kind);
-                        match new_text {
-                            Kind::Text(t) => owned[slot].push_str(t),
-                            Kind::OwnedText(i) => {
-                                let t = std::mem::take(&mut owned[i as usize]);
-                                owned[slot].push_str(&t);
-                            }
-                            Kind::Element { .. } => {}
+                    // The previous sibling's text as an owned string (made one if needed).
+                    let slot = match (is_text, prev.kind) {
+                        (true, Kind::OwnedText(i)) => Some(i as usize),
+                        (true, Kind::Text(t)) => {
+                            prev.kind = Kind::OwnedText(self.owned.len() as u32);
+                            self.owned.push(t.to_owned());
+                            Some(self.owned.len() - 1)
                         }
+                        _ => None,
+                    };
+                    if let Some(slot) = slot {
+                        let more = match kind {
+                            Kind::Text(t) => t.to_owned(),
+                            Kind::OwnedText(i) => std::mem::take(&mut self.owned[i as usize]),
+                            Kind::Element { .. } => String::new(),
+                        };
+                        self.owned[slot].push_str(&more);
                         return Ok(*last);
                     }
                     self.nodes[*last as usize].next_sibling = idx;
