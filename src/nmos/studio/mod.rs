@@ -504,57 +504,30 @@ impl StudioHandle {
     /// with a node that vanished from the network. Its IS-05/IS-08 state is kept. False if
     /// unknown or already removed.
     pub fn remove_device(&self, id: Uuid) -> bool {
-        let mut st = self.shared.lock();
-        let StudioState {
-            registry, devices, ..
-        } = &mut *st;
-        let Some(dev) = devices.get_mut(&id) else {
-            return false;
-        };
-        if !*dev.up.borrow() {
-            return false;
-        }
-        dev.up.send_replace(false);
-        unregister(registry, dev);
-        tracing::info!(device = %dev.spec.label, %id, "virtual studio: device removed");
-        true
+        self.with_device(id, true, |registry, dev| {
+            dev.up.send_replace(false);
+            unregister(registry, dev);
+            tracing::info!(device = %dev.spec.label, %id, "virtual studio: device removed");
+        })
     }
 
     /// Re-registers a removed device with the same ids and makes it answer again.
     pub fn restore_device(&self, id: Uuid) -> bool {
-        let mut st = self.shared.lock();
-        let StudioState {
-            registry, devices, ..
-        } = &mut *st;
-        let Some(dev) = devices.get_mut(&id) else {
-            return false;
-        };
-        if *dev.up.borrow() {
-            return false;
-        }
-        register(registry, dev);
-        dev.up.send_replace(true);
-        tracing::info!(device = %dev.spec.label, %id, "virtual studio: device restored");
-        true
+        self.with_device(id, false, |registry, dev| {
+            register(registry, dev);
+            dev.up.send_replace(true);
+            tracing::info!(device = %dev.spec.label, %id, "virtual studio: device restored");
+        })
     }
 
     /// Deletes and re-adds a device's resources in quick succession, as a restarting node does
     /// (same ids; the subscriptions see removals then additions). False if unknown or removed.
     pub fn reregister_device(&self, id: Uuid) -> bool {
-        let mut st = self.shared.lock();
-        let StudioState {
-            registry, devices, ..
-        } = &mut *st;
-        let Some(dev) = devices.get_mut(&id) else {
-            return false;
-        };
-        if !*dev.up.borrow() {
-            return false;
-        }
-        unregister(registry, dev);
-        register(registry, dev);
-        tracing::info!(device = %dev.spec.label, %id, "virtual studio: device re-registered");
-        true
+        self.with_device(id, true, |registry, dev| {
+            unregister(registry, dev);
+            register(registry, dev);
+            tracing::info!(device = %dev.spec.label, %id, "virtual studio: device re-registered");
+        })
     }
 
     /// Restarts a device: unregisters it, resets its IS-05 state (receivers disconnected,
@@ -563,32 +536,44 @@ impl StudioHandle {
     /// reboots. False if unknown or removed.
     pub fn restart_device(&self, id: Uuid) -> bool {
         let shared = &self.shared;
-        let mut st = shared.lock();
+        self.with_device(id, true, |registry, dev| {
+            unregister(registry, dev);
+            dev.connection = connection::DeviceConnection::new(&dev.spec, dev.index);
+            if let Some(cm) = dev.channel_mapping.as_mut()
+                && let Err(e) = cm.reset()
+            {
+                tracing::warn!(device = %dev.spec.label, error = %e, "virtual studio: IS-08 reset failed");
+            }
+            dev.resources = resources::device_resources(
+                &shared.base,
+                shared.addr.port(),
+                &dev.spec,
+                shared.spec.advertise_sr_ctrl_v1_2,
+            );
+            register(registry, dev);
+            tracing::info!(device = %dev.spec.label, %id, "virtual studio: device restarted");
+        })
+    }
+
+    /// Runs `f` on device `id` (with the registry) when it is known and its `up` state is
+    /// `up`; false, changing nothing, otherwise.
+    fn with_device(
+        &self,
+        id: Uuid,
+        up: bool,
+        f: impl FnOnce(&mut Registry, &mut DeviceState),
+    ) -> bool {
+        let mut st = self.shared.lock();
         let StudioState {
             registry, devices, ..
         } = &mut *st;
-        let Some(dev) = devices.get_mut(&id) else {
-            return false;
-        };
-        if !*dev.up.borrow() {
-            return false;
+        match devices.get_mut(&id) {
+            Some(dev) if *dev.up.borrow() == up => {
+                f(registry, dev);
+                true
+            }
+            _ => false,
         }
-        unregister(registry, dev);
-        dev.connection = connection::DeviceConnection::new(&dev.spec, dev.index);
-        if let Some(cm) = dev.channel_mapping.as_mut()
-            && let Err(e) = cm.reset()
-        {
-            tracing::warn!(device = %dev.spec.label, error = %e, "virtual studio: IS-08 reset failed");
-        }
-        dev.resources = resources::device_resources(
-            &shared.base,
-            shared.addr.port(),
-            &dev.spec,
-            shared.spec.advertise_sr_ctrl_v1_2,
-        );
-        register(registry, dev);
-        tracing::info!(device = %dev.spec.label, %id, "virtual studio: device restarted");
-        true
     }
 
     /// Closes every subscription WebSocket (non-persistent subscriptions go with them).
