@@ -330,11 +330,6 @@ impl TokenManager {
             .clone()
     }
 
-    /// Number of tokens obtained so far.
-    pub fn fetch_count(&self) -> u64 {
-        *self.shared.fetched.borrow()
-    }
-
     /// Waits until at least `count` tokens have been obtained, or `timeout` passes (then
     /// `Err` with the last error).
     pub async fn wait_fetched(&self, count: u64, timeout: Duration) -> Result<(), String> {

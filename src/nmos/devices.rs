@@ -41,13 +41,27 @@ impl NmosDevices {
     }
 
     /// Stages every connection concurrently; the first failure (named by receiver) wins.
+    /// Each sender's transport file is fetched once, however many receivers it feeds.
     async fn stage_connections(&self, route: &Route) -> Result<(), DeviceError> {
+        let mut by_sender: Vec<&Connection> = Vec::new();
+        for c in &route.connections {
+            if !by_sender.iter().any(|s| s.sender_id == c.sender_id) {
+                by_sender.push(c);
+            }
+        }
+        let files = join_all(by_sender.iter().map(|c| async move {
+            let file = self.is05.transport_file(c).await;
+            (c.sender_id.clone(), file.map_err(|e| is05_reason(&e)))
+        }))
+        .await;
+        let files = &files;
         let stages = route.connections.iter().map(|c| async move {
-            let tf = self
-                .is05
-                .transport_file(c)
-                .await
-                .map_err(|e| fail(c, &format!("transport file: {}", is05_reason(&e))))?;
+            let tf = files
+                .iter()
+                .find(|(sender, _)| *sender == c.sender_id)
+                .map(|(_, file)| file.as_ref())
+                .ok_or_else(|| fail(c, "transport file: not fetched"))?
+                .map_err(|reason| fail(c, &format!("transport file: {reason}")))?;
             self.is05
                 .stage(c, tf.as_ref())
                 .await
@@ -125,11 +139,14 @@ impl Devices for NmosDevices {
         staged: bool,
     ) -> Result<Vec<(AudioMap, String)>, DeviceError> {
         let activation = at.map_or(Activation::Immediate, Activation::ScheduledAbsolute);
-        let ready = if staged && at.is_none() {
+        // READY's prepared bodies are taken out in any case (a timed take writes its own,
+        // with the scheduled activation), so none is left behind.
+        let prepared = if staged {
             self.prepared().remove(&route_key(route))
         } else {
             None
         };
+        let ready = prepared.filter(|_| at.is_none());
         let take = match ready {
             Some(t) => t,
             None => {

@@ -204,8 +204,6 @@ pub struct Activated {
     pub scheduled: bool,
     /// `activation.activation_time` from a single PATCH response.
     pub activation_time: Option<TaiTime>,
-    /// The PATCH response body (the whole staged set), `None` for bulk.
-    pub response: Option<Value>,
 }
 
 /// Per receiver, in the order of the connections given.
@@ -254,7 +252,6 @@ enum TakeGroup {
 /// A take ready to send: URLs and bodies built and validated ([`ConnectionClient::prepare_take`]).
 #[derive(Debug, Clone)]
 pub struct PreparedTake {
-    activation: Activation,
     groups: Vec<TakeGroup>,
     /// Receivers whose body failed validation (never sent).
     invalid: Vec<(usize, String, Vec<String>, String)>,
@@ -266,11 +263,6 @@ pub struct PreparedTake {
 }
 
 impl PreparedTake {
-    /// The activation the bodies carry.
-    pub fn activation(&self) -> Activation {
-        self.activation
-    }
-
     /// Number of bulk requests (for logs and tests).
     pub fn bulk_requests(&self) -> usize {
         self.groups
@@ -583,7 +575,6 @@ impl ConnectionClient {
             previous = join_all(reads).await.into_iter().collect();
         }
         PreparedTake {
-            activation,
             groups,
             invalid,
             previous,
@@ -838,7 +829,6 @@ impl ConnectionClient {
                 receiver_id: req.receiver_id.clone(),
                 scheduled: code == 202,
                 activation_time: None,
-                response: None,
             });
         }
         if code == 423 && self.settings.on_423 == On423::Clear {
@@ -986,7 +976,6 @@ fn activated(receiver_id: &str, status: u16, response: Value) -> Activated {
         receiver_id: receiver_id.to_owned(),
         scheduled: status == 202,
         activation_time,
-        response: Some(response),
     }
 }
 

@@ -203,11 +203,6 @@ impl ChannelMappingClient {
         }
     }
 
-    /// Drops the cached io of a device (e.g. when its IS-04 version changed).
-    pub fn forget_io(&self, api: &str) {
-        self.io_cache().remove(&api_key(api));
-    }
-
     fn io_cache(&self) -> std::sync::MutexGuard<'_, IoCache> {
         self.io.lock().unwrap_or_else(|p| p.into_inner())
     }

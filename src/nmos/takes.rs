@@ -260,16 +260,6 @@ impl<D: Devices> TakeEngine<D> {
         }
     }
 
-    /// The plan of every item of a running order, in order.
-    pub fn plans(&self, ro_id: &str) -> Vec<&ItemInfo> {
-        self.order
-            .get(ro_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.items.get(k).map(|e| &e.info))
-            .collect()
-    }
-
     /// Installs a running order's freshly resolved items. Items whose plan is unchanged keep
     /// their phase and get no status; changed and new items get READY or NOT READY; removed
     /// items have their scheduled IS-08 activations cancelled.
