@@ -18,7 +18,7 @@
 //! must have `token_type` `Bearer` (compared case-insensitively).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -82,14 +82,9 @@ impl fmt::Display for ClientSecret {
     }
 }
 
-/// Where the secret is configured (`client_secret_env` or `client_secret_file`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretLocation {
-    /// An environment variable name.
-    Env(String),
-    /// A file path.
-    File(PathBuf),
-}
+/// Where the secret is configured (`client_secret_env` or `client_secret_file`): the
+/// configuration's own type.
+pub use crate::config::nmos::SecretSource as SecretLocation;
 
 impl SecretLocation {
     /// Reads the secret.

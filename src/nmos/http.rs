@@ -219,6 +219,11 @@ pub(crate) fn excerpt(body: &str) -> String {
     out
 }
 
+/// An API base as a map key: the same API with or without its trailing `/`.
+pub(crate) fn api_key(api: &str) -> String {
+    api.trim_end_matches('/').to_owned()
+}
+
 /// Joins an API base (with or without a trailing `/`) and a relative path with exactly one
 /// slash between them. `path` must not start with `/`; pass `""` for the base itself (which
 /// then ends with `/`).

@@ -14,6 +14,7 @@
 //!   date from raw JSON, one resource at a time, skipping (and reporting) resources that do not
 //!   parse.
 
+use super::http::excerpt;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -31,7 +32,6 @@ pub const CONTROL_IS05_V1_1: &str = "urn:x-nmos:control:sr-ctrl/v1.1";
 pub const CONTROL_IS08_V1_0: &str = "urn:x-nmos:control:cm-ctrl/v1.0";
 
 /// Longest body excerpt kept in an error.
-const BODY_EXCERPT_CHARS: usize = 200;
 /// Guard against a registry whose cursors never advance.
 const MAX_PAGES: usize = 100_000;
 
@@ -98,16 +98,6 @@ impl QueryError {
             _ => None,
         }
     }
-}
-
-/// The first [`BODY_EXCERPT_CHARS`] characters of a body, whitespace collapsed.
-fn excerpt(body: &str) -> String {
-    let collapsed: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = collapsed.chars().take(BODY_EXCERPT_CHARS).collect();
-    if collapsed.chars().count() > BODY_EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

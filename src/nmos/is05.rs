@@ -39,7 +39,7 @@ use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::http::{HttpError, HttpReply, NmosHttp, checked, join_url};
+use super::http::{HttpError, HttpReply, NmosHttp, api_key, checked, join_url};
 use super::is04::Urn;
 use super::plan::Connection;
 use super::schemas::SchemaSet;
@@ -68,15 +68,8 @@ impl Activation {
     }
 }
 
-/// What to do when a receiver answers 423 (`on_423` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum On423 {
-    /// Report the lock as an error.
-    #[default]
-    Report,
-    /// Cancel the pending scheduled activation and repeat the request once.
-    Clear,
-}
+/// What to do when a receiver answers 423: the configuration's `on_423` itself.
+pub use crate::config::nmos::On423;
 
 /// IS-05 client behaviour (`on_423`, `take_all_or_nothing` in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +152,16 @@ pub enum Is05Error {
     /// A bulk answer that does not mention the receiver.
     #[error("POST {url}: no result for receiver {receiver_id} in the bulk answer")]
     MissingBulkResult { url: String, receiver_id: String },
+}
+
+/// A failed request with no state re-read.
+impl From<HttpError> for Is05Error {
+    fn from(source: HttpError) -> Self {
+        Is05Error::Failed {
+            source,
+            state: None,
+        }
+    }
 }
 
 impl Is05Error {
@@ -293,10 +296,6 @@ fn receiver_url(api: &str, receiver_id: &str, leaf: &str) -> String {
 }
 
 /// API base without trailing slash (the grouping and cache key).
-fn api_key(api: &str) -> String {
-    api.trim_end_matches('/').to_owned()
-}
-
 fn to_bytes(body: &Value) -> Bytes {
     Bytes::from(body.to_string())
 }
@@ -361,10 +360,7 @@ impl ConnectionClient {
             .get_reply(&url, conn.authorization)
             .await
             .and_then(|r| checked(Method::GET, &url, r))
-            .map_err(|source| Is05Error::Failed {
-                source,
-                state: None,
-            })?;
+            .map_err(Is05Error::from)?;
         let media_type = reply
             .content_type
             .as_deref()
@@ -907,10 +903,7 @@ impl ConnectionClient {
         self.http
             .patch_json(url, body, auth)
             .await
-            .map_err(|source| Is05Error::Failed {
-                source,
-                state: None,
-            })
+            .map_err(Is05Error::from)
     }
 
     /// [`Self::read_state`] for an error report (`None` if it fails too).

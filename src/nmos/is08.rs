@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::http::{HttpError, NmosHttp, join_url};
+use super::http::{HttpError, NmosHttp, api_key, join_url};
 use super::is05::Activation;
 use super::is08_check::{self, ChannelMap, Is08Input, Is08Output, MapEntry, Violation};
 use super::plan::{AudioMap, DeviceIo};
@@ -92,6 +92,16 @@ pub enum Is08Error {
     },
 }
 
+/// A failed request with no state re-read.
+impl From<HttpError> for Is08Error {
+    fn from(source: HttpError) -> Self {
+        Is08Error::Failed {
+            source,
+            state: None,
+        }
+    }
+}
+
 impl Is08Error {
     /// The map state re-read after the failure, if any.
     pub fn state(&self) -> Option<&MapState> {
@@ -158,10 +168,6 @@ pub struct ChannelMappingClient {
     io: Arc<Mutex<IoCache>>,
 }
 
-fn api_key(api: &str) -> String {
-    api.trim_end_matches('/').to_owned()
-}
-
 impl ChannelMappingClient {
     /// A client on the shared HTTP client and schema set.
     pub fn new(http: NmosHttp, schemas: Arc<SchemaSet>, settings: Is08Settings) -> Self {
@@ -176,14 +182,11 @@ impl ChannelMappingClient {
     /// `GET {api}io`, mapped to [`DeviceIo`]; refreshes the cache.
     pub async fn read_io(&self, api: &str, auth: bool) -> Result<Arc<DeviceIo>, Is08Error> {
         let url = join_url(api, "io");
-        let body: Value =
-            self.http
-                .get_json(&url, auth)
-                .await
-                .map_err(|source| Is08Error::Failed {
-                    source,
-                    state: None,
-                })?;
+        let body: Value = self
+            .http
+            .get_json(&url, auth)
+            .await
+            .map_err(Is08Error::from)?;
         let io = Arc::new(parse_io(&body).map_err(|detail| Is08Error::BadIo {
             url: url.clone(),
             detail,
@@ -247,10 +250,7 @@ impl ChannelMappingClient {
             .http
             .post_json(&url, Bytes::from(body.to_string()), map.authorization)
             .await
-            .map_err(|source| Is08Error::Failed {
-                source,
-                state: None,
-            })?;
+            .map_err(Is08Error::from)?;
         match reply.status {
             200..=202 => {
                 let response: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
@@ -291,10 +291,7 @@ impl ChannelMappingClient {
             .http
             .delete(&url, auth)
             .await
-            .map_err(|source| Is08Error::Failed {
-                source,
-                state: None,
-            })?;
+            .map_err(Is08Error::from)?;
         match reply.status {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -308,14 +305,11 @@ impl ChannelMappingClient {
     /// `GET {api}map/active`, parsed.
     pub async fn active_map(&self, api: &str, auth: bool) -> Result<ActiveMap, Is08Error> {
         let url = join_url(api, "map/active");
-        let body: Value =
-            self.http
-                .get_json(&url, auth)
-                .await
-                .map_err(|source| Is08Error::Failed {
-                    source,
-                    state: None,
-                })?;
+        let body: Value = self
+            .http
+            .get_json(&url, auth)
+            .await
+            .map_err(Is08Error::from)?;
         let map = parse_map(body.get("map").unwrap_or(&Value::Null)).map_err(|detail| {
             Is08Error::Failed {
                 source: HttpError::Decode {

@@ -10,18 +10,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::auth::{AuthSettings, SecretLocation, TokenManager};
+use super::auth::{AuthSettings, TokenManager};
 use super::bridge::{self, BridgeParts, BridgeSettings};
 use super::devices::NmosDevices;
 use super::discovery::{Discovery, DiscoveryHandle, DiscoverySettings, RegistrySource};
 use super::dnssd::{ApiProto, RankPolicy};
 use super::http::{HttpSettings, NmosHttp};
-use super::is05::{ConnectionClient, Is05Settings, On423};
+use super::is05::{ConnectionClient, Is05Settings};
 use super::is08::{ChannelMappingClient, Is08Settings};
 use super::mapping::Mapping;
 use super::schemas::SchemaSet;
 use super::sender_objects::{SenderObjectSettings, spawn_sender_objects};
-use super::takes::{StopAction, TakeSettings};
+use super::takes::TakeSettings;
 use crate::config::{self, Config, NmosConfig};
 use crate::objects::MemoryCatalogue;
 use crate::server::Gateway;
@@ -68,11 +68,7 @@ impl NmosService {
         let tokens = match &nmos.auth {
             None => None,
             Some(auth) => {
-                let location = match &auth.secret {
-                    config::SecretSource::Env(v) => SecretLocation::Env(v.clone()),
-                    config::SecretSource::File(p) => SecretLocation::File(p.clone()),
-                };
-                let secret = location.read()?;
+                let secret = auth.secret.read()?;
                 let settings =
                     AuthSettings::new(&auth.token_url, &auth.client_id, secret, &auth.scope);
                 let manager = TokenManager::spawn(http.clone(), settings);
@@ -85,10 +81,7 @@ impl NmosService {
             http.clone(),
             schemas.clone(),
             Is05Settings {
-                on_423: match nmos.on_423 {
-                    config::On423::Report => On423::Report,
-                    config::On423::Clear => On423::Clear,
-                },
+                on_423: nmos.on_423,
                 take_all_or_nothing: nmos.take_all_or_nothing,
                 use_bulk: true,
             },
@@ -248,10 +241,7 @@ pub fn bridge_settings(config: &Config) -> BridgeSettings {
     BridgeSettings {
         mapping: Mapping::from_config(config),
         takes: TakeSettings {
-            on_stop: match nmos.on_stop {
-                config::OnStop::None => StopAction::None,
-                config::OnStop::Disconnect => StopAction::Disconnect,
-            },
+            on_stop: nmos.on_stop,
             ..TakeSettings::default()
         },
         ready_to_air_stages: nmos.ready_to_air_stages,

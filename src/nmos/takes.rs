@@ -70,15 +70,8 @@ pub trait Devices: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, DeviceError>> + Send;
 }
 
-/// What STOP, PAUSE and SIGNAL do on the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StopAction {
-    /// Nothing; the status says STOP.
-    #[default]
-    None,
-    /// Disconnect the item's receivers, then STOP.
-    Disconnect,
-}
+/// What STOP, PAUSE and SIGNAL do on the network: the configuration's `on_stop` itself.
+pub use crate::config::nmos::OnStop as StopAction;
 
 /// How takes behave.
 #[derive(Debug, Clone)]
