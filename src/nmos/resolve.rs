@@ -96,12 +96,34 @@ pub fn resolve_item(
     item: &Item,
     ctx: &ResolveContext<'_>,
 ) -> ItemPlan {
-    let schema = ctx.mapping.mos_schema();
-    let item_ov = Override::from_metadata(&item.metadata, schema)?;
-    let story_ov =
-        Override::from_metadata(&story.metadata, schema).map_err(|e| within("story", e))?;
-    let ro_ov = Override::from_metadata(&header.metadata, schema)
-        .map_err(|e| within("running order", e))?;
+    let story_ov = story_override(story, ctx);
+    plan_item(header, item, &story_ov, &ro_override(header, ctx), ctx)
+}
+
+/// A story's override (its metadata for our mosSchema), read once for all its items.
+fn story_override(story: &Story, ctx: &ResolveContext<'_>) -> Result<Override, NotReady> {
+    Override::from_metadata(&story.metadata, ctx.mapping.mos_schema())
+        .map_err(|e| within("story", e))
+}
+
+/// The running order's override, read once for all its items.
+fn ro_override(header: &RoHeader, ctx: &ResolveContext<'_>) -> Result<Override, NotReady> {
+    Override::from_metadata(&header.metadata, ctx.mapping.mos_schema())
+        .map_err(|e| within("running order", e))
+}
+
+/// [`resolve_item`] with the story's and running order's overrides already read (a bad
+/// one is the NOT READY reason of every item under it, after the item's own).
+fn plan_item(
+    header: &RoHeader,
+    item: &Item,
+    story_ov: &Result<Override, NotReady>,
+    ro_ov: &Result<Override, NotReady>,
+    ctx: &ResolveContext<'_>,
+) -> ItemPlan {
+    let item_ov = Override::from_metadata(&item.metadata, ctx.mapping.mos_schema())?;
+    let story_ov = story_ov.as_ref().map_err(Clone::clone)?;
+    let ro_ov = ro_ov.as_ref().map_err(Clone::clone)?;
 
     let source = object(&item.object_id, ctx)?;
     let dest_name = [
@@ -140,7 +162,7 @@ pub fn resolve_item(
         }
     };
 
-    let overrides = [&ro_ov, &story_ov, &item_ov];
+    let overrides = [ro_ov, story_ov, &item_ov];
     let audio_maps = audio_maps(preset, destination, &overrides, ctx)?;
     let scheduled = item_ov.at.or(story_ov.at).or(ro_ov.at);
     Ok(Route {
@@ -163,15 +185,17 @@ fn within(place: &str, e: NotReady) -> NotReady {
 /// Plans every item of a running order, in running-order order.
 pub fn resolve_rundown(rundown: &Rundown, ctx: &ResolveContext<'_>) -> Vec<(ItemKey, ItemPlan)> {
     let header = rundown.header();
+    let ro_ov = ro_override(header, ctx);
     let mut out = Vec::new();
     for story in rundown.stories() {
+        let story_ov = story_override(&story.story, ctx);
         for item in &story.story.items {
             let key = ItemKey {
                 ro_id: header.id.clone(),
                 story_id: story.story.id.clone(),
                 item_id: item.id.clone(),
             };
-            out.push((key, resolve_item(header, &story.story, item, ctx)));
+            out.push((key, plan_item(header, item, &story_ov, &ro_ov, ctx)));
         }
     }
     out
