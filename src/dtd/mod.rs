@@ -19,7 +19,7 @@
 //! so hostile nesting depth cannot overflow the stack.
 
 mod model;
-mod names;
+pub(crate) mod names;
 mod parse;
 mod validate;
 

@@ -193,11 +193,7 @@ pub fn payload_xml(view: &SenderView) -> String {
 /// feed and carriage return; U+FFFE, U+FFFF): registry strings go into MOS XML verbatim.
 pub fn xml_safe(text: &str) -> String {
     text.chars()
-        .filter(|&c| {
-            !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')
-                || c == '\u{FFFE}'
-                || c == '\u{FFFF}')
-        })
+        .filter(|&c| crate::dtd::names::is_xml_char(c))
         .collect()
 }
 
