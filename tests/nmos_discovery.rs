@@ -810,6 +810,25 @@ async fn node_root(state: State<Arc<FakeNode>>) -> Response {
 }
 
 async fn start_node(n: u8, version: &'static str) -> (String, Arc<FakeNode>) {
+    let (fake, router) = node_router(n, version);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), fake)
+}
+
+/// [`start_node`] over HTTPS with a certificate from a fresh CA; also returns the CA's PEM.
+async fn start_tls_node(n: u8) -> (String, String) {
+    let (_, router) = node_router(n, "v1.3");
+    let (ca_pem, acceptor) = tls::test_pki();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = tls::TlsListener { tcp, acceptor };
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("https://{addr}"), ca_pem)
+}
+
+fn node_router(n: u8, version: &'static str) -> (Arc<FakeNode>, Router) {
     let fake = Arc::new(FakeNode {
         n,
         version,
@@ -820,10 +839,29 @@ async fn start_node(n: u8, version: &'static str) -> (String, Arc<FakeNode>) {
         .route("/x-nmos/node/", get(node_root))
         .route("/x-nmos/node/{*rest}", get(node_api))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), fake)
+    (fake, router)
+}
+
+#[tokio::test]
+async fn https_node_apis_are_trusted_through_the_ca_bundle() {
+    let (url, ca_pem) = start_tls_node(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("studio-ca.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let stop = CancellationToken::new();
+    let handle = Discovery::spawn(
+        DiscoverySettings {
+            registry: RegistrySource::Nodes(vec![url]),
+            poll_interval: Duration::from_millis(30),
+            ca_bundle: Some(bundle),
+            ..DiscoverySettings::default()
+        },
+        stop.clone(),
+    );
+    let mut cat = handle.catalogue();
+    let c = wait_for(&mut cat, "the node's sender", |c| c.senders.len() == 1).await;
+    assert!(c.senders.contains_key(&uuid(5, 3)));
+    stop.cancel();
 }
 
 #[tokio::test]

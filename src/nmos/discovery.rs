@@ -221,6 +221,7 @@ impl Discovery {
                     poll_interval: settings.poll_interval,
                     http_timeout: settings.http_timeout,
                     grace_polls: settings.node_grace_polls,
+                    ca_bundle: settings.ca_bundle.clone(),
                 };
                 tokio::spawn(run_node_poller(ns, feed_tx, stop.clone()));
             }

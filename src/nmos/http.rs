@@ -311,7 +311,7 @@ impl NmosHttp {
     pub fn new(settings: HttpSettings) -> Result<NmosHttp, HttpSetupError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .use_rustls_tls()
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .default_headers(headers)
@@ -320,13 +320,9 @@ impl NmosHttp {
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .https_only(!settings.allow_http);
-        if let Some(path) = &settings.ca_bundle {
-            for cert in load_ca_bundle(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-            builder = builder.tls_built_in_root_certs(false);
-        }
-        let client = builder.build().map_err(HttpSetupError::Build)?;
+        let client = trusting(builder, settings.ca_bundle.as_deref())?
+            .build()
+            .map_err(HttpSetupError::Build)?;
         Ok(NmosHttp {
             client,
             settings: Arc::new(settings),
@@ -560,6 +556,21 @@ pub fn checked(method: Method, url: &str, reply: HttpReply) -> Result<HttpReply,
             &reply.text(),
         ))
     }
+}
+
+/// `builder` trusting only the CA bundle at `ca_bundle` when one is given (else the built-in
+/// roots): every NMOS HTTP client (shared client, Query API, Node API poller) is built so.
+pub(crate) fn trusting(
+    mut builder: reqwest::ClientBuilder,
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<reqwest::ClientBuilder, HttpSetupError> {
+    if let Some(path) = ca_bundle {
+        for cert in load_ca_bundle(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+        builder = builder.tls_built_in_root_certs(false);
+    }
+    Ok(builder)
 }
 
 /// Reads the PEM certificates of a CA bundle.

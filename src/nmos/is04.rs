@@ -920,19 +920,15 @@ impl QueryClient {
     /// `/x-nmos/query/` or `/x-nmos/query/<version>/` (the version is negotiated anyway).
     pub fn new(base: &str, config: QueryClientConfig) -> Result<QueryClient, QueryError> {
         let root = query_root(base)?;
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout);
-        if let Some(path) = &config.ca_bundle {
-            let certs = super::http::load_ca_bundle(path).map_err(|e| QueryError::BadUrl {
+        let builder = super::http::trusting(builder, config.ca_bundle.as_deref()).map_err(|e| {
+            QueryError::BadUrl {
                 url: base.to_owned(),
                 detail: e.to_string(),
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
             }
-            builder = builder.tls_built_in_root_certs(false);
-        }
+        })?;
         let http = builder.build().map_err(|e| QueryError::BadUrl {
             url: base.to_owned(),
             detail: e.to_string(),

@@ -30,6 +30,8 @@ pub struct NodePollSettings {
     pub http_timeout: Duration,
     /// Failed polls in a row after which a node's resources are removed (at least 1).
     pub grace_polls: u32,
+    /// PEM CA bundle for HTTPS nodes (BCP-003-01); `None` = the built-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// A failed poll of one node.
@@ -245,9 +247,10 @@ pub async fn run_node_poller(
     tx: mpsc::Sender<FeedEvent>,
     stop: CancellationToken,
 ) {
-    let http = match reqwest::Client::builder()
-        .connect_timeout(settings.http_timeout)
-        .build()
+    let builder = reqwest::Client::builder().connect_timeout(settings.http_timeout);
+    let http = match super::http::trusting(builder, settings.ca_bundle.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.build().map_err(|e| e.to_string()))
     {
         Ok(h) => h,
         Err(e) => {
