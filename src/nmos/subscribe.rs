@@ -346,10 +346,12 @@ pub async fn run_subscription(
 ) {
     let feed = format!("{}{}", client.root_url(), resource_type.path());
     let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
+    // Built once (the CA bundle read once), used by every wss:// session.
+    let tls = tls_connector(settings.ca_bundle.as_deref());
     loop {
         let (synced, result) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = session(&client, resource_type, &settings, &tx, &stop) => r,
+            r = session(&client, resource_type, &settings, &tls, &tx, &stop) => r,
         };
         let error = match result {
             Ok(()) => return,
@@ -454,6 +456,7 @@ async fn session(
     client: &QueryClient,
     resource_type: ResourceType,
     settings: &SubscriptionSettings,
+    tls: &Result<tokio_tungstenite::Connector, String>,
     tx: &mpsc::Sender<FeedEvent>,
     stop: &CancellationToken,
 ) -> (bool, Result<(), SubscribeError>) {
@@ -474,14 +477,14 @@ async fn session(
         }
     };
     let connector = if ws_href.starts_with("wss:") {
-        match tls_connector(settings.ca_bundle.as_deref()) {
-            Ok(c) => Some(c),
+        match tls {
+            Ok(c) => Some(c.clone()),
             Err(detail) => {
                 return (
                     false,
                     Err(SubscribeError::Connect {
                         url: ws_href,
-                        detail,
+                        detail: detail.clone(),
                     }),
                 );
             }
