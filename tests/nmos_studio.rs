@@ -814,10 +814,12 @@ async fn is05_scheduled_activation_locks_then_applies() {
     let (status, _) = patch(
         &format!("{}/staged", rx3.url),
         json!({"sender_id": cam1, "master_enable": true,
-            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:100000000"}}),
+            "activation": {"mode": "activate_scheduled_relative", "requested_time": "0:500000000"}}),
     )
     .await;
     assert_eq!(status, 202);
+    // The cancel and the later activation happen well before the scheduled time (0.5 s), so a
+    // cancel that did nothing would show as the scheduled activation firing after them.
     let (status, staged) = patch(
         &format!("{}/staged", rx3.url),
         json!({"activation": {"mode": null}}),
@@ -833,7 +835,7 @@ async fn is05_scheduled_activation_locks_then_applies() {
     .await;
     assert_eq!(status, 200);
     // Past the cancelled activation's time: it must not have fired.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         studio.receiver_active(rx3.id).unwrap()["master_enable"],
         false
@@ -1606,14 +1608,18 @@ async fn the_shipped_demo_mapping_resolves_against_the_shipped_studio() {
         mapping: &mapping,
         objects: &placeholders,
     };
-    for (key, plan) in resolve_rundown(&rundown, &ctx) {
-        let route = plan.unwrap_or_else(|e| panic!("{}: {e}", key.item_id));
-        assert!(!route.connections.is_empty(), "{}", key.item_id);
-        if key.item_id == "SOUND" {
-            assert_eq!(route.audio_maps.len(), 1);
-        }
-        if key.item_id == "SALVO" {
-            assert_eq!(route.connections.len(), 2);
-        }
-    }
+    let routes: BTreeMap<String, _> = resolve_rundown(&rundown, &ctx)
+        .into_iter()
+        .map(|(key, plan)| {
+            let route = plan.unwrap_or_else(|e| panic!("{}: {e}", key.item_id));
+            assert!(!route.connections.is_empty(), "{}", key.item_id);
+            (key.item_id, route)
+        })
+        .collect();
+    assert_eq!(
+        routes.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["PGM", "PVW", "REMOTE", "SALVO", "SOUND"]
+    );
+    assert_eq!(routes["SOUND"].audio_maps.len(), 1);
+    assert_eq!(routes["SALVO"].connections.len(), 2);
 }
