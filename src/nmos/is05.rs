@@ -405,10 +405,15 @@ impl ConnectionClient {
                 .collect();
             body["transport_params"] = Value::Array(params);
         }
+        self.patch_conn(conn, &body).await
+    }
+
+    /// PATCHes `body` to the connection's receiver's `/staged`.
+    async fn patch_conn(&self, conn: &Connection, body: &Value) -> Result<Value, Is05Error> {
         self.patch_staged(
             &conn.connection_api,
             &conn.receiver_id,
-            &body,
+            body,
             conn.authorization,
         )
         .await
@@ -417,26 +422,13 @@ impl ConnectionClient {
     /// Disconnects the receiver now: `master_enable: false`, `sender_id: null`, transport file
     /// cleared, `activate_immediate`.
     pub async fn disconnect(&self, conn: &Connection) -> Result<Value, Is05Error> {
-        self.patch_staged(
-            &conn.connection_api,
-            &conn.receiver_id,
-            &disconnect_body(),
-            conn.authorization,
-        )
-        .await
+        self.patch_conn(conn, &disconnect_body()).await
     }
 
     /// Cancels the receiver's pending scheduled activation (`{"activation": {"mode": null}}`);
     /// `/active` is left as it is.
     pub async fn cancel_scheduled(&self, conn: &Connection) -> Result<Value, Is05Error> {
-        let body = json!({"activation": {"mode": null}});
-        self.patch_staged(
-            &conn.connection_api,
-            &conn.receiver_id,
-            &body,
-            conn.authorization,
-        )
-        .await
+        self.patch_conn(conn, &cancel_body()).await
     }
 
     /// Reads a receiver's `/staged` and `/active` (concurrently).
@@ -628,7 +620,7 @@ impl ConnectionClient {
             let activated = result.as_ref().ok()?;
             let (api, auth) = take.targets.get(receiver_id)?.clone();
             let body = if activated.scheduled {
-                json!({"activation": {"mode": null}})
+                cancel_body()
             } else {
                 match take.previous.get(receiver_id) {
                     Some(Some(active)) => restore_body(active),
@@ -877,7 +869,7 @@ impl ConnectionClient {
                 url,
                 "receiver locked by a pending activation: cancelling it and retrying once"
             );
-            let cancel = to_bytes(&json!({"activation": {"mode": null}}));
+            let cancel = to_bytes(&cancel_body());
             let cancelled = self.patch_once(url, cancel, auth).await?;
             if (200..300).contains(&cancelled.status) {
                 reply = self.patch_once(url, body, auth).await?;
@@ -919,6 +911,11 @@ impl ConnectionClient {
 }
 
 /// The disconnect body.
+/// The body cancelling a pending scheduled activation (`/active` is left as it is).
+fn cancel_body() -> Value {
+    json!({"activation": {"mode": null}})
+}
+
 fn disconnect_body() -> Value {
     json!({
         "sender_id": null,
