@@ -249,7 +249,7 @@ impl<D: Devices> TakeEngine<D> {
             e.phase = Phase::Stopped;
             e.generation = generation;
             let info = e.info.clone();
-            self.emit(&info, ElementState::Stop);
+            self.emit(info, ElementState::Stop);
         }
     }
 
@@ -289,7 +289,7 @@ impl<D: Devices> TakeEngine<D> {
                         Ok(_) => ElementState::Ready,
                         Err(reason) => ElementState::NotReady(reason.to_string()),
                     };
-                    self.emit(&info, state);
+                    self.emit(info.clone(), state);
                     Entry {
                         info,
                         phase: Phase::Planned,
@@ -404,7 +404,7 @@ impl<D: Devices> TakeEngine<D> {
                 entry.phase = Phase::Failed;
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "staging failed: {e}");
-                self.emit(&info, ElementState::Error(format!("stage: {e}")));
+                self.emit(info, ElementState::Error(format!("stage: {e}")));
             }
             CompletionKind::Scheduled(..) => {}
             CompletionKind::Taken(Ok(())) => {
@@ -414,7 +414,8 @@ impl<D: Devices> TakeEngine<D> {
                 entry.scheduled_receivers.clear();
                 let info = entry.info.clone();
                 info!(item = ?c.key, "on air");
-                self.emit(&info, ElementState::Play);
+                // PLAY before the STOP of the item it replaces.
+                self.emit(info.clone(), ElementState::Play);
                 self.claim_receivers(&info);
             }
             CompletionKind::Taken(Err(e)) => {
@@ -423,19 +424,19 @@ impl<D: Devices> TakeEngine<D> {
                 entry.scheduled_receivers.clear();
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "take failed: {e}");
-                self.emit(&info, ElementState::Error(e.0));
+                self.emit(info, ElementState::Error(e.0));
             }
             CompletionKind::Stopped(Ok(())) => {
                 entry.phase = Phase::Stopped;
                 let info = entry.info.clone();
                 self.release_receivers(&info.key);
-                self.emit(&info, ElementState::Stop);
+                self.emit(info, ElementState::Stop);
             }
             CompletionKind::Stopped(Err(e)) => {
                 entry.phase = Phase::Failed;
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "stop failed: {e}");
-                self.emit(&info, ElementState::Error(format!("stop: {e}")));
+                self.emit(info, ElementState::Error(format!("stop: {e}")));
             }
         }
     }
@@ -522,11 +523,8 @@ impl<D: Devices> TakeEngine<D> {
         self.next_generation
     }
 
-    fn emit(&self, item: &ItemInfo, state: ElementState) {
-        let _ = self.out.send(ItemStatus {
-            item: item.clone(),
-            state,
-        });
+    fn emit(&self, item: ItemInfo, state: ElementState) {
+        let _ = self.out.send(ItemStatus { item, state });
     }
 
     /// An item that leaves the plan: cancel its scheduled maps, release its receivers.
@@ -562,7 +560,7 @@ impl<D: Devices> TakeEngine<D> {
             {
                 e.phase = Phase::Stopped;
                 let info = e.info.clone();
-                self.emit(&info, ElementState::Stop);
+                self.emit(info, ElementState::Stop);
             }
         }
     }
@@ -636,7 +634,7 @@ impl<D: Devices> TakeEngine<D> {
                     e.generation = generation;
                     let info = e.info.clone();
                     self.release_receivers(key);
-                    self.emit(&info, ElementState::Stop);
+                    self.emit(info, ElementState::Stop);
                 }
             }
             StopAction::Disconnect => {
