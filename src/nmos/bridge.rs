@@ -86,8 +86,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         // Discovery published before the bridge started.
         catalogue_seen = true;
         bridge.read_missing_io(&parts.devices, &io_tx);
-        if bridge.io_complete() {
-            ready = true;
+        if warmed_up(&mut ready, catalogue_seen, &bridge) {
             bridge.resolve_all(&parts, &mut engine).await;
         }
     }
@@ -133,14 +132,10 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                 bridge.read_missing_io(&parts.devices, &io_tx);
                 if ready {
                     bridge.check_receivers(&mut engine);
+                }
+                catalogue_seen = true;
+                if warmed_up(&mut ready, catalogue_seen, &bridge) {
                     bridge.resolve_all(&parts, &mut engine).await;
-                } else {
-                    catalogue_seen = true;
-                    if bridge.io_complete() {
-                        ready = true;
-                        info!("NMOS catalogue in: resolving every running order");
-                        bridge.resolve_all(&parts, &mut engine).await;
-                    }
                 }
             }
             Some((device, io)) = io_rx.recv() => {
@@ -153,11 +148,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
                         bridge.io_asked.remove(&device);
                     }
                 }
-                if ready {
-                    bridge.resolve_all(&parts, &mut engine).await;
-                } else if catalogue_seen && bridge.io_complete() {
-                    ready = true;
-                    info!("NMOS catalogue in: resolving every running order");
+                if warmed_up(&mut ready, catalogue_seen, &bridge) {
                     bridge.resolve_all(&parts, &mut engine).await;
                 }
             }
@@ -186,6 +177,16 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
     while let Ok(status) = status_rx.try_recv() {
         bridge.send_status(&parts, status).await;
     }
+}
+
+/// Whether resolution may run: already, or now that the catalogue was seen and every IS-08
+/// io asked for has been answered (start-up; logged once).
+fn warmed_up(ready: &mut bool, catalogue_seen: bool, bridge: &Bridge) -> bool {
+    if !*ready && catalogue_seen && bridge.io_complete() {
+        *ready = true;
+        info!("NMOS catalogue in: resolving every running order");
+    }
+    *ready
 }
 
 /// Longest wait at start-up for the catalogue (and the IS-08 io of its devices) before the
