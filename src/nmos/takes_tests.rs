@@ -439,16 +439,7 @@ async fn an_item_removed_before_its_time_has_its_scheduled_maps_cancelled() {
     settle(&mut e, 1).await;
     e.set_plans("RO1", Vec::new());
     tokio::task::yield_now().await;
-    for _ in 0..10 {
-        let calls = fake.calls();
-        if calls.iter().any(|c| c == "cancel dev-audio act-0")
-            && calls.iter().any(|c| c == "cancel receiver R1")
-        {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("not cancelled: {:?}", fake.calls());
+    wait_for_calls(&fake, &["cancel dev-audio act-0", "cancel receiver R1"]).await;
 }
 
 #[tokio::test]
@@ -460,13 +451,7 @@ async fn scheduled_maps_of_a_re_planned_item_are_cancelled_when_they_arrive() {
     // Re-planned before the take's scheduled maps are applied.
     e.set_plans("RO1", vec![item("S1", "I1", route("CAM2", &["R1"]))]);
     settle(&mut e, 1).await;
-    for _ in 0..10 {
-        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("not cancelled: {:?}", fake.calls());
+    wait_for_calls(&fake, &["cancel dev-audio act-0"]).await;
 }
 
 #[tokio::test]
@@ -490,13 +475,7 @@ async fn scheduled_maps_survive_a_running_order_deleted_and_re_created() {
     );
     // ... and still go with the item when it is removed afterwards.
     e.set_plans("RO1", Vec::new());
-    for _ in 0..10 {
-        if fake.calls().iter().any(|c| c == "cancel dev-audio act-0") {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("not cancelled: {:?}", fake.calls());
+    wait_for_calls(&fake, &["cancel dev-audio act-0"]).await;
 }
 
 #[tokio::test]
@@ -513,11 +492,15 @@ async fn a_deleted_running_order_not_re_created_in_time_has_its_schedules_cancel
     e.ro_deleted("RO1");
     // Any later change to the running orders forgets what waited too long.
     e.set_plans("RO2", Vec::new());
+    wait_for_calls(&fake, &["cancel dev-audio act-0", "cancel receiver R1"]).await;
+}
+
+/// Yields to the engine's tasks (up to ten times) until the fake has seen every call in
+/// `wanted`; panics with the calls seen otherwise.
+async fn wait_for_calls(fake: &Fake, wanted: &[&str]) {
     for _ in 0..10 {
         let calls = fake.calls();
-        if calls.iter().any(|c| c == "cancel dev-audio act-0")
-            && calls.iter().any(|c| c == "cancel receiver R1")
-        {
+        if wanted.iter().all(|w| calls.iter().any(|c| c == w)) {
             return;
         }
         tokio::task::yield_now().await;
