@@ -98,6 +98,14 @@ struct Studio {
 }
 
 impl Studio {
+    /// An NCS on the upper port creates the running order with `items`; returns it and the
+    /// gateway's connection to the NCS's upper port, where the statuses arrive.
+    async fn create(&self, items: &[String]) -> (Ncs, FakeConn) {
+        let mut ncs = Ncs::connect(self.gw.upper).await;
+        ncs.ok(&ro_create(items)).await;
+        (ncs, self.ncs.accept().await)
+    }
+
     /// The running gateway's configuration (same ports, same `[nmos]`) with another mapping
     /// (`[[destination]]`, `[[preset]]`, `[[binding]]` tables): what SIGHUP would read.
     fn config_with_mapping(&self, mapping: &str) -> Config {
@@ -320,15 +328,14 @@ async fn items_resolve_stage_take_and_report_back() {
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
     let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item("I1", &cam1, "PGM"),
-        item("I2", &cam2, "PGM"),
-        item("I3", "NO-SUCH-OBJECT", "PGM"),
-        item("I4", &cam1, "STUDIO-Z"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[
+            item("I1", &cam1, "PGM"),
+            item("I2", &cam2, "PGM"),
+            item("I3", "NO-SUCH-OBJECT", "PGM"),
+            item("I4", &cam1, "STUDIO-Z"),
+        ])
+        .await;
     wait_statuses(
         &mut upper,
         &[
@@ -408,9 +415,7 @@ async fn device_faults_end_in_error_statuses_and_acks_never_wait() {
     let s = start("").await;
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let mixer = s.studio.device_id("MIXER").unwrap();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[item("I1", &cam1, "PGM")])).await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s.create(&[item("I1", &cam1, "PGM")]).await;
     wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
 
     for (code, reason) in [(400, "ERROR"), (423, "ERROR"), (500, "ERROR")] {
@@ -459,13 +464,9 @@ async fn a_restart_mid_show_does_not_flash_items_not_ready() {
     let s = start("").await;
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item("I1", &cam1, "PGM"),
-        item("I2", &cam2, "PGM"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (ncs, mut upper) = s
+        .create(&[item("I1", &cam1, "PGM"), item("I2", &cam2, "PGM")])
+        .await;
     wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
     drop(ncs);
 
@@ -485,9 +486,7 @@ async fn a_receiver_switched_by_another_controller_stops_its_item() {
     let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
     let in1 = s.studio.receiver_id("MIX-IN1").unwrap();
     let mixer = s.studio.device_id("MIXER").unwrap();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[item("I1", &cam1, "PGM")])).await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s.create(&[item("I1", &cam1, "PGM")]).await;
     wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
     ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
     wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
@@ -597,19 +596,18 @@ async fn audio_destination_maps_channels_with_is08_after_the_is05_take() {
     let audio = s.studio.sender_id("PLAYOUT1-A").unwrap().to_string();
     let aud_in = s.studio.receiver_id("AUD-IN1").unwrap().to_string();
     let device = s.studio.device_id("AUDIO").unwrap();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item("A1", &audio, "AUDIO-PGM"),
-        item("A2", &audio, "AUDIO-BAD"),
-        item_with(
-            "A3",
-            &audio,
-            "AUDIO-PGM",
-            r#"<audioMap output="OutA">in1:1 in1:2 in2:0 in2:1</audioMap>"#,
-        ),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[
+            item("A1", &audio, "AUDIO-PGM"),
+            item("A2", &audio, "AUDIO-BAD"),
+            item_with(
+                "A3",
+                &audio,
+                "AUDIO-PGM",
+                r#"<audioMap output="OutA">in1:1 in1:2 in2:0 in2:1</audioMap>"#,
+            ),
+        ])
+        .await;
     // Maps that break the device's constraints are refused when the running order arrives.
     let seen = wait_statuses(
         &mut upper,
@@ -705,15 +703,14 @@ async fn timed_item_is_scheduled_in_tai_and_plays_once_its_time_has_come() {
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
     let at = soon();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[item_with(
-        "T1",
-        &cam1,
-        "PGM",
-        &format!("<at>{}</at>", at.to_rfc3339()),
-    )]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[item_with(
+            "T1",
+            &cam1,
+            "PGM",
+            &format!("<at>{}</at>", at.to_rfc3339()),
+        )])
+        .await;
     wait_statuses(&mut upper, &[("T1", "READY")], 10).await;
     ncs.ok(&ro_ctrl("T1", "EXECUTE")).await;
     let take = patch_to(&s.studio, &in1, Some("activate_scheduled_absolute")).await;
@@ -744,18 +741,17 @@ async fn deleting_an_item_cancels_its_scheduled_is08_activation() {
     let audio = s.studio.sender_id("PLAYOUT1-A").unwrap().to_string();
     let device = s.studio.device_id("AUDIO").unwrap();
     let at = soon();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item_with(
-            "T2",
-            &audio,
-            "AUDIO-PGM",
-            &format!("<at>{}</at>", at.to_rfc3339()),
-        ),
-        item("T3", &audio, "AUDIO-PGM"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[
+            item_with(
+                "T2",
+                &audio,
+                "AUDIO-PGM",
+                &format!("<at>{}</at>", at.to_rfc3339()),
+            ),
+            item("T3", &audio, "AUDIO-PGM"),
+        ])
+        .await;
     wait_statuses(&mut upper, &[("T2", "READY"), ("T3", "READY")], 10).await;
     ncs.ok(&ro_ctrl("T2", "EXECUTE")).await;
     let post = s
@@ -879,13 +875,9 @@ async fn reload_resolves_again_and_publishes_new_presets_without_reconnecting() 
     let mut s = start("").await;
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let mut lower = s.lower.accept().await;
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item("I1", &cam1, "STUDIO-B"),
-        item("I2", &cam1, "PGM"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[item("I1", &cam1, "STUDIO-B"), item("I2", &cam1, "PGM")])
+        .await;
     wait_statuses(
         &mut upper,
         &[
@@ -977,14 +969,13 @@ sender = "CAM2-V"
     }
     let (berlin, oslo) = (ids[0].clone(), ids[1].clone());
 
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item_with("P1", "PRESET-2SHOT", "", ""),
-        item("P2", &berlin, "PGM"),
-        item("P3", &oslo, "PGM"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[
+            item_with("P1", "PRESET-2SHOT", "", ""),
+            item("P2", &berlin, "PGM"),
+            item("P3", &oslo, "PGM"),
+        ])
+        .await;
     wait_statuses(
         &mut upper,
         &[
@@ -1056,13 +1047,9 @@ async fn ready_to_air_stages_every_item_when_configured() {
     let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
     let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
     let in2 = s.studio.receiver_id("MIX-IN2").unwrap().to_string();
-    let mut ncs = Ncs::connect(s.gw.upper).await;
-    ncs.ok(&ro_create(&[
-        item("I1", &cam1, "PGM"),
-        item("I2", &cam2, "AUX"),
-    ]))
-    .await;
-    let mut upper = s.ncs.accept().await;
+    let (mut ncs, mut upper) = s
+        .create(&[item("I1", &cam1, "PGM"), item("I2", &cam2, "AUX")])
+        .await;
     wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
     assert!(
         !s.studio.requests().iter().any(|r| r.method == "PATCH"),
