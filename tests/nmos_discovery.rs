@@ -18,7 +18,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mos_gateway::nmos::discovery::{Discovery, DiscoveryHandle, DiscoverySettings, RegistrySource};
-use mos_gateway::nmos::is04::Catalogue;
 use mos_gateway::nmos::sender_objects::{SenderObjectSettings, spawn_sender_objects};
 use mos_gateway::objects::{Catalogue as _, ChangeKind, MemoryCatalogue, ObjectChange};
 use serde_json::{Value, json};
@@ -341,11 +340,13 @@ fn settings(url: &str) -> DiscoverySettings {
     }
 }
 
-async fn wait_for(
-    rx: &mut watch::Receiver<Arc<Catalogue>>,
+/// Waits (at most [`WAIT`]) until `rx` holds a value `f` accepts (a catalogue snapshot, a
+/// discovery status) and returns it.
+async fn wait_for<T: Clone>(
+    rx: &mut watch::Receiver<T>,
     what: &str,
-    f: impl FnMut(&Arc<Catalogue>) -> bool,
-) -> Arc<Catalogue> {
+    f: impl FnMut(&T) -> bool,
+) -> T {
     match tokio::time::timeout(WAIT, rx.wait_for(f)).await {
         Ok(Ok(c)) => c.clone(),
         _ => panic!("timed out waiting for {what}"),
@@ -392,13 +393,10 @@ async fn a_registry_that_wants_tokens_gets_them_on_every_call() {
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(settings(&url), stop.clone());
     let mut status = handle.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.contains("401"))),
-    )
-    .await
-    .expect("a 401 is reported")
-    .unwrap();
+    wait_for(&mut status, "a 401 is reported", |s| {
+        s.last_error.as_deref().is_some_and(|e| e.contains("401"))
+    })
+    .await;
     assert!(refused.load(Ordering::SeqCst) > 0);
     assert!(handle.catalogue().borrow().senders.is_empty());
     stop.cancel();
@@ -432,10 +430,10 @@ async fn an_https_registry_is_trusted_through_the_ca_bundle_sockets_included() {
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(settings(&url), stop.clone());
     let mut status = handle.status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
-        .await
-        .expect("an error is reported")
-        .unwrap();
+    wait_for(&mut status, "an error is reported", |s| {
+        s.last_error.is_some()
+    })
+    .await;
     assert!(handle.catalogue().borrow().senders.is_empty());
     stop.cancel();
 }
@@ -454,10 +452,7 @@ async fn initial_catalogue_then_live_changes() {
     assert_eq!(c.sender_device(&uuid(5, 1)).unwrap().core.label, "Camera 1");
 
     let mut status = handle.status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for(&mut status, "the discovery status", |s| s.connected()).await;
     assert_eq!(
         status.borrow().registry.as_deref(),
         Some(format!("{url}/x-nmos/query/").as_str())
@@ -554,18 +549,12 @@ async fn a_dropped_websocket_resubscribes_and_resyncs() {
     let mut cat = handle.catalogue();
     wait_for(&mut cat, "two senders", |c| c.senders.len() == 2).await;
     let mut status = handle.status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for(&mut status, "the discovery status", |s| s.connected()).await;
 
     // The registry drops every socket; what changes meanwhile is announced to nobody.
     reg.up.store(false, Ordering::SeqCst);
     reg.drop_sockets();
-    tokio::time::timeout(WAIT, status.wait_for(|s| !s.connected()))
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for(&mut status, "the discovery status", |s| !s.connected()).await;
     reg.delete_silently("senders", &uuid(5, 2));
     reg.put_silently("senders", sender(7, 1, "CAM 7"));
     reg.up.store(true, Ordering::SeqCst);
@@ -597,11 +586,10 @@ async fn a_registry_down_at_start_is_retried_until_it_answers() {
     let stop = CancellationToken::new();
     let handle = spawn(&url, &stop);
     let mut status = handle.status();
-    let s = tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
-        .await
-        .unwrap()
-        .unwrap()
-        .clone();
+    let s = wait_for(&mut status, "the discovery status", |s| {
+        s.last_error.is_some()
+    })
+    .await;
     assert!(s.last_error.unwrap().contains("503"));
     assert!(handle.catalogue().borrow().senders.is_empty());
 
@@ -611,10 +599,7 @@ async fn a_registry_down_at_start_is_retried_until_it_answers() {
         c.senders.len() == 1
     })
     .await;
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for(&mut status, "the discovery status", |s| s.connected()).await;
     stop.cancel();
 }
 
@@ -687,10 +672,7 @@ async fn pings_keep_a_quiet_socket_alive() {
         stop.clone(),
     );
     let mut status = handle.status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for(&mut status, "the discovery status", |s| s.connected()).await;
     // Several idle timeouts without any registry traffic: the pongs keep it alive.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(reg.posts.load(Ordering::SeqCst), 6);
@@ -715,18 +697,12 @@ async fn a_silent_socket_is_dropped_and_renewed() {
     let mut cat = handle.catalogue();
     wait_for(&mut cat, "the sender", |c| c.senders.len() == 1).await;
     let mut status = handle.status();
-    let s = tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| {
-            s.last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("nothing received"))
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .clone();
+    let s = wait_for(&mut status, "a silent socket reported", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("nothing received"))
+    })
+    .await;
     assert!(s.last_error.unwrap().contains("/ws/"));
     let deadline = tokio::time::Instant::now() + WAIT;
     while reg.posts.load(Ordering::SeqCst) < 12 {
@@ -1051,10 +1027,7 @@ mod studio {
         let studio = example().await;
         let gw = gateway(&studio, Duration::from_millis(300));
         let mut status = gw.handle.status();
-        tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-            .await
-            .unwrap()
-            .unwrap();
+        wait_for(&mut status, "the discovery status", |s| s.connected()).await;
         assert!(studio.wait_for_websockets(|n| n == 6, WAIT).await);
 
         // The registry refuses new subscriptions for a while and drops every socket; a device
@@ -1065,13 +1038,10 @@ mod studio {
         let cam2 = studio.sender_id("CAM2-V").unwrap().to_string();
         assert!(gw.handle.catalogue().borrow().senders.contains_key(&cam2));
         assert!(studio.remove_device(studio.device_id("CAM2").unwrap()));
-        tokio::time::timeout(
-            WAIT,
-            status.wait_for(|s| s.last_error.as_deref().is_some_and(|e| e.contains("503"))),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        wait_for(&mut status, "a 503 reported", |s| {
+            s.last_error.as_deref().is_some_and(|e| e.contains("503"))
+        })
+        .await;
 
         studio.clear_faults();
         let mut cat = gw.handle.catalogue();
@@ -1079,10 +1049,7 @@ mod studio {
             !c.senders.contains_key(&cam2)
         })
         .await;
-        tokio::time::timeout(WAIT, status.wait_for(|s| s.connected()))
-            .await
-            .unwrap()
-            .unwrap();
+        wait_for(&mut status, "the discovery status", |s| s.connected()).await;
         assert!(studio.wait_for_websockets(|n| n == 6, WAIT).await);
 
         // Live again: a restore arrives over the new sockets.
@@ -1098,10 +1065,10 @@ mod studio {
         studio.set_fault(FaultTarget::query(), Fault::sticky(503));
         let mut gw = gateway(&studio, Duration::from_millis(300));
         let mut status = gw.handle.status();
-        tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
-            .await
-            .unwrap()
-            .unwrap();
+        wait_for(&mut status, "the discovery status", |s| {
+            s.last_error.is_some()
+        })
+        .await;
         assert!(gw.objects.is_empty());
         studio.clear_faults();
         initial_news(&mut gw, sender_count(&studio)).await;
