@@ -79,8 +79,12 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 // This bench keeps the system allocator although the gateway binary uses mimalloc: its
 // memory figures rely on glibc's `malloc_trim` handing freed heap back before VmRSS is read.
 
-const MOS_ID: &str = "nmos.gateway.mos";
-const NCS_ID: &str = "ENPS.NCS";
+// The gateway tests' helpers: the same identities, free ports and configuration text.
+#[allow(dead_code)] // the bench takes only a few of them
+#[path = "../tests/gateway/support.rs"]
+mod support;
+use support::{MOS_ID, NCS_ID, config_text};
+
 const RO_ID: &str = "RO-TAKE";
 
 const TAKE_STUDIO: &str = r#"
@@ -123,13 +127,6 @@ fn trim_heap() {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn free_ports() -> [u16; 3] {
-    let ls: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    [0, 1, 2].map(|i| ls[i].local_addr().expect("free port").port())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,31 +385,14 @@ fn gateway_config(
     ncs_upper: u16,
     destinations: &str,
 ) -> Config {
-    let [l, u, q] = free_ports();
-    let text = format!(
-        r#"
-[mos]
-id = "{MOS_ID}"
-listen = "127.0.0.1"
-lower_port = {l}
-upper_port = {u}
-query_port = {q}
-data_dir = "{dir}"
-
-[[ncs]]
-id = "{NCS_ID}"
-host = "127.0.0.1"
-lower_port = {ncs_lower}
-upper_port = {ncs_upper}
-heartbeat_interval_s = 0
-
-[nmos]
-registry = "{url}"
-allow_http = true
-{destinations}
-"#,
-        dir = data_dir.display(),
-        url = studio.query_url(),
+    let text = config_text(
+        data_dir,
+        ncs_lower,
+        ncs_upper,
+        &format!(
+            "heartbeat_interval_s = 0\n\n[nmos]\nregistry = \"{}\"\nallow_http = true\n{destinations}",
+            studio.query_url()
+        ),
     );
     Config::from_toml_str(&text, "take bench").expect("bench configuration")
 }
