@@ -1130,11 +1130,6 @@ impl QueryClient {
         }
     }
 
-    /// The per-call timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     pub async fn list_nodes(&self) -> Result<Vec<Node>, QueryError> {
         self.list(&[]).await
     }

@@ -284,11 +284,6 @@ impl SenderObjects {
         self.published.values().map(|(_, o)| o)
     }
 
-    /// The senders missing from the last snapshot but not yet deleted.
-    pub fn pending_deletions(&self) -> impl Iterator<Item = &str> {
-        self.missing_since.keys().map(String::as_str)
-    }
-
     /// When the next pending deletion falls due (call [`diff`](Self::diff) or
     /// [`apply`](Self::apply) again then, with the last snapshot).
     pub fn next_deadline(&self) -> Option<Instant> {
