@@ -29,6 +29,13 @@ impl PortRole {
             Self::Query => "query",
         }
     }
+
+    /// The role named by [`PortRole::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Lower, Self::Upper, Self::Query]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
 }
 
 /// How listMachInfo states the supported profiles.
@@ -150,6 +157,30 @@ pub fn ro_id_of(message: &Message) -> &str {
         _ => "",
     }
 }
+
+/// The messages [`SessionPolicy::decide`] applies to the running orders (on the upper
+/// port), by name.
+pub const RUNNING_ORDER_EDITS: [&str; 19] = [
+    "roCreate",
+    "roReplace",
+    "roMetadataReplace",
+    "roDelete",
+    "roReadyToAir",
+    "roStoryAppend",
+    "roStoryInsert",
+    "roStoryReplace",
+    "roStoryMove",
+    "roStorySwap",
+    "roStoryDelete",
+    "roStoryMoveMultiple",
+    "roItemInsert",
+    "roItemReplace",
+    "roItemMoveMultiple",
+    "roItemDelete",
+    "roElementAction",
+    "roStorySend",
+    "roList",
+];
 
 impl SessionPolicy {
     /// Checks the envelope: our mosID, a known ncsID. Returns the NACK to send otherwise.
@@ -310,6 +341,57 @@ mod tests {
 
     fn policy() -> SessionPolicy {
         SessionPolicy::new("GW", vec!["NCS".into()])
+    }
+
+    /// Every example message: the scan finds its name, and it is applied exactly when its
+    /// name is in RUNNING_ORDER_EDITS.
+    #[test]
+    fn running_order_edits_are_the_messages_applied() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-messages");
+        let mut seen = 0;
+        for group in std::fs::read_dir(&dir).unwrap() {
+            let group = group.unwrap().path();
+            if !group.is_dir() || group.ends_with("off-spec") {
+                continue;
+            }
+            for file in std::fs::read_dir(&group).unwrap() {
+                let file = file.unwrap().path();
+                if file.extension().is_none_or(|e| e != "xml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&file).unwrap();
+                let p = parse(&text);
+                let name = p.mos.message.name();
+                assert_eq!(
+                    crate::mos::peek_message_name(&text),
+                    Some(name),
+                    "{}",
+                    file.display()
+                );
+                let policy = SessionPolicy::new(&p.mos.mos_id, vec![p.mos.ncs_id.clone()]);
+                let applied = matches!(policy.decide(PortRole::Upper, &p), Decision::Apply);
+                assert_eq!(
+                    applied,
+                    RUNNING_ORDER_EDITS.contains(&name),
+                    "{}",
+                    file.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 100, "only {seen} examples");
+    }
+
+    #[test]
+    fn the_message_name_is_found_past_declarations_comments_and_the_header() {
+        let doc = "<?xml version=\"1.0\"?><!-- <roDelete> --><mos a=\"1\">\n<messageID>3</messageID><mosID>GW</mosID><![CDATA[<x>]]><roCreate><roID>R</roID></roCreate></mos>";
+        assert_eq!(crate::mos::peek_message_name(doc), Some("roCreate"));
+        assert_eq!(
+            crate::mos::peek_message_name("<mos><mosID>GW</mosID></mos>"),
+            None
+        );
+        assert_eq!(crate::mos::peek_message_name("<mos><mosID>GW"), None);
+        assert_eq!(crate::mos::peek_message_name("garbage"), None);
     }
 
     #[test]

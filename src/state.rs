@@ -3,15 +3,18 @@
 //! messageID, apply, commit to disk, then install and reply. A refused edit changes
 //! nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::mos::messages::{RoAck, RoList, RoStorySend};
 use crate::mos::structures::{AirStatus, RunningOrder};
-use crate::mos::{Message, Mos, ParseOptions};
+use crate::mos::{Message, Mos, ParseOptions, Parsed};
 use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
 use crate::session::{PortRole, reply_to};
 use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError};
@@ -196,11 +199,34 @@ impl State {
     /// messageID, apply, commit durably, then reply.
     /// `raw` is the document as received, when there is one: retries are recognised by its
     /// digest (a retry resends the identical message), and it is what the journal keeps.
+    ///
+    /// `received` is the message's inbox row when it was kept there first
+    /// ([`Store::receive`]): applied, its commit removes the row and need not be synced on
+    /// its own; refused, the row is removed.
     pub fn handle(
         &mut self,
         port: PortRole,
         request: Mos,
         raw: Option<&str>,
+        received: Option<i64>,
+    ) -> Result<Outcome, StateError> {
+        let outcome = self.apply_and_commit(port, request, raw, received)?;
+        if outcome.change.is_none()
+            && let Some(seq) = received
+            && let Err(e) = self.store.forget_received(seq)
+        {
+            // The refusal stands: a row left in the inbox is refused again at start.
+            tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+        }
+        Ok(outcome)
+    }
+
+    fn apply_and_commit(
+        &mut self,
+        port: PortRole,
+        request: Mos,
+        raw: Option<&str>,
+        received: Option<i64>,
     ) -> Result<Outcome, StateError> {
         let env = request.envelope();
         let request_ref = &request;
@@ -290,10 +316,16 @@ impl State {
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
         let journal_len = self.journal_len.get(&ro_id).copied().unwrap_or(0);
+        // A whole running order kept in the inbox stays there as its snapshot's document.
+        let ro_list_received = whole && received.is_some();
         let change = match applied.rundown() {
             None => RoChange::Delete,
             Some(r) if whole || journal_len >= self.store.journal_limit => {
-                let doc = if whole { raw } else { None };
+                let doc = match raw {
+                    Some(_) if ro_list_received => Some(""),
+                    _ if whole => raw,
+                    _ => None,
+                };
                 RoChange::Snapshot(snapshot_of(r, &mos_id, &ncs_id, doc))
             }
             Some(_) => RoChange::Journal(match raw {
@@ -316,6 +348,8 @@ impl State {
             ro_id: Some(ro_id.clone()),
             change: change.clone(),
             processed,
+            received,
+            ro_list_received,
         })?;
         match change {
             RoChange::Journal(_) => *self.journal_len.entry(ro_id.clone()).or_default() += 1,
@@ -331,6 +365,47 @@ impl State {
             duplicate: false,
             needs_resync: None,
         })
+    }
+
+    /// Applies again, in the order they arrived, the messages a stop left in the inbox:
+    /// their commit or refusal had not reached the disk (a power cut), or they were still
+    /// being parsed (a crash). `admit` repeats the session's checks on each (envelope, peer
+    /// address, strictness, port); a message it refuses is removed. Returns a line per
+    /// message, for the log.
+    pub fn replay_received(
+        &mut self,
+        admit: impl Fn(PortRole, Option<&str>, &Parsed) -> Result<(), String>,
+    ) -> Result<Vec<String>, StateError> {
+        let mut log = Vec::new();
+        for row in self.store.received()? {
+            let port = PortRole::from_name(&row.port);
+            let verdict = match (port, Mos::parse(&row.doc, ParseOptions::lenient())) {
+                (None, _) => Err(format!("unknown port {:?}", row.port)),
+                (_, Err(rejected)) => Err(rejected.error.to_string()),
+                (Some(port), Ok(parsed)) => {
+                    admit(port, row.peer.as_deref(), &parsed).map(|()| (port, parsed.mos))
+                }
+            };
+            let line = match verdict {
+                Ok((port, mos)) => {
+                    let name = mos.message.name().to_string();
+                    let outcome = self.handle(port, mos, Some(&row.doc), Some(row.seq))?;
+                    let what = match (&outcome.change, &outcome.reply.message) {
+                        (Some(_), _) => "applied".to_string(),
+                        _ if outcome.duplicate => "already applied".to_string(),
+                        (None, Message::RoAck(ack)) => format!("refused: {}", ack.status),
+                        (None, _) => "refused".to_string(),
+                    };
+                    format!("inbox message {} ({name}): {what}", row.seq)
+                }
+                Err(why) => {
+                    self.store.forget_received(row.seq)?;
+                    format!("inbox message {}: refused: {why}", row.seq)
+                }
+            };
+            log.push(line);
+        }
+        Ok(log)
     }
 
     /// Reserves the next block of outgoing messageIDs; returns the first ID to use.
@@ -361,6 +436,20 @@ enum StateCmd {
         request: Box<Mos>,
         raw: Option<String>,
         reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    Receive {
+        token: u64,
+        port: PortRole,
+        peer: Option<IpAddr>,
+        doc: Arc<str>,
+    },
+    ApplyReceived {
+        token: u64,
+        request: Box<Mos>,
+        reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    Unreceive {
+        token: u64,
     },
     RoReq {
         request: Box<Mos>,
@@ -402,16 +491,141 @@ pub struct RoInfo {
 /// the thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct StateHandle {
-    tx: mpsc::Sender<StateCmd>,
+    tx: mpsc::UnboundedSender<StateCmd>,
+    tokens: Arc<AtomicU64>,
+}
+
+/// A received message kept in the inbox ([`StateHandle::receive`]) while it is parsed.
+/// [`Ticket::apply`] applies it; dropping the ticket refuses it (the message was not an
+/// edit after all, was refused by the session, or its connection went away).
+pub struct Ticket {
+    token: u64,
+    tx: mpsc::UnboundedSender<StateCmd>,
+    open: bool,
+}
+
+impl Ticket {
+    /// Applies the message, parsed, in the order the inbox received it (see
+    /// [`State::handle`]). None when the state is gone.
+    pub async fn apply(mut self, request: Mos) -> Option<Result<Outcome, String>> {
+        self.open = false;
+        let (reply, rx) = oneshot::channel();
+        let cmd = StateCmd::ApplyReceived {
+            token: self.token,
+            request: Box::new(request),
+            reply,
+        };
+        self.tx.send(cmd).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.tx.send(StateCmd::Unreceive { token: self.token });
+        }
+    }
+}
+
+/// What becomes of an inbox message.
+enum Resolution {
+    Apply {
+        request: Box<Mos>,
+        reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    Refuse,
+}
+
+/// An inbox message on the state thread, until its resolution comes.
+struct Waiting {
+    seq: i64,
+    token: u64,
+    port: PortRole,
+    doc: Arc<str>,
+    resolution: Option<Resolution>,
+}
+
+/// The inbox messages not yet resolved, in the order they were kept. They are applied in
+/// that order, whatever order their parses finish in, so that applying the inbox again
+/// after a power cut gives the same result.
+#[derive(Default)]
+struct Inbox {
+    waiting: VecDeque<Waiting>,
+    /// Tickets whose message the store could not keep, with the error.
+    failed: HashMap<u64, String>,
+}
+
+impl Inbox {
+    fn receive(
+        &mut self,
+        state: &mut State,
+        token: u64,
+        port: PortRole,
+        peer: Option<IpAddr>,
+        doc: Arc<str>,
+    ) {
+        let peer = peer.map(|p| p.to_string());
+        match state.store.receive(port.name(), peer.as_deref(), &doc) {
+            Ok(seq) => self.waiting.push_back(Waiting {
+                seq,
+                token,
+                port,
+                doc,
+                resolution: None,
+            }),
+            Err(e) => {
+                tracing::error!("cannot keep a received message: {e}");
+                self.failed.insert(token, e.to_string());
+            }
+        }
+    }
+
+    fn resolve(&mut self, state: &mut State, token: u64, resolution: Resolution) {
+        if let Some(e) = self.failed.remove(&token) {
+            if let Resolution::Apply { reply, .. } = resolution {
+                let _ = reply.send(Err(format!("cannot keep the message: {e}")));
+            }
+            return;
+        }
+        match self.waiting.iter_mut().find(|w| w.token == token) {
+            Some(w) => w.resolution = Some(resolution),
+            None => {
+                if let Resolution::Apply { reply, .. } = resolution {
+                    let _ = reply.send(Err("the message was not kept".to_string()));
+                }
+                return;
+            }
+        }
+        while self.waiting.front().is_some_and(|w| w.resolution.is_some()) {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            match w.resolution {
+                Some(Resolution::Apply { request, reply }) => {
+                    let r = state
+                        .handle(w.port, *request, Some(&w.doc), Some(w.seq))
+                        .map_err(|e| e.to_string());
+                    let _ = reply.send(r);
+                }
+                Some(Resolution::Refuse) | None => {
+                    if let Err(e) = state.store.forget_received(w.seq) {
+                        tracing::error!("cannot remove message {} from the inbox: {e}", w.seq);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl StateHandle {
     /// Starts the state thread.
     pub fn spawn(mut state: State) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
-        let (tx, mut rx) = mpsc::channel::<StateCmd>(256);
+        let (tx, mut rx) = mpsc::unbounded_channel::<StateCmd>();
         let thread = std::thread::Builder::new()
             .name("running-order-state".into())
             .spawn(move || {
+                let mut inbox = Inbox::default();
                 while let Some(cmd) = rx.blocking_recv() {
                     match cmd {
                         StateCmd::Apply {
@@ -421,9 +635,23 @@ impl StateHandle {
                             reply,
                         } => {
                             let r = state
-                                .handle(port, *request, raw.as_deref())
+                                .handle(port, *request, raw.as_deref(), None)
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(r);
+                        }
+                        StateCmd::Receive {
+                            token,
+                            port,
+                            peer,
+                            doc,
+                        } => inbox.receive(&mut state, token, port, peer, doc),
+                        StateCmd::ApplyReceived {
+                            token,
+                            request,
+                            reply,
+                        } => inbox.resolve(&mut state, token, Resolution::Apply { request, reply }),
+                        StateCmd::Unreceive { token } => {
+                            inbox.resolve(&mut state, token, Resolution::Refuse)
                         }
                         StateCmd::RoReq { request, reply } => {
                             let ro_id = crate::session::ro_id_of(&request.message).to_string();
@@ -476,7 +704,27 @@ impl StateHandle {
                 }
                 info!("running-order store closed");
             })?;
-        Ok((Self { tx }, thread))
+        let tokens = Arc::new(AtomicU64::new(0));
+        Ok((Self { tx, tokens }, thread))
+    }
+
+    /// Keeps a message in the inbox, synced to disk, while the caller parses it: the
+    /// write overlaps the parse, and the commit of the applied message then need not wait
+    /// for the disk again. For messages that are probably running-order edits; apply or
+    /// drop the ticket.
+    pub fn receive(&self, port: PortRole, peer: Option<IpAddr>, doc: Arc<str>) -> Ticket {
+        let token = self.tokens.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(StateCmd::Receive {
+            token,
+            port,
+            peer,
+            doc,
+        });
+        Ticket {
+            token,
+            tx: self.tx.clone(),
+            open: true,
+        }
     }
 
     /// Applies a running-order message (see [`State::handle`]). None when the state is gone.
@@ -493,7 +741,7 @@ impl StateHandle {
             raw,
             reply,
         };
-        self.tx.send(cmd).await.ok()?;
+        self.tx.send(cmd).ok()?;
         rx.await.ok()
     }
 
@@ -504,13 +752,13 @@ impl StateHandle {
             request: Box::new(request),
             reply,
         };
-        self.tx.send(cmd).await.ok()?;
+        self.tx.send(cmd).ok()?;
         rx.await.ok()
     }
 
     /// Closes the store after the commands already queued; later commands get no answer.
     pub async fn close(&self) {
-        let _ = self.tx.send(StateCmd::Close).await;
+        let _ = self.tx.send(StateCmd::Close);
     }
 
     /// Persists a message queued for an NCS's port; returns its key.
@@ -527,16 +775,13 @@ impl StateHandle {
             doc,
             reply,
         };
-        self.tx
-            .send(cmd)
-            .await
-            .map_err(|_| "store closed".to_string())?;
+        self.tx.send(cmd).map_err(|_| "store closed".to_string())?;
         rx.await.map_err(|_| "store closed".to_string())?
     }
 
     /// Forgets a delivered message.
     pub async fn outbox_remove(&self, seq: i64) {
-        let _ = self.tx.send(StateCmd::OutboxRemove { seq }).await;
+        let _ = self.tx.send(StateCmd::OutboxRemove { seq });
     }
 
     /// The messages still queued for an NCS's port, oldest first.
@@ -547,7 +792,7 @@ impl StateHandle {
             port,
             reply,
         };
-        if self.tx.send(cmd).await.is_err() {
+        if self.tx.send(cmd).is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -561,14 +806,14 @@ impl StateHandle {
             ro_id: ro_id.to_string(),
             reply,
         };
-        self.tx.send(cmd).await.ok()?;
+        self.tx.send(cmd).ok()?;
         rx.await.ok()?
     }
 
     /// The roIDs of every running order held now.
     pub async fn ro_ids(&self) -> Vec<String> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(StateCmd::RoIds { reply }).await.is_err() {
+        if self.tx.send(StateCmd::RoIds { reply }).is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -581,7 +826,7 @@ impl StateHandle {
             ro_id: ro_id.to_string(),
             reply,
         };
-        self.tx.send(cmd).await.ok()?;
+        self.tx.send(cmd).ok()?;
         rx.await.ok()?
     }
 
@@ -590,8 +835,188 @@ impl StateHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(StateCmd::ReserveIds { block, reply })
-            .await
             .map_err(|_| "store closed".to_string())?;
         rx.await.map_err(|_| "store closed".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn doc(id: u32, body: &str) -> String {
+        format!("<mos><mosID>GW</mosID><ncsID>NCS</ncsID><messageID>{id}</messageID>{body}</mos>")
+    }
+
+    fn ro_create(ro: &str, stories: &[&str]) -> String {
+        let stories: String = stories
+            .iter()
+            .map(|s| format!("<story><storyID>{s}</storyID></story>"))
+            .collect();
+        format!("<roCreate><roID>{ro}</roID><roSlug>{ro}</roSlug>{stories}</roCreate>")
+    }
+
+    fn append(ro: &str, story: &str) -> String {
+        format!(
+            "<roStoryAppend><roID>{ro}</roID><story><storyID>{story}</storyID></story></roStoryAppend>"
+        )
+    }
+
+    fn parsed(text: &str) -> Mos {
+        Mos::parse(text, ParseOptions::lenient()).unwrap().mos
+    }
+
+    fn story_ids(state: &State, ro: &str) -> Vec<String> {
+        state
+            .running_order(ro)
+            .map(|r| r.stories.into_iter().map(|s| s.id).collect())
+            .unwrap_or_default()
+    }
+
+    fn inbox_rows(dir: &Path) -> i64 {
+        rusqlite::Connection::open(dir.join("gateway.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn is_ok(outcome: &Option<Result<Outcome, String>>) -> bool {
+        matches!(outcome, Some(Ok(o)) if matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()))
+    }
+
+    #[tokio::test]
+    async fn inbox_messages_are_applied_in_the_order_they_were_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let edit = doc(2, &append("R", "S2"));
+        let first = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
+        let second = handle.receive(PortRole::Upper, None, Arc::from(edit.as_str()));
+        // The second parse finishes first: its edit waits for the roCreate kept before it.
+        let waiting = tokio::spawn(second.apply(parsed(&edit)));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "applied before the message kept first"
+        );
+        assert!(is_ok(&first.apply(parsed(&create)).await));
+        assert!(is_ok(&waiting.await.unwrap()));
+        let r = handle.rundown("R").await.unwrap();
+        let ids: Vec<_> = r.stories().map(|s| s.story.id.clone()).collect();
+        assert_eq!(ids, ["S1", "S2"]);
+        handle.close().await;
+        thread.join().unwrap();
+        // The roCreate stays as the snapshot's document; the edit went to the journal.
+        assert_eq!(inbox_rows(dir.path()), 1);
+        let state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+        assert!(state.store.received().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_ticket_is_forgotten_and_does_not_hold_up_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
+        let refused = doc(1, &ro_create("X", &["S"]));
+        let create = doc(2, &ro_create("R", &["S1"]));
+        let dropped = handle.receive(PortRole::Upper, None, Arc::from(refused.as_str()));
+        let kept = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
+        let applied = tokio::spawn(kept.apply(parsed(&create)));
+        drop(dropped);
+        assert!(is_ok(&applied.await.unwrap()));
+        // A refused edit kept in the inbox is removed, and changes nothing.
+        let bad = doc(3, &append("NOPE", "S9"));
+        let t = handle.receive(PortRole::Upper, None, Arc::from(bad.as_str()));
+        assert!(!is_ok(&t.apply(parsed(&bad)).await));
+        assert!(handle.rundown("X").await.is_none());
+        handle.close().await;
+        thread.join().unwrap();
+        assert_eq!(inbox_rows(dir.path()), 1);
+        let state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S1"]);
+        assert!(state.running_order("X").is_none());
+    }
+
+    /// A power cut after the inbox write and before the commit reached the disk leaves the
+    /// messages in the inbox only: at start they are applied again, in order, and a
+    /// message that is refused again is dropped.
+    #[test]
+    fn messages_left_in_the_inbox_are_applied_again_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            for text in [
+                doc(1, &ro_create("R", &["S1"])),
+                doc(2, &append("R", "S2")),
+                doc(3, &append("NOPE", "S3")),
+                "<mos><mosID>GW</mos>".to_string(),
+                doc(5, &ro_create("OTHER", &["S1"])),
+                doc(6, &append("R", "S4")),
+            ] {
+                store.receive("upper", Some("127.0.0.1"), &text).unwrap();
+            }
+        }
+        let mut state = State::open(dir.path()).unwrap();
+        assert!(state.running_order("R").is_none());
+        let log = state
+            .replay_received(|port, peer, parsed| {
+                assert_eq!((port, peer), (PortRole::Upper, Some("127.0.0.1")));
+                match crate::session::ro_id_of(&parsed.mos.message) {
+                    "OTHER" => Err("not admitted".into()),
+                    _ => Ok(()),
+                }
+            })
+            .unwrap();
+        assert_eq!(log.len(), 6, "{log:#?}");
+        for (line, want) in log.iter().zip([
+            "(roCreate): applied",
+            "(roStoryAppend): applied",
+            "(roStoryAppend): refused",
+            ": refused",
+            ": refused: not admitted",
+            "(roStoryAppend): applied",
+        ]) {
+            assert!(line.contains(want), "{line} / {want}");
+        }
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2", "S4"]);
+        assert!(state.running_order("OTHER").is_none());
+        assert!(state.store.received().unwrap().is_empty());
+        drop(state);
+        let state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2", "S4"]);
+        // Applied once: the retry of message 2 is recognised.
+        let mut state = state;
+        let retry = doc(2, &append("R", "S2"));
+        let o = state
+            .handle(PortRole::Upper, parsed(&retry), Some(&retry), None)
+            .unwrap();
+        assert!(o.duplicate);
+    }
+
+    #[test]
+    fn a_snapshot_kept_in_the_inbox_goes_with_its_running_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let apply_received = |state: &mut State, text: String| {
+            let seq = state.store.receive("upper", None, &text).unwrap();
+            state
+                .handle(PortRole::Upper, parsed(&text), Some(&text), Some(seq))
+                .unwrap()
+        };
+        apply_received(&mut state, doc(1, &ro_create("R", &["S1"])));
+        assert_eq!(inbox_rows(dir.path()), 1);
+        // roReplace: the new document replaces the old one in the inbox too.
+        let replace = ro_create("R", &["S2"]).replace("roCreate>", "roReplace>");
+        apply_received(&mut state, doc(2, &replace));
+        assert_eq!(inbox_rows(dir.path()), 1);
+        drop(state);
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S2"]);
+        let delete = doc(3, "<roDelete><roID>R</roID></roDelete>");
+        state
+            .handle(PortRole::Upper, parsed(&delete), Some(&delete), None)
+            .unwrap();
+        assert_eq!(inbox_rows(dir.path()), 0);
     }
 }

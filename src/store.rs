@@ -1,12 +1,21 @@
-//! The durable store: SQLite (WAL, `synchronous = FULL`) under the data directory.
+//! The durable store: SQLite (WAL) under the data directory.
 //!
 //! Running orders are kept as a snapshot (the roList document, the story bodies as
 //! roStorySend documents, the roReadyToAir flag) plus a journal of the edit messages
 //! accepted since the snapshot, so a small edit to a long running order writes only the
 //! edit. Every acknowledged message is committed in one transaction together with its
-//! reply (for retries with the same messageID) before the ack is sent: a crash at any
-//! moment loses nothing acknowledged. This module knows documents and rows, not MOS
-//! semantics.
+//! reply (for retries with the same messageID) before the ack is sent.
+//!
+//! Two ways make a message durable:
+//! - its commit is synced to disk (`synchronous = FULL`) before the ack; or
+//! - the message was first kept in the `inbox` table by [`Store::receive`], synced to disk
+//!   while the gateway parsed it. Its commit then removes it from the inbox and is not
+//!   synced on its own: it reaches the disk with the next synced write. After a power cut
+//!   the inbox still holds every message whose commit was lost, and the state applies them
+//!   again, in order, at start ([`Store::received`]).
+//!
+//! Either way a crash or power cut at any moment loses nothing acknowledged. This module
+//! knows documents and rows, not MOS semantics.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +83,26 @@ pub struct Commit {
     pub change: RoChange,
     /// The processed-message record: (ncsID, port, messageID, record).
     pub processed: Option<(String, String, String, Processed)>,
+    /// The inbox row of the message, when it was kept there first ([`Store::receive`]):
+    /// the commit removes it and is not synced on its own.
+    pub received: Option<i64>,
+    /// The new snapshot's roList document is that received message itself (a roCreate,
+    /// roReplace or roList as received): the inbox row is kept as the snapshot's document
+    /// instead of being copied, and `ro_list` is not used.
+    pub ro_list_received: bool,
+}
+
+/// A message kept in the inbox and not yet committed or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its inbox row; rows are numbered in the order they were kept.
+    pub seq: i64,
+    /// The port it arrived on (`lower`, `upper`, `query`).
+    pub port: String,
+    /// The peer's address, when known.
+    pub peer: Option<String>,
+    /// The document as received.
+    pub doc: String,
 }
 
 /// How a commit changes one running order.
@@ -98,10 +127,12 @@ pub struct Store {
     pub journal_limit: usize,
     /// Processed-message records kept per NCS and port.
     pub processed_limit: usize,
+    /// Whether commits are synced now (`synchronous = FULL`).
+    synced: bool,
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS snapshot (ro_id TEXT PRIMARY KEY, ro_list TEXT NOT NULL, ready TEXT);
+CREATE TABLE IF NOT EXISTS snapshot (ro_id TEXT PRIMARY KEY, ro_list TEXT NOT NULL, ready TEXT, inbox_seq INTEGER);
 CREATE TABLE IF NOT EXISTS snapshot_body (ro_id TEXT NOT NULL, story_id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (ro_id, story_id));
 CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, ro_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_ro ON journal (ro_id, seq);
@@ -110,6 +141,7 @@ CREATE INDEX IF NOT EXISTS processed_seq ON processed (ncs_id, port, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, ncs_id TEXT NOT NULL, port TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS placeholder (obj_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, port TEXT NOT NULL, peer TEXT, doc TEXT NOT NULL);
 ";
 
 impl Store {
@@ -129,6 +161,7 @@ impl Store {
             path,
             journal_limit: 256,
             processed_limit: 1024,
+            synced: true,
         };
         store
             .conn
@@ -137,6 +170,18 @@ impl Store {
             )
             .map_err(|e| store.err(e))?;
         store.conn.execute_batch(SCHEMA).map_err(|e| store.err(e))?;
+        // Databases from before the inbox: the snapshot's document may live in the inbox.
+        let has_inbox_seq = store
+            .conn
+            .prepare("SELECT 1 FROM pragma_table_info('snapshot') WHERE name = 'inbox_seq'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(|e| store.err(e))?;
+        if !has_inbox_seq {
+            store
+                .conn
+                .execute_batch("ALTER TABLE snapshot ADD COLUMN inbox_seq INTEGER")
+                .map_err(|e| store.err(e))?;
+        }
         Ok(store)
     }
 
@@ -158,7 +203,10 @@ impl Store {
         let mut out = Vec::new();
         let mut st = self
             .conn
-            .prepare("SELECT ro_id, ro_list, ready FROM snapshot ORDER BY ro_id")
+            .prepare(
+                "SELECT s.ro_id, COALESCE(i.doc, s.ro_list), s.ready FROM snapshot s \
+                 LEFT JOIN inbox i ON i.seq = s.inbox_seq ORDER BY s.ro_id",
+            )
             .map_err(e)?;
         let rows = st
             .query_map([], |r| {
@@ -243,7 +291,24 @@ impl Store {
             source,
         };
         let processed_limit = self.processed_limit as i64;
+        self.sync_commits(commit.received.is_none())?;
         let tx = self.conn.transaction().map_err(err)?;
+        let keep_received =
+            commit.ro_list_received && matches!(commit.change, RoChange::Snapshot(_));
+        if let Some(seq) = commit.received.filter(|_| !keep_received) {
+            exec(&tx, "DELETE FROM inbox WHERE seq = ?1", params![seq]).map_err(err)?;
+        }
+        if let Some(ro_id) = &commit.ro_id
+            && matches!(commit.change, RoChange::Snapshot(_) | RoChange::Delete)
+        {
+            // The old snapshot's document, when it was a received message.
+            exec(
+                &tx,
+                "DELETE FROM inbox WHERE seq = (SELECT inbox_seq FROM snapshot WHERE ro_id = ?1)",
+                params![ro_id],
+            )
+            .map_err(err)?;
+        }
         if let Some(ro_id) = &commit.ro_id {
             match &commit.change {
                 RoChange::None => {}
@@ -256,10 +321,14 @@ impl Store {
                         params![ro_id],
                     )
                     .map_err(err)?;
+                    let (ro_list, inbox_seq) = match commit.received {
+                        Some(seq) if keep_received => ("", Some(seq)),
+                        _ => (s.ro_list.as_str(), None),
+                    };
                     exec(
                         &tx,
-                        "INSERT OR REPLACE INTO snapshot (ro_id, ro_list, ready) VALUES (?1, ?2, ?3)",
-                        params![ro_id, s.ro_list, s.ready],
+                        "INSERT OR REPLACE INTO snapshot (ro_id, ro_list, ready, inbox_seq) VALUES (?1, ?2, ?3, ?4)",
+                        params![ro_id, ro_list, s.ready, inbox_seq],
                     )
                     .map_err(err)?;
                     let mut ins = tx
@@ -311,8 +380,79 @@ impl Store {
         tx.commit().map_err(err)
     }
 
+    /// Sets whether the following commits are synced to disk before they return.
+    fn sync_commits(&mut self, synced: bool) -> Result<(), StoreError> {
+        if self.synced != synced {
+            let mode = if synced { "FULL" } else { "NORMAL" };
+            self.conn
+                .pragma_update(None, "synchronous", mode)
+                .map_err(|e| self.err(e))?;
+            self.synced = synced;
+        }
+        Ok(())
+    }
+
+    /// Keeps a received message in the inbox, synced to disk, before it is parsed and
+    /// applied; returns its inbox row. Its [`Commit::received`] or
+    /// [`Store::forget_received`] removes it.
+    pub fn receive(
+        &mut self,
+        port: &str,
+        peer: Option<&str>,
+        doc: &str,
+    ) -> Result<i64, StoreError> {
+        self.sync_commits(true)?;
+        let e = |x| self.err(x);
+        exec(
+            &self.conn,
+            "INSERT INTO inbox (port, peer, doc) VALUES (?1, ?2, ?3)",
+            params![port, peer, doc],
+        )
+        .map_err(e)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Removes a message from the inbox that was refused or not applied. Not synced on its
+    /// own: a refusal lost in a power cut is refused again when the inbox is read at start.
+    pub fn forget_received(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.sync_commits(false)?;
+        exec(&self.conn, "DELETE FROM inbox WHERE seq = ?1", params![seq])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The messages still waiting in the inbox, in the order they were kept: received
+    /// before a stop, and whose commit or refusal did not reach the disk. (Rows that are a
+    /// snapshot's document are not waiting.)
+    pub fn received(&self) -> Result<Vec<Received>, StoreError> {
+        let e = |x| self.err(x);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, port, peer, doc FROM inbox WHERE seq NOT IN \
+                 (SELECT inbox_seq FROM snapshot WHERE inbox_seq IS NOT NULL) ORDER BY seq",
+            )
+            .map_err(e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Received {
+                    seq: r.get(0)?,
+                    port: r.get(1)?,
+                    peer: r.get(2)?,
+                    doc: r.get(3)?,
+                })
+            })
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(e)?);
+        }
+        Ok(out)
+    }
+
     /// Keeps a message queued for an NCS until it is delivered; returns its key.
     pub fn outbox_add(&mut self, ncs_id: &str, port: &str, doc: &str) -> Result<i64, StoreError> {
+        self.sync_commits(true)?;
         self.conn
             .execute(
                 "INSERT INTO outbox (ncs_id, port, doc) VALUES (?1, ?2, ?3)",
@@ -324,6 +464,7 @@ impl Store {
 
     /// Forgets a delivered message.
     pub fn outbox_remove(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.sync_commits(true)?;
         self.conn
             .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
             .map(|_| ())
@@ -374,6 +515,7 @@ impl Store {
 
     /// Writes (or replaces) a placeholder object's document (durably).
     pub fn put_placeholder(&mut self, obj_id: &str, doc: &str) -> Result<(), StoreError> {
+        self.sync_commits(true)?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO placeholder (obj_id, doc) VALUES (?1, ?2)",
@@ -385,6 +527,7 @@ impl Store {
 
     /// Deletes a placeholder object (durably); deleting an unknown objID is not an error.
     pub fn delete_placeholder(&mut self, obj_id: &str) -> Result<(), StoreError> {
+        self.sync_commits(true)?;
         self.conn
             .execute("DELETE FROM placeholder WHERE obj_id = ?1", [obj_id])
             .map(|_| ())
@@ -393,6 +536,7 @@ impl Store {
 
     /// Writes a value of the meta table (durably).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.sync_commits(true)?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -438,24 +582,32 @@ mod tests {
                         reply: "<ack/>".into(),
                     },
                 )),
+                received: None,
+                ro_list_received: false,
             })
             .unwrap();
             s.commit(&Commit {
                 ro_id: Some("R1".into()),
                 change: RoChange::Journal("<edit1/>".into()),
                 processed: None,
+                received: None,
+                ro_list_received: false,
             })
             .unwrap();
             s.commit(&Commit {
                 ro_id: Some("R2".into()),
                 change: RoChange::Snapshot(Snapshot::default()),
                 processed: None,
+                received: None,
+                ro_list_received: false,
             })
             .unwrap();
             s.commit(&Commit {
                 ro_id: Some("R2".into()),
                 change: RoChange::Delete,
                 processed: None,
+                received: None,
+                ro_list_received: false,
             })
             .unwrap();
             s.set_meta("message_id", "42").unwrap();

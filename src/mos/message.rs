@@ -71,6 +71,40 @@ pub struct Rejected {
 
 const HEADER: [&str; 3] = ["mosID", "ncsID", "messageID"];
 
+/// The name of the first element under the root of a `<mos>` document other than mosID,
+/// ncsID and messageID, found by scanning the text without parsing it: usually the
+/// message's name. A hint for deciding early what to do with a document; None when the
+/// scan finds none. [`Mos::parse`] is what decides.
+pub fn peek_message_name(doc: &str) -> Option<&str> {
+    let b = doc.as_bytes();
+    let skip_past = |from: usize, end: &[u8]| {
+        memchr::memmem::find(&b[from..], end).map(|i| from + i + end.len())
+    };
+    let mut at = 0;
+    let mut in_root = false;
+    loop {
+        let lt = at + memchr::memchr(b'<', &b[at..])?;
+        let rest = &b[lt + 1..];
+        at = match rest.first()? {
+            b'?' => skip_past(lt, b"?>")?,
+            b'!' if rest.starts_with(b"!--") => skip_past(lt, b"-->")?,
+            b'!' if rest.starts_with(b"![CDATA[") => skip_past(lt, b"]]>")?,
+            b'!' | b'/' => skip_past(lt, b">")?,
+            _ => {
+                let len = rest
+                    .iter()
+                    .position(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))?;
+                let name = doc.get(lt + 1..lt + 1 + len)?;
+                if in_root && !HEADER.contains(&name) {
+                    return Some(name);
+                }
+                in_root = true;
+                skip_past(lt, b">")?
+            }
+        };
+    }
+}
+
 impl Mos {
     /// A message with envelope fields.
     pub fn new(mos_id: &str, ncs_id: &str, message_id: Option<String>, message: Message) -> Self {

@@ -304,6 +304,147 @@ async fn running_orders_and_bodies_survive_a_restart() {
     gw.stop().await;
 }
 
+/// A running order big enough to go through the inbox (see server.rs `INBOX_MIN_BYTES`).
+fn big_ro_create(ro_id: &str, tag: &str) -> String {
+    let names: Vec<String> = (0..80).map(|i| format!("{tag}{i}")).collect();
+    let stories: Vec<(&str, &[&str])> = names
+        .iter()
+        .map(|n| (n.as_str(), &["1", "2"][..]))
+        .collect();
+    let doc = ro_create(ro_id, &stories);
+    assert!(doc.len() > 16 * 1024, "{} bytes", doc.len());
+    doc
+}
+
+fn inbox_rows(dir: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(dir.join("gateway.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn large_edits_are_kept_in_the_inbox_applied_once_refused_cleanly_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let gw = start(cfg.clone()).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let (id, create) = ncs.envelope(&big_ro_create("RO1", "A"));
+    ncs.send_text(&create).await;
+    assert!(matches!(ncs.recv().await.message, Message::RoAck(a) if a.is_ok()));
+    // The retry of the same message: same reply, not applied twice.
+    ncs.send_text(&create).await;
+    let again = ncs.recv().await;
+    assert_eq!(again.message_id.as_deref(), Some(id.as_str()));
+    assert!(matches!(again.message, Message::RoAck(a) if a.is_ok()));
+    ncs.ok(&format!(
+        "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+        story("LAST", &["9"])
+    ))
+    .await;
+    // Large messages refused after they were kept: nothing changes.
+    let duplicate = big_ro_create("RO9", "B").replace("<storyID>B1<", "<storyID>B0<");
+    let why = ncs.refused(&duplicate).await;
+    assert!(why.contains("B0"), "{why}");
+    let wrong = big_ro_create("RO2", "C").replace("<roCreate>", "<roCreate><bad>");
+    let (_, wrong) = ncs.envelope(&wrong);
+    ncs.send_text(&wrong).await;
+    assert!(matches!(ncs.recv_lenient().await.message, Message::RoAck(a) if !a.is_ok()));
+    let mut lower = Ncs::connect(gw.lower).await;
+    let why = lower.refused(&big_ro_create("RO3", "D")).await;
+    assert!(why.contains("upper port"), "{why}");
+    let before = ncs.order("RO1").await;
+    assert_eq!(before.len(), 81);
+    assert_eq!(ids(&before)[..2], ["A0", "A1"]);
+    assert_eq!(ids(&before)[80], "LAST");
+    for ro in ["RO2", "RO3", "RO9"] {
+        let r = ncs
+            .request(&format!("<roReq><roID>{ro}</roID></roReq>"))
+            .await;
+        assert!(matches!(r.message, Message::RoAck(a) if !a.is_ok()), "{ro}");
+    }
+    drop((ncs, lower));
+    gw.stop().await;
+    // Only the roCreate is left in the inbox: as its running order's document.
+    assert_eq!(inbox_rows(dir.path()), 1);
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    assert_eq!(ncs.order("RO1").await, before);
+    // New messageIDs: the ones used before the restart are remembered.
+    for _ in 0..20 {
+        ncs.envelope("");
+    }
+    // A large roReplace replaces the document; roDelete removes it.
+    let replace = big_ro_create("RO1", "E").replace("roCreate>", "roReplace>");
+    ncs.ok(&replace).await;
+    assert_eq!(ids(&ncs.order("RO1").await)[0], "E0");
+    ncs.ok("<roDelete><roID>RO1</roID></roDelete>").await;
+    drop(ncs);
+    gw.stop().await;
+    assert_eq!(inbox_rows(dir.path()), 0);
+}
+
+/// A power cut after a message was kept in the inbox, before its commit reached the disk:
+/// the message is in the inbox only. At start the gateway applies it, with the session's
+/// checks, before serving anyone.
+#[tokio::test]
+async fn messages_left_in_the_inbox_by_a_power_cut_are_applied_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    {
+        let mut store = mos_gateway::store::Store::open(dir.path()).unwrap();
+        let envelope = |ncs_id: &str, id: u32, body: &str| {
+            format!(
+                "<mos><mosID>{MOS_ID}</mosID><ncsID>{ncs_id}</ncsID><messageID>{id}</messageID>{body}</mos>"
+            )
+        };
+        let kept = [
+            ("upper", envelope(NCS_ID, 7, &big_ro_create("RO1", "A"))),
+            (
+                "upper",
+                envelope("UNKNOWN.NCS", 8, &big_ro_create("RO2", "B")),
+            ),
+            ("lower", envelope(NCS_ID, 9, &big_ro_create("RO3", "C"))),
+            (
+                "upper",
+                envelope(
+                    NCS_ID,
+                    10,
+                    &format!(
+                        "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+                        story("Z", &[])
+                    ),
+                ),
+            ),
+        ];
+        for (port, doc) in kept {
+            store.receive(port, Some("127.0.0.1"), &doc).unwrap();
+        }
+    }
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let order = ncs.order("RO1").await;
+    assert_eq!(order.len(), 81);
+    assert_eq!(ids(&order)[80], "Z");
+    for ro in ["RO2", "RO3"] {
+        let r = ncs
+            .request(&format!("<roReq><roID>{ro}</roID></roReq>"))
+            .await;
+        assert!(matches!(r.message, Message::RoAck(a) if !a.is_ok()), "{ro}");
+    }
+    // The NCS, which never got the ack, retries: recognised, not applied twice.
+    let retry = format!(
+        "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>10</messageID><roStoryAppend><roID>RO1</roID>{}</roStoryAppend></mos>",
+        story("Z", &[])
+    );
+    ncs.send_text(&retry).await;
+    assert!(matches!(ncs.recv().await.message, Message::RoAck(a) if a.is_ok()));
+    assert_eq!(ncs.order("RO1").await, order);
+    drop(ncs);
+    gw.stop().await;
+    assert_eq!(inbox_rows(dir.path()), 1);
+}
+
 #[tokio::test]
 async fn a_strict_ncs_gets_off_spec_messages_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
