@@ -538,7 +538,7 @@ fn check_peer(config: &Config, peer: Option<IpAddr>, parsed: &Parsed) -> Result<
     if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first())
         && ncs.strict
     {
-        return Err(format!("strict: {}: {d}", mos.message.name()));
+        return Err(format!("{}: {d}", mos.message.name()));
     }
     Ok(())
 }

@@ -383,10 +383,13 @@ impl Store {
     /// Sets whether the following commits are synced to disk before they return.
     fn sync_commits(&mut self, synced: bool) -> Result<(), StoreError> {
         if self.synced != synced {
-            let mode = if synced { "FULL" } else { "NORMAL" };
-            self.conn
-                .pragma_update(None, "synchronous", mode)
-                .map_err(|e| self.err(e))?;
+            // Switched twice per inbox message, so through the statement cache.
+            let sql = if synced {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            exec(&self.conn, sql, []).map_err(|e| self.err(e))?;
             self.synced = synced;
         }
         Ok(())

@@ -402,13 +402,20 @@ async fn a_registry_that_wants_tokens_gets_them_on_every_call() {
     stop.cancel();
 }
 
+/// The studio's CA certificate written to a bundle file (the directory lives as long as the
+/// returned guard).
+fn ca_bundle_file(pem: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("studio-ca.pem");
+    std::fs::write(&bundle, pem).unwrap();
+    (dir, bundle)
+}
+
 #[tokio::test]
 async fn an_https_registry_is_trusted_through_the_ca_bundle_sockets_included() {
     let (url, reg, ca_pem) = start_tls_registry().await;
     populate(&reg, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("studio-ca.pem");
-    std::fs::write(&bundle, ca_pem).unwrap();
+    let (_dir, bundle) = ca_bundle_file(&ca_pem);
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(
         DiscoverySettings {
@@ -821,9 +828,7 @@ fn node_router(n: u8, version: &'static str) -> (Arc<FakeNode>, Router) {
 #[tokio::test]
 async fn https_node_apis_are_trusted_through_the_ca_bundle() {
     let (url, ca_pem) = start_tls_node(3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("studio-ca.pem");
-    std::fs::write(&bundle, ca_pem).unwrap();
+    let (_dir, bundle) = ca_bundle_file(&ca_pem);
     let stop = CancellationToken::new();
     let handle = Discovery::spawn(
         DiscoverySettings {

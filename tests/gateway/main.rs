@@ -316,6 +316,23 @@ fn big_ro_create(ro_id: &str, tag: &str) -> String {
     doc
 }
 
+/// A document from `ncs_id` with messageID `id`.
+fn from_ncs(ncs_id: &str, id: u32, body: &str) -> String {
+    format!(
+        "<mos><mosID>{MOS_ID}</mosID><ncsID>{ncs_id}</ncsID><messageID>{id}</messageID>{body}</mos>"
+    )
+}
+
+/// roReq of each roID is refused: the gateway holds none of them.
+async fn assert_unknown(ncs: &mut Ncs, ro_ids: &[&str]) {
+    for ro in ro_ids {
+        let r = ncs
+            .request(&format!("<roReq><roID>{ro}</roID></roReq>"))
+            .await;
+        assert!(matches!(r.message, Message::RoAck(a) if !a.is_ok()), "{ro}");
+    }
+}
+
 fn inbox_rows(dir: &std::path::Path) -> i64 {
     rusqlite::Connection::open(dir.join("gateway.db"))
         .unwrap()
@@ -357,12 +374,7 @@ async fn large_edits_are_kept_in_the_inbox_applied_once_refused_cleanly_and_rest
     assert_eq!(before.len(), 81);
     assert_eq!(ids(&before)[..2], ["A0", "A1"]);
     assert_eq!(ids(&before)[80], "LAST");
-    for ro in ["RO2", "RO3", "RO9"] {
-        let r = ncs
-            .request(&format!("<roReq><roID>{ro}</roID></roReq>"))
-            .await;
-        assert!(matches!(r.message, Message::RoAck(a) if !a.is_ok()), "{ro}");
-    }
+    assert_unknown(&mut ncs, &["RO2", "RO3", "RO9"]).await;
     drop((ncs, lower));
     gw.stop().await;
     // Only the roCreate is left in the inbox: as its running order's document.
@@ -393,29 +405,18 @@ async fn messages_left_in_the_inbox_by_a_power_cut_are_applied_at_start() {
     let cfg = config(dir.path(), "");
     {
         let mut store = mos_gateway::store::Store::open(dir.path()).unwrap();
-        let envelope = |ncs_id: &str, id: u32, body: &str| {
-            format!(
-                "<mos><mosID>{MOS_ID}</mosID><ncsID>{ncs_id}</ncsID><messageID>{id}</messageID>{body}</mos>"
-            )
-        };
+        let append_z = format!(
+            "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+            story("Z", &[])
+        );
         let kept = [
-            ("upper", envelope(NCS_ID, 7, &big_ro_create("RO1", "A"))),
+            ("upper", from_ncs(NCS_ID, 7, &big_ro_create("RO1", "A"))),
             (
                 "upper",
-                envelope("UNKNOWN.NCS", 8, &big_ro_create("RO2", "B")),
+                from_ncs("UNKNOWN.NCS", 8, &big_ro_create("RO2", "B")),
             ),
-            ("lower", envelope(NCS_ID, 9, &big_ro_create("RO3", "C"))),
-            (
-                "upper",
-                envelope(
-                    NCS_ID,
-                    10,
-                    &format!(
-                        "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
-                        story("Z", &[])
-                    ),
-                ),
-            ),
+            ("lower", from_ncs(NCS_ID, 9, &big_ro_create("RO3", "C"))),
+            ("upper", from_ncs(NCS_ID, 10, &append_z)),
         ];
         for (port, doc) in kept {
             store.receive(port, Some("127.0.0.1"), &doc).unwrap();
@@ -426,16 +427,15 @@ async fn messages_left_in_the_inbox_by_a_power_cut_are_applied_at_start() {
     let order = ncs.order("RO1").await;
     assert_eq!(order.len(), 81);
     assert_eq!(ids(&order)[80], "Z");
-    for ro in ["RO2", "RO3"] {
-        let r = ncs
-            .request(&format!("<roReq><roID>{ro}</roID></roReq>"))
-            .await;
-        assert!(matches!(r.message, Message::RoAck(a) if !a.is_ok()), "{ro}");
-    }
+    assert_unknown(&mut ncs, &["RO2", "RO3"]).await;
     // The NCS, which never got the ack, retries: recognised, not applied twice.
-    let retry = format!(
-        "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>10</messageID><roStoryAppend><roID>RO1</roID>{}</roStoryAppend></mos>",
-        story("Z", &[])
+    let retry = from_ncs(
+        NCS_ID,
+        10,
+        &format!(
+            "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+            story("Z", &[])
+        ),
     );
     ncs.send_text(&retry).await;
     assert!(matches!(ncs.recv().await.message, Message::RoAck(a) if a.is_ok()));
