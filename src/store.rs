@@ -770,7 +770,10 @@ mod tests {
         assert!(s.wal.is_none(), "an inbox commit synced the log");
         // ... a direct one is, through the log file of this database.
         s.commit(&Commit::default()).unwrap();
-        let wal = s.wal.as_ref().expect("a synced commit did not sync the log");
+        let wal = s
+            .wal
+            .as_ref()
+            .expect("a synced commit did not sync the log");
         let meta = std::fs::metadata(dir.path().join("gateway.db-wal")).unwrap();
         assert_eq!((wal.dev, wal.ino), (meta.dev(), meta.ino()));
         s.set_meta("k", "v").unwrap();

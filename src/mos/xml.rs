@@ -73,7 +73,16 @@ pub struct Document<'a> {
 impl<'a> Document<'a> {
     /// Parses one XML document with a single root element. Comments, processing
     /// instructions and an XML declaration are skipped; CDATA becomes text.
+    ///
+    /// A document of [`SPLIT_MIN_BYTES`] or more is read in two parts at once, on this
+    /// thread and a helper thread, when the machine has more than one core; the parts are
+    /// joined into exactly the tree a single reading gives (see [`parse_in_two`]).
     pub fn parse(src: &'a str) -> Result<Self, XmlError> {
+        if src.len() >= SPLIT_MIN_BYTES
+            && let Some(doc) = parse_in_two(src)
+        {
+            return Ok(doc);
+        }
         Builder::new(src).run()
     }
 
@@ -246,26 +255,89 @@ impl<'d, 'a> Iterator for Nodes<'d, 'a> {
     }
 }
 
+/// Which part of the document a [`Builder`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// All of it: one root element, closed.
+    Whole,
+    /// From the start to a split point: elements may be left open.
+    Head,
+    /// From a split point to the end: it begins inside elements opened before it. Its
+    /// nodes hang under a stand-in parent (node 0) until an end tag closes one of those
+    /// elements ([`Segment`]).
+    Tail,
+}
+
+/// A run of sibling nodes of a tail part, under an element opened in the head, and the end
+/// tag that closed that element (`None` for the run at the end of the document).
+#[derive(Debug)]
+struct Segment {
+    first: u32,
+    last: u32,
+    close: Option<(String, u32)>,
+}
+
+/// What a builder made of its part.
+struct Built<'a> {
+    nodes: Vec<Node<'a>>,
+    attrs: Vec<Attr<'a>>,
+    owned: Vec<String>,
+    /// Elements still open at the end, with their last child.
+    stack: Vec<(u32, u32)>,
+    /// Tail parts only.
+    segments: Vec<Segment>,
+}
+
 struct Builder<'a> {
     src: &'a str,
+    /// The byte range of `src` this builder reads.
+    range: Range<usize>,
+    part: Part,
+    /// Whether the whole document has a CR (line ends to normalise).
+    has_cr: bool,
     nodes: Vec<Node<'a>>,
     attrs: Vec<Attr<'a>>,
     owned: Vec<String>,
     /// Open elements, with the index of their last child.
     stack: Vec<(u32, u32)>,
     root_closed: bool,
+    segments: Vec<Segment>,
 }
 
 impl<'a> Builder<'a> {
     fn new(src: &'a str) -> Self {
-        Self {
+        let has_cr = memchr::memchr(b'\r', src.as_bytes()).is_some();
+        Self::part(src, 0..src.len(), Part::Whole, has_cr)
+    }
+
+    fn part(src: &'a str, range: Range<usize>, part: Part, has_cr: bool) -> Self {
+        let mut b = Self {
             src,
-            nodes: Vec::with_capacity(node_estimate(src)),
+            nodes: Vec::with_capacity(node_estimate(&src[range.clone()])),
+            range,
+            part,
+            has_cr,
             attrs: Vec::new(),
             owned: Vec::new(),
             stack: Vec::with_capacity(16),
             root_closed: false,
+            segments: Vec::new(),
+        };
+        if part == Part::Tail {
+            // The stand-in parent of the nodes under elements opened before the split.
+            b.nodes.push(Node {
+                kind: Kind::Element {
+                    name: "",
+                    attrs: (0, 0),
+                },
+                first_child: NONE,
+                next_sibling: NONE,
+                start: 0,
+                inner: 0..0,
+            });
+            b.stack.push((0, NONE));
         }
+        b
     }
 
     fn err(&self, offset: usize, detail: impl Into<String>) -> XmlError {
@@ -401,20 +473,44 @@ impl<'a> Builder<'a> {
     }
 
     fn run(mut self) -> Result<Document<'a>, XmlError> {
-        let has_cr = memchr::memchr(b'\r', self.src.as_bytes()).is_some();
-        let mut reader = Reader::from_str(self.src);
+        let built = self.read()?;
+        if let Some((idx, _)) = built.stack.last() {
+            let name = match built.nodes[*idx as usize].kind {
+                Kind::Element { name, .. } => name,
+                Kind::Text(_) | Kind::OwnedText(_) => "",
+            };
+            return Err(self.err(self.src.len(), format!("element <{name}> is not closed")));
+        }
+        if built.nodes.is_empty() {
+            return Err(self.err(0, "no root element"));
+        }
+        Ok(Document {
+            src: self.src,
+            nodes: built.nodes,
+            attrs: built.attrs,
+            owned: built.owned,
+        })
+    }
+
+    /// Reads the builder's part into nodes.
+    fn read(&mut self) -> Result<Built<'a>, XmlError> {
+        let has_cr = self.has_cr;
+        let base = self.range.start;
+        let mut reader = Reader::from_str(&self.src[self.range.clone()]);
         let cfg = reader.config_mut();
         // End tags are matched against the open element here, by name slices, which is
         // cheaper than quick-xml's own check (it copies every start tag's name).
         cfg.check_end_names = false;
+        // A tail begins inside elements it has not seen open.
+        cfg.allow_unmatched_ends = self.part == Part::Tail;
         cfg.trim_text(false);
         loop {
-            let before = reader.buffer_position() as usize;
+            let before = base + reader.buffer_position() as usize;
             let event = reader.read_event().map_err(|e| {
-                let at = reader.error_position() as usize;
+                let at = base + reader.error_position() as usize;
                 self.err(at, format!("malformed XML: {e}"))
             })?;
-            let after = reader.buffer_position() as usize;
+            let after = base + reader.buffer_position() as usize;
             match event {
                 Event::Start(e) => {
                     if self.root_closed && self.stack.is_empty() {
@@ -429,9 +525,20 @@ impl<'a> Builder<'a> {
                     self.start_element(&e, before, after, true)?
                 }
                 Event::End(e) => {
-                    let Some((idx, _)) = self.stack.pop() else {
+                    let Some((idx, last)) = self.stack.pop() else {
                         return Err(self.err(before, "end tag without a start tag"));
                     };
+                    if self.part == Part::Tail && idx == 0 {
+                        // Closes an element opened before the split: a run of siblings ends.
+                        let first = std::mem::replace(&mut self.nodes[0].first_child, NONE);
+                        self.segments.push(Segment {
+                            first,
+                            last,
+                            close: Some((e.name().as_ref().to_owned(), before as u32)),
+                        });
+                        self.stack.push((0, NONE));
+                        continue;
+                    }
                     if let Kind::Element { name, .. } = self.nodes[idx as usize].kind
                         && name != e.name().as_ref()
                     {
@@ -486,23 +593,206 @@ impl<'a> Builder<'a> {
                 Event::Eof => break,
             }
         }
-        if let Some((idx, _)) = self.stack.last() {
-            let name = match self.nodes[*idx as usize].kind {
-                Kind::Element { name, .. } => name,
-                Kind::Text(_) | Kind::OwnedText(_) => "",
-            };
-            return Err(self.err(self.src.len(), format!("element <{name}> is not closed")));
+        if self.part == Part::Tail {
+            let (_, last) = self.stack.pop().unwrap_or((0, NONE));
+            if !self.stack.is_empty() {
+                // Elements opened in the tail and not closed: the document is not whole.
+                return Err(self.err(self.src.len(), "element is not closed"));
+            }
+            let first = std::mem::replace(&mut self.nodes[0].first_child, NONE);
+            self.segments.push(Segment {
+                first,
+                last,
+                close: None,
+            });
         }
-        if self.nodes.is_empty() {
-            return Err(self.err(0, "no root element"));
-        }
-        Ok(Document {
-            src: self.src,
-            nodes: self.nodes,
-            attrs: self.attrs,
-            owned: self.owned,
+        Ok(Built {
+            nodes: std::mem::take(&mut self.nodes),
+            attrs: std::mem::take(&mut self.attrs),
+            owned: std::mem::take(&mut self.owned),
+            stack: std::mem::take(&mut self.stack),
+            segments: std::mem::take(&mut self.segments),
         })
     }
+}
+
+/// Documents this long or longer are read in two parts at once (a running order of 50
+/// stories of 10 items is about 100 KB; a heartbeat is 300 bytes).
+pub const SPLIT_MIN_BYTES: usize = 64 * 1024;
+
+/// Share of the document read by the calling thread, in twentieths: a little more than
+/// half, since the helper starts later (it has to be woken).
+const HEAD_TWENTIETHS: usize = 11;
+
+/// The helper threads for [`parse_in_two`]: one per core beyond the first, at most four;
+/// none on a single core.
+fn helpers() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads((cores - 1).min(4))
+            .thread_name(|i| format!("xml-parse-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Reads a large document in two parts at once: the head (up to a start or end tag a
+/// little after the middle) on this thread, the tail on a helper thread, then joins them.
+/// `None` when the document is not split this way (one core, no tag to split at) or
+/// either part found something wrong: the caller then reads it whole, so errors are
+/// reported exactly as a single reading reports them.
+fn parse_in_two(src: &str) -> Option<Document<'_>> {
+    let pool = helpers()?;
+    let split = split_point(src, src.len() / 20 * HEAD_TWENTIETHS)?;
+    parse_split_at(src, split, |head, tail| {
+        let mut tail_built = None;
+        let head_built = pool.in_place_scope(|s| {
+            s.spawn(|_| tail_built = Some(tail()));
+            head()
+        });
+        (head_built, tail_built)
+    })
+}
+
+/// The first `<` at or after `from` that begins a start or end tag (`<` then a name
+/// character or `/`). Any other `<` there (comment, CDATA, PI) would make the parts
+/// disagree with a single reading about what follows the split.
+fn split_point(src: &str, from: usize) -> Option<usize> {
+    let bytes = src.as_bytes();
+    let mut i = from;
+    while let Some(k) = memchr::memchr(b'<', bytes.get(i..)?) {
+        let p = i + k;
+        match bytes.get(p + 1) {
+            Some(c) if p > 0 && (c.is_ascii_alphabetic() || matches!(c, b'_' | b':' | b'/')) => {
+                return Some(p);
+            }
+            Some(_) => i = p + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
+type PartResult<'a> = Result<Built<'a>, XmlError>;
+
+/// Reads `src` as a head `..split` and a tail `split..` (`run` runs the two readings, at
+/// once or not) and joins them; `None` when either reading failed or they do not join
+/// (the split was not a tag boundary of the whole document, or the document is not well
+/// formed).
+///
+/// Why the join is exact: the head is read from the true start, so it tokenises exactly as
+/// a single reading does up to `split`; if it ends there cleanly (not inside a comment,
+/// CDATA section, PI or tag, which are errors at its end), `split` is a token boundary of
+/// the whole document and the tail tokenises as a single reading does from there. The
+/// tail's nodes are numbered after the head's, which is document order, and end tags the
+/// tail cannot match close the head's open elements, checked by name.
+fn parse_split_at<'a, R>(src: &'a str, split: usize, run: R) -> Option<Document<'a>>
+where
+    R: FnOnce(
+        &(dyn Fn() -> PartResult<'a> + Sync),
+        &(dyn Fn() -> PartResult<'a> + Sync),
+    ) -> (PartResult<'a>, Option<PartResult<'a>>),
+{
+    let has_cr = memchr::memchr(b'\r', src.as_bytes()).is_some();
+    let head = || Builder::part(src, 0..split, Part::Head, has_cr).read();
+    let tail = || Builder::part(src, split..src.len(), Part::Tail, has_cr).read();
+    let (head, tail) = run(&head, &tail);
+    join(src, head.ok()?, tail?.ok()?)
+}
+
+/// Joins a head and a tail read by [`parse_split_at`].
+fn join<'a>(src: &'a str, head: Built<'a>, tail: Built<'a>) -> Option<Document<'a>> {
+    let Built {
+        mut nodes,
+        mut attrs,
+        mut owned,
+        mut stack,
+        ..
+    } = head;
+    if nodes.is_empty() {
+        return None;
+    }
+    // Tail node `i` (from 1: node 0 is the stand-in parent) becomes node `base + i`.
+    let base = u32::try_from(nodes.len()).ok()? - 1;
+    let at = |i: u32| if i == NONE { NONE } else { base + i };
+    let attr_base = u32::try_from(attrs.len()).ok()?;
+    let owned_base = u32::try_from(owned.len()).ok()?;
+    nodes.reserve(tail.nodes.len().saturating_sub(1));
+    for n in tail.nodes.into_iter().skip(1) {
+        let kind = match n.kind {
+            Kind::Element {
+                name,
+                attrs: (a, b),
+            } => Kind::Element {
+                name,
+                attrs: (a + attr_base, b + attr_base),
+            },
+            Kind::Text(t) => Kind::Text(t),
+            Kind::OwnedText(i) => Kind::OwnedText(i + owned_base),
+        };
+        nodes.push(Node {
+            kind,
+            first_child: at(n.first_child),
+            next_sibling: at(n.next_sibling),
+            start: n.start,
+            inner: n.inner,
+        });
+    }
+    attrs.extend(tail.attrs);
+    owned.extend(tail.owned);
+    for seg in tail.segments {
+        if seg.first != NONE && stack.is_empty() {
+            // After the root: only white space may follow, and it is not a node.
+            let mut i = at(seg.first);
+            while i != NONE {
+                let n = &nodes[i as usize];
+                let blank = match n.kind {
+                    Kind::Text(t) => t.trim().is_empty(),
+                    Kind::OwnedText(k) => owned[k as usize].trim().is_empty(),
+                    Kind::Element { .. } => false,
+                };
+                if !blank {
+                    return None;
+                }
+                i = n.next_sibling;
+            }
+            continue;
+        }
+        if seg.first != NONE {
+            // Siblings after the head's last child of the innermost open element (an
+            // element: the split and every run start at a tag, so no text joins across).
+            let (parent, last) = stack.last_mut()?;
+            if *last == NONE {
+                nodes[*parent as usize].first_child = at(seg.first);
+            } else {
+                nodes[*last as usize].next_sibling = at(seg.first);
+            }
+            *last = at(seg.last);
+        }
+        if let Some((name, offset)) = seg.close {
+            let (idx, _) = stack.pop()?;
+            match nodes[idx as usize].kind {
+                Kind::Element { name: open, .. } if open == name => {}
+                _ => return None,
+            }
+            nodes[idx as usize].inner.end = offset;
+        }
+    }
+    if !stack.is_empty() {
+        return None;
+    }
+    Some(Document {
+        src,
+        nodes,
+        attrs,
+        owned,
+    })
 }
 
 /// How many nodes to reserve for `src`: one per `<`. Every element starts with one, and in
@@ -734,6 +1024,165 @@ mod tests {
         assert_eq!(
             w.finish(),
             "<a k=\"&quot;&lt;&amp;&gt;\"><b>x &lt; y &amp; z</b></a>"
+        );
+    }
+
+    /// Everything a reader of the tree can see, in document order.
+    fn dump(doc: &Document<'_>) -> String {
+        fn el(e: El<'_, '_>, out: &mut String) {
+            out.push_str(&format!("<{}@{}", e.name(), e.offset()));
+            for a in e.attrs() {
+                out.push_str(&format!(" {}={:?}", a.name, a.value));
+            }
+            out.push_str(&format!(" inner={:?}>", e.raw_inner()));
+            for n in e.nodes() {
+                match n {
+                    XmlNode::Element(c) => el(c, out),
+                    XmlNode::Text(t) => out.push_str(&format!("[{t:?}]")),
+                }
+            }
+            out.push_str(&format!("</{}>", e.name()));
+        }
+        let mut out = String::new();
+        el(doc.root(), &mut out);
+        out
+    }
+
+    /// Every split point the parser may choose in `src`.
+    fn split_points(src: &str) -> Vec<usize> {
+        let mut points = Vec::new();
+        let mut from = 0;
+        while let Some(p) = split_point(src, from) {
+            points.push(p);
+            from = p + 1;
+        }
+        points
+    }
+
+    fn sequential<'a>(
+        head: &(dyn Fn() -> PartResult<'a> + Sync),
+        tail: &(dyn Fn() -> PartResult<'a> + Sync),
+    ) -> (PartResult<'a>, Option<PartResult<'a>>) {
+        (head(), Some(tail()))
+    }
+
+    /// Read in two parts at every possible split, a document gives the tree a single
+    /// reading gives, or (when malformed) no tree, so the caller's single reading reports
+    /// the error.
+    fn assert_splits_agree(name: &str, src: &str) -> usize {
+        let whole = Builder::new(src).run();
+        let expected = whole.as_ref().ok().map(dump);
+        let mut points = split_points(src);
+        if points.len() > 400 {
+            // A large document: every split costs a whole reading, so a spread of them.
+            let stride = points.len() / 20;
+            points = points.into_iter().step_by(stride).collect();
+        }
+        for &split in &points {
+            let joined = parse_split_at(src, split, sequential);
+            match (&expected, joined) {
+                (Some(e), Some(j)) => assert_eq!(&dump(&j), e, "{name} split at {split}"),
+                (None, None) => {}
+                (Some(_), None) => {
+                    // Allowed (the caller reads it whole), but only where the split is
+                    // at the root or inside markup a single reading skips.
+                    let at_root = whole.as_ref().is_ok_and(|d| split <= d.root().offset());
+                    let inside = at_root
+                        || src[..split]
+                            .rfind("<!--")
+                            .is_some_and(|c| !src[c..split].contains("-->"))
+                        || src[..split]
+                            .rfind("<![CDATA[")
+                            .is_some_and(|c| !src[c..split].contains("]]>"))
+                        || src[..split]
+                            .rfind("<?")
+                            .is_some_and(|c| !src[c..split].contains("?>"));
+                    assert!(
+                        inside,
+                        "{name}: a well-formed document did not join at {split}"
+                    );
+                }
+                (None, Some(j)) => {
+                    panic!("{name}: malformed, yet joined at {split}: {}", dump(&j))
+                }
+            }
+        }
+        points.len()
+    }
+
+    #[test]
+    fn a_document_read_in_two_parts_is_the_document_read_whole() {
+        let cases = [
+            "<mos><a x=\"1 &amp; 2\">t&#160;u<![CDATA[<v>]]></a><b/><c><d>e</d> tail</c></mos>",
+            "<mos>\r\n<a>x\r\ny</a>\r\n<!-- <b></b> --><b>&lt;</b>\r\n</mos>",
+            "<mos><a><![CDATA[ </a><a> ]]></a><?pi <a/> ?><b y='<'/></mos>",
+            "<mos><a>1</a></mos><mos><b/></mos>",
+            "<mos><a><b></a></b></mos>",
+            "<mos><a>&nbsp;</a><b/></mos>",
+            "<mos><a></mos>",
+            "<mos><a/><b>x</b></mos>  ",
+            "<mos><a/></mos>tail<b/>",
+            "<mos><a>text &amp; more</a><b>t</b>after<c/>&#65;<d/></mos>",
+        ];
+        let mut tried = 0;
+        for (i, src) in cases.iter().enumerate() {
+            tried += assert_splits_agree(&format!("case {i}"), src);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-messages");
+        let mut files = 0;
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "xml")
+                    && let Ok(src) = std::fs::read_to_string(&path)
+                {
+                    tried += assert_splits_agree(&path.display().to_string(), &src);
+                    files += 1;
+                }
+            }
+        }
+        assert!(
+            files > 100 && tried > 4_000,
+            "{files} files, {tried} splits"
+        );
+    }
+
+    #[test]
+    fn large_documents_are_read_in_two_parts_on_two_threads() {
+        let mut src = String::from("<mos><roCreate><roID>R</roID>\r\n");
+        let mut n = 0;
+        while src.len() < 3 * SPLIT_MIN_BYTES {
+            src.push_str(&format!(
+                "<story><storyID>S{n}</storyID><!-- a comment --><item a=\"&lt;{n}\"><itemID>{n}</itemID>\
+                 <p>x &amp; y<![CDATA[ & ]]></p></item></story>\r\n"
+            ));
+            n += 1;
+        }
+        src.push_str("</roCreate></mos>");
+        let whole = Builder::new(&src).run().unwrap();
+        let doc = Document::parse(&src).unwrap();
+        assert_eq!(dump(&doc), dump(&whole));
+        if std::thread::available_parallelism().map_or(1, |c| c.get()) > 1 {
+            let split = split_point(&src, src.len() / 20 * HEAD_TWENTIETHS).unwrap();
+            assert!(
+                parse_in_two(&src).is_some(),
+                "split at {split} was not joined"
+            );
+        }
+        // A large malformed document is refused with the single reading's error.
+        let bad = src.replacen("</item></story>", "</story></item>", 1);
+        assert_eq!(
+            Document::parse(&bad).unwrap_err(),
+            Builder::new(&bad).run().unwrap_err()
+        );
+        let late =
+            format!("{}<x>", &src[..src.len() - "</roCreate></mos>".len()]) + "</roCreate></mos>";
+        assert_eq!(
+            Document::parse(&late).unwrap_err(),
+            Builder::new(&late).run().unwrap_err()
         );
     }
 }
