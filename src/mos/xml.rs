@@ -86,6 +86,12 @@ impl<'a> Document<'a> {
         Builder::new(src).run()
     }
 
+    /// Parses like [`Document::parse`], always in one part on this thread (for comparison
+    /// in benchmarks).
+    pub fn parse_in_one_part(src: &'a str) -> Result<Self, XmlError> {
+        Builder::new(src).run()
+    }
+
     /// The root element.
     pub fn root(&self) -> El<'_, 'a> {
         El { doc: self, idx: 0 }
