@@ -303,7 +303,10 @@ impl State {
             }
         };
         let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
-        let applied = match self.rundowns.apply_owned(&ro_id, edit) {
+        let applied = match edit
+            .check_ids(&ro_id)
+            .and_then(|()| self.rundowns.apply_owned(&ro_id, edit))
+        {
             Ok(a) => a,
             Err(e) => {
                 return Ok(Outcome {

@@ -104,6 +104,41 @@ pub enum Edit {
 }
 
 impl Edit {
+    /// Refuses an edit of the running order `ro_id` that is empty, or that brings in a
+    /// story or item whose ID is empty (a roCreate with `<roID></roID>`, a story with
+    /// `<storyID/>`). IDs the edit only refers to are checked against the running order
+    /// when it is applied (an empty one is unknown there).
+    pub fn check_ids(&self, ro_id: &str) -> Result<(), EditError> {
+        let empty = |field: &str| EditError::EmptyId {
+            ro_id: ro_id.to_string(),
+            field: field.to_string(),
+        };
+        if ro_id.trim().is_empty() {
+            return Err(empty("roID"));
+        }
+        let items_ok = |items: &[Item]| {
+            if items.iter().any(|i| i.id.trim().is_empty()) {
+                Err(empty("itemID"))
+            } else {
+                Ok(())
+            }
+        };
+        let stories_ok = |stories: &[Story]| {
+            if stories.iter().any(|s| s.id.trim().is_empty()) {
+                return Err(empty("storyID"));
+            }
+            stories.iter().try_for_each(|s| items_ok(&s.items))
+        };
+        match self {
+            Self::Create(ro) | Self::Replace(ro) | Self::List(ro) => stories_ok(&ro.stories),
+            Self::InsertStories { stories, .. } | Self::ReplaceStory { stories, .. } => {
+                stories_ok(stories)
+            }
+            Self::InsertItems { items, .. } | Self::ReplaceItem { items, .. } => items_ok(items),
+            _ => Ok(()),
+        }
+    }
+
     /// A short name for logs and descriptions (`INSERT stories`, `roCreate`, ...).
     pub fn name(&self) -> &'static str {
         match self {

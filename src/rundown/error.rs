@@ -109,6 +109,15 @@ pub enum EditError {
         /// `storyID` or `itemID`.
         field: String,
     },
+    /// An identifier the edit brings in (roID, storyID, itemID) is empty: nothing could
+    /// refer to what it names.
+    #[error("{}", empty_id_text(ro_id, field))]
+    EmptyId {
+        /// roID (itself possibly empty).
+        ro_id: String,
+        /// `roID`, `storyID` or `itemID`.
+        field: String,
+    },
     /// A running order's header names another roID than the one edited.
     #[error("roID {header_id} given for running order {ro_id}")]
     MismatchedRoId {
@@ -117,6 +126,14 @@ pub enum EditError {
         /// The roID in the header.
         header_id: String,
     },
+}
+
+fn empty_id_text(ro_id: &str, field: &str) -> String {
+    if ro_id.trim().is_empty() {
+        format!("Empty {field}")
+    } else {
+        format!("Empty {field} in running order {ro_id}")
+    }
 }
 
 impl EditError {
@@ -149,6 +166,7 @@ impl EditError {
             | Self::EmptySource { ro_id, .. }
             | Self::WrongSource { ro_id, .. }
             | Self::MissingTarget { ro_id, .. }
+            | Self::EmptyId { ro_id, .. }
             | Self::MismatchedRoId { ro_id, .. } => ro_id,
         }
     }

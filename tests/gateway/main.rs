@@ -200,6 +200,49 @@ async fn a_refused_edit_changes_nothing_and_says_why() {
 }
 
 #[tokio::test]
+async fn empty_ids_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config(dir.path(), "")).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    // A roCreate with an empty roID, or with a story or item without ID.
+    for body in [
+        ro_create("", &[("S1", &["1"])]),
+        "<roCreate><roID>  </roID><roSlug>Show</roSlug></roCreate>".to_string(),
+        ro_create("RO1", &[("", &["1"])]),
+        ro_create("RO1", &[("S1", &[""])]),
+    ] {
+        let (_, text) = ncs.envelope(&body);
+        ncs.send_text(&text).await;
+        // The reply echoes the empty roID, so it is itself off-spec: read leniently.
+        match ncs.recv_lenient().await.message {
+            Message::RoAck(a) => assert!(!a.is_ok() && a.status.starts_with("Empty "), "{a:?}"),
+            other => panic!("expected a roAck error, got {other:?}"),
+        }
+    }
+    assert!(
+        ncs.refused("<roReq><roID>RO1</roID></roReq>")
+            .await
+            .contains("RO1")
+    );
+    // Edits that bring in stories or items without ID.
+    ncs.ok(&ro_create("RO1", &[("S1", &["1"])])).await;
+    let before = ncs.order("RO1").await;
+    let why = ncs
+        .refused(&format!(
+            "<roElementAction operation=\"INSERT\"><roID>RO1</roID><element_target><storyID>S1</storyID></element_target><element_source>{}</element_source></roElementAction>",
+            story("", &["2"])
+        ))
+        .await;
+    assert!(why.contains("Empty storyID"), "{why}");
+    let why = ncs
+        .refused("<roItemInsert><roID>RO1</roID><storyID>S1</storyID><itemID></itemID><item><itemID></itemID><objID>O</objID><mosID>m</mosID></item></roItemInsert>")
+        .await;
+    assert!(why.contains("Empty itemID"), "{why}");
+    assert_eq!(ncs.order("RO1").await, before);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_retried_message_is_not_applied_twice_and_a_reused_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;
