@@ -18,12 +18,14 @@
 //! - the fdatasync latency of the disk holding the data directory (60 KB written, then
 //!   `File::sync_data`), since every acknowledged edit waits for a durable commit;
 //! - in process, the same roCreate decoded and parsed, decoded only, and quick-xml's event
-//!   reader alone over its text (the least any parser built on quick-xml can take).
+//!   reader alone over its text (the least any parser built on quick-xml can take); and its
+//!   XML tree read in one part and in two parts at once, alternately (the gateway reads
+//!   documents of 64 KB or more in two parts when the machine has a second core).
 //!
-//! It prints round trips/s, p50 and p99 for each, the ratios heartbeat / echo and
-//! roCreate / fsync, and the floor of a pair: both echoes, the decode + parse and two
-//! fdatasyncs added up (and the same with the decode and quick-xml's reader alone in place
-//! of the decode + parse).
+//! It prints round trips/s, p50 and p99 for each, the ratios heartbeat / echo,
+//! roCreate / fsync and two parts / one part, the roCreate rate against its target, and
+//! the floor of a pair: both echoes, the decode + parse and two fdatasyncs added up (and
+//! the same with the decode and quick-xml's reader alone in place of the decode + parse).
 //! Counts come from the environment:
 //!
 //! | variable | default | meaning |
