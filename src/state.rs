@@ -15,7 +15,7 @@ use tracing::info;
 use crate::mos::messages::{RoAck, RoList, RoStorySend};
 use crate::mos::structures::{AirStatus, RunningOrder};
 use crate::mos::{Message, Mos, ParseOptions, Parsed};
-use crate::rundown::{Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
+use crate::rundown::{Applied, Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
 use crate::session::{PortRole, reply_to};
 use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError, WalSync};
 
@@ -228,6 +228,8 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
+        // After a failed sync nothing is acknowledged, not even a retry's stored reply.
+        self.store.check_healthy()?;
         let env = request.envelope();
         let request_ref = &request;
         let key = request
@@ -347,27 +349,42 @@ impl State {
                 },
             )
         });
-        self.store.commit(&Commit {
+        let committed = self.store.commit(&Commit {
             ro_id: Some(ro_id.clone()),
             change: change.clone(),
             processed,
             received,
             ro_list_received,
-        })?;
-        match change {
-            RoChange::Journal(_) => *self.journal_len.entry(ro_id.clone()).or_default() += 1,
-            _ => {
-                self.journal_len.remove(&ro_id);
+        });
+        if let Err(e) = committed {
+            if !matches!(e, StoreError::Sync { .. }) {
+                // Rolled back: nothing changed.
+                return Err(e.into());
             }
+            // Committed but not synced (the store is poisoned now): the running order held
+            // here follows the database, and the NCS gets a NACK.
+            self.record_commit(&ro_id, &change, applied);
+            return Err(e.into());
         }
         let what = applied.change().clone();
-        self.rundowns.commit(&ro_id, applied);
+        self.record_commit(&ro_id, &change, applied);
         Ok(Outcome {
             reply,
             change: Some((ro_id, what)),
             duplicate: false,
             needs_resync: None,
         })
+    }
+
+    /// Installs an applied edit whose commit is in the database.
+    fn record_commit(&mut self, ro_id: &str, change: &RoChange, applied: Applied) {
+        match change {
+            RoChange::Journal(_) => *self.journal_len.entry(ro_id.to_string()).or_default() += 1,
+            _ => {
+                self.journal_len.remove(ro_id);
+            }
+        }
+        self.rundowns.commit(ro_id, applied);
     }
 
     /// Applies again, in the order they arrived, the messages a stop left in the inbox:
@@ -1122,5 +1139,39 @@ mod tests {
             .handle(PortRole::Upper, parsed(&delete), Some(&delete), None)
             .unwrap();
         assert_eq!(inbox_rows(dir.path()), 0);
+    }
+
+    /// After a failed sync the store writes nothing more, and nothing is acknowledged: not
+    /// even a retry, whose stored reply may stand for a commit the disk never got.
+    #[test]
+    fn after_a_failed_sync_nothing_is_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let o = state
+            .handle(PortRole::Upper, parsed(&create), Some(&create), None)
+            .unwrap();
+        assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
+        state.store.poison_for_test();
+        let e = state
+            .handle(PortRole::Upper, parsed(&create), Some(&create), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("restart the gateway"), "{e}");
+        let edit = doc(2, &append("R", "S2"));
+        assert!(
+            state
+                .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
+                .is_err()
+        );
+        assert_eq!(story_ids(&state, "R"), ["S1"]);
+        assert!(state.store.receive("upper", None, &edit).is_err());
+        drop(state);
+        // A restart reads what is on disk and accepts edits again.
+        let mut state = State::open(dir.path()).unwrap();
+        let o = state
+            .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
+            .unwrap();
+        assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
     }
 }

@@ -30,6 +30,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -52,6 +53,16 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A sync to disk failed earlier: the store writes nothing more, since what it wrote
+    /// since its last good sync may never reach the disk (Linux marks the lost pages
+    /// clean, so a later sync would wrongly succeed). Restart the gateway.
+    #[error(
+        "store {path}: a sync to disk failed earlier; nothing more is written (restart the gateway)"
+    )]
+    Poisoned {
+        /// The database file.
+        path: PathBuf,
     },
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
@@ -152,6 +163,8 @@ pub struct Store {
     wal: Option<WalFile>,
     /// Whether the connection is in WAL mode (else every commit is synced by SQLite).
     wal_mode: bool,
+    /// Set by the first failed sync, from any thread ([`StoreError::Poisoned`]).
+    poisoned: Arc<AtomicBool>,
 }
 
 /// The write-ahead log file as opened for syncing, with its identity: SQLite removes the
@@ -168,6 +181,7 @@ struct WalFile {
 pub struct WalSync {
     file: Arc<File>,
     path: PathBuf,
+    poisoned: Arc<AtomicBool>,
 }
 
 impl WalSync {
@@ -176,11 +190,19 @@ impl WalSync {
         Arc::ptr_eq(&self.file, &other.file)
     }
 
-    /// Makes every commit written before the call durable (`fdatasync` of the log).
+    /// Makes every commit written before the call durable (`fdatasync` of the log). A
+    /// failure poisons the store ([`StoreError::Poisoned`]).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|source| StoreError::Sync {
-            path: self.path.clone(),
-            source,
+        self.file.sync_data().map_err(|source| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(
+                path = %self.path.display(),
+                "sync to disk failed ({source}): the store writes nothing more; restart the gateway"
+            );
+            StoreError::Sync {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 }
@@ -217,6 +239,7 @@ impl Store {
             processed_limit: 1024,
             wal: None,
             wal_mode: false,
+            poisoned: Arc::new(AtomicBool::new(false)),
         };
         let mode: String = store
             .conn
@@ -257,6 +280,23 @@ impl Store {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Refuses to go on after a failed sync ([`StoreError::Poisoned`]).
+    pub fn check_healthy(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            Err(StoreError::Poisoned {
+                path: self.path.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the store as after a failed sync (tests of what follows one).
+    #[cfg(test)]
+    pub(crate) fn poison_for_test(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
     }
 
     /// The database file.
@@ -352,6 +392,7 @@ impl Store {
 
     /// Commits one message's changes atomically and durably.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
+        self.check_healthy()?;
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -464,15 +505,26 @@ impl Store {
     /// so a thread can sync while this one goes on committing; `None` when SQLite syncs
     /// every commit itself (not in WAL mode).
     pub fn wal_sync(&mut self) -> Result<Option<WalSync>, StoreError> {
+        self.check_healthy()?;
         if !self.wal_mode {
             return Ok(None);
         }
-        let mut path = self.path.clone().into_os_string();
+        // The log sits beside the database file as SQLite resolved it (through symlinks).
+        let mut path = match self.conn.path() {
+            Some(p) if !p.is_empty() => PathBuf::from(p).into_os_string(),
+            _ => self.path.clone().into_os_string(),
+        };
         path.push("-wal");
         let path = PathBuf::from(path);
-        let sync_err = |source| StoreError::Sync {
-            path: path.clone(),
-            source,
+        let poisoned = &self.poisoned;
+        // Commits may already be in the log: not being able to sync it poisons the store.
+        let sync_err = |source| {
+            poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(path = %path.display(), "cannot open the log to sync it ({source}): the store writes nothing more; restart the gateway");
+            StoreError::Sync {
+                path: path.clone(),
+                source,
+            }
         };
         let meta = std::fs::metadata(&path).map_err(sync_err)?;
         let current = self
@@ -491,6 +543,7 @@ impl Store {
         Ok(self.wal.as_ref().map(|w| WalSync {
             file: Arc::clone(&w.file),
             path: path.clone(),
+            poisoned: Arc::clone(&self.poisoned),
         }))
     }
 
@@ -504,6 +557,7 @@ impl Store {
         peer: Option<&str>,
         doc: &str,
     ) -> Result<i64, StoreError> {
+        self.check_healthy()?;
         let e = |x| self.err(x);
         exec(
             &self.conn,
@@ -517,6 +571,7 @@ impl Store {
     /// Removes a message from the inbox that was refused or not applied. Not synced on its
     /// own: a refusal lost in a power cut is refused again when the inbox is read at start.
     pub fn forget_received(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.check_healthy()?;
         exec(&self.conn, "DELETE FROM inbox WHERE seq = ?1", params![seq])
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -553,6 +608,7 @@ impl Store {
 
     /// Keeps a message queued for an NCS until it is delivered; returns its key.
     pub fn outbox_add(&mut self, ncs_id: &str, port: &str, doc: &str) -> Result<i64, StoreError> {
+        self.check_healthy()?;
         self.conn
             .execute(
                 "INSERT INTO outbox (ncs_id, port, doc) VALUES (?1, ?2, ?3)",
@@ -566,6 +622,7 @@ impl Store {
 
     /// Forgets a delivered message.
     pub fn outbox_remove(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.check_healthy()?;
         self.conn
             .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
             .map(|_| ())
@@ -617,6 +674,7 @@ impl Store {
 
     /// Writes (or replaces) a placeholder object's document (durably).
     pub fn put_placeholder(&mut self, obj_id: &str, doc: &str) -> Result<(), StoreError> {
+        self.check_healthy()?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO placeholder (obj_id, doc) VALUES (?1, ?2)",
@@ -629,6 +687,7 @@ impl Store {
 
     /// Deletes a placeholder object (durably); deleting an unknown objID is not an error.
     pub fn delete_placeholder(&mut self, obj_id: &str) -> Result<(), StoreError> {
+        self.check_healthy()?;
         self.conn
             .execute("DELETE FROM placeholder WHERE obj_id = ?1", [obj_id])
             .map(|_| ())
@@ -638,6 +697,7 @@ impl Store {
 
     /// Writes a value of the meta table (durably).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.check_healthy()?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",

@@ -281,6 +281,9 @@ struct Segment {
     first: u32,
     last: u32,
     close: Option<(String, u32)>,
+    /// A character or entity reference appears directly in the run (an error after the
+    /// root, even when it resolves to white space).
+    has_reference: bool,
 }
 
 /// What a builder made of its part.
@@ -308,6 +311,8 @@ struct Builder<'a> {
     stack: Vec<(u32, u32)>,
     root_closed: bool,
     segments: Vec<Segment>,
+    /// Tail parts: a reference was read directly under the stand-in parent in the current run.
+    run_has_reference: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -328,6 +333,7 @@ impl<'a> Builder<'a> {
             stack: Vec::with_capacity(16),
             root_closed: false,
             segments: Vec::new(),
+            run_has_reference: false,
         };
         if part == Part::Tail {
             // The stand-in parent of the nodes under elements opened before the split.
@@ -541,6 +547,7 @@ impl<'a> Builder<'a> {
                             first,
                             last,
                             close: Some((e.name().as_ref().to_owned(), before as u32)),
+                            has_reference: std::mem::take(&mut self.run_has_reference),
                         });
                         self.stack.push((0, NONE));
                         continue;
@@ -593,6 +600,9 @@ impl<'a> Builder<'a> {
                     if self.stack.is_empty() {
                         return Err(self.err(before, "entity outside the root element"));
                     }
+                    if self.part == Part::Tail && self.stack.len() == 1 {
+                        self.run_has_reference = true;
+                    }
                     self.text(Cow::Owned(resolved), before)?;
                 }
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
@@ -610,6 +620,7 @@ impl<'a> Builder<'a> {
                 first,
                 last,
                 close: None,
+                has_reference: std::mem::take(&mut self.run_has_reference),
             });
         }
         Ok(Built {
@@ -754,7 +765,11 @@ fn join<'a>(src: &'a str, head: Built<'a>, tail: Built<'a>) -> Option<Document<'
     owned.extend(tail.owned);
     for seg in tail.segments {
         if seg.first != NONE && stack.is_empty() {
-            // After the root: only white space may follow, and it is not a node.
+            // After the root: only white space may follow (not as a reference), and it is
+            // not a node.
+            if seg.has_reference {
+                return None;
+            }
             let mut i = at(seg.first);
             while i != NONE {
                 let n = &nodes[i as usize];
@@ -1129,6 +1144,9 @@ mod tests {
             "<mos><a/><b>x</b></mos>  ",
             "<mos><a/></mos>tail<b/>",
             "<mos><a>text &amp; more</a><b>t</b>after<c/>&#65;<d/></mos>",
+            "<mos><a/><b/></mos>&#32;",
+            "<mos><a/><b/></mos>\n&#x9;\n",
+            "<mos><a/><b/></mos> <![CDATA[ ]]> ",
         ];
         let mut tried = 0;
         for (i, src) in cases.iter().enumerate() {

@@ -104,16 +104,18 @@ pub enum Edit {
 }
 
 impl Edit {
-    /// Refuses an edit of the running order `ro_id` that is empty, or that brings in a
-    /// story or item whose ID is empty (a roCreate with `<roID></roID>`, a story with
-    /// `<storyID/>`). IDs the edit only refers to are checked against the running order
-    /// when it is applied (an empty one is unknown there).
+    /// Refuses an edit that brings in an empty ID: a roCreate of an empty roID, or a
+    /// roCreate, roReplace or inserted/replacing story or item whose storyID or itemID is
+    /// empty. IDs an edit only refers to are checked against the running order when it is
+    /// applied (an empty one is unknown there), so running orders stored by earlier builds
+    /// with such IDs can still be deleted or replaced; a roList is the NCS's own copy,
+    /// fetched by the gateway, and is taken as it is.
     pub fn check_ids(&self, ro_id: &str) -> Result<(), EditError> {
         let empty = |field: &str| EditError::EmptyId {
             ro_id: ro_id.to_string(),
             field: field.to_string(),
         };
-        if ro_id.trim().is_empty() {
+        if matches!(self, Self::Create(_)) && ro_id.trim().is_empty() {
             return Err(empty("roID"));
         }
         let items_ok = |items: &[Item]| {
@@ -130,7 +132,7 @@ impl Edit {
             stories.iter().try_for_each(|s| items_ok(&s.items))
         };
         match self {
-            Self::Create(ro) | Self::Replace(ro) | Self::List(ro) => stories_ok(&ro.stories),
+            Self::Create(ro) | Self::Replace(ro) => stories_ok(&ro.stories),
             Self::InsertStories { stories, .. } | Self::ReplaceStory { stories, .. } => {
                 stories_ok(stories)
             }
