@@ -47,7 +47,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The write-ahead log could not be synced to disk.
-    #[error("store {path}: cannot sync to disk: {source}")]
+    #[error("sync to disk failed, restart the gateway ({source}; store {path})")]
     Sync {
         /// The write-ahead log file.
         path: PathBuf,
@@ -58,7 +58,7 @@ pub enum StoreError {
     /// since its last good sync may never reach the disk (Linux marks the lost pages
     /// clean, so a later sync would wrongly succeed). Restart the gateway.
     #[error(
-        "store {path}: a sync to disk failed earlier; nothing more is written (restart the gateway)"
+        "a sync to disk failed earlier, nothing more is written: restart the gateway (store {path})"
     )]
     Poisoned {
         /// The database file.
