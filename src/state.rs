@@ -549,10 +549,11 @@ impl Ticket {
             Some(kept) => kept.await,
             None => Ok(Ok(())),
         };
-        Some(match kept {
-            Ok(Ok(())) => outcome,
-            Ok(Err(e)) => Err(format!("cannot keep the message on disk: {e}")),
-            Err(_) => Err("the message was not kept".to_string()),
+        Some(match (outcome, kept) {
+            (Err(e), _) => Err(e),
+            (Ok(outcome), Ok(Ok(()))) => Ok(outcome),
+            (Ok(_), Ok(Err(e))) => Err(format!("cannot keep the message on disk: {e}")),
+            (Ok(_), Err(_)) => Err("the message was not kept".to_string()),
         })
     }
 }
@@ -1141,8 +1142,9 @@ mod tests {
         assert_eq!(inbox_rows(dir.path()), 0);
     }
 
-    /// After a failed sync the store writes nothing more, and nothing is acknowledged: not
-    /// even a retry, whose stored reply may stand for a commit the disk never got.
+    /// A failed sync poisons the store: the edit whose sync failed is NACKed but stays
+    /// applied, as it is in the database; after it nothing is acknowledged, not even a retry
+    /// (its stored reply may stand for a commit the disk never got). A restart reads the disk.
     #[test]
     fn after_a_failed_sync_nothing_is_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
@@ -1152,26 +1154,62 @@ mod tests {
             .handle(PortRole::Upper, parsed(&create), Some(&create), None)
             .unwrap();
         assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
-        state.store.poison_for_test();
-        let e = state
-            .handle(PortRole::Upper, parsed(&create), Some(&create), None)
-            .unwrap_err();
-        assert!(e.to_string().contains("restart the gateway"), "{e}");
+        state.store.fail_syncs_for_test();
         let edit = doc(2, &append("R", "S2"));
-        assert!(
-            state
-                .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
-                .is_err()
-        );
-        assert_eq!(story_ids(&state, "R"), ["S1"]);
-        assert!(state.store.receive("upper", None, &edit).is_err());
-        drop(state);
-        // A restart reads what is on disk and accepts edits again.
-        let mut state = State::open(dir.path()).unwrap();
-        let o = state
+        let e = state
             .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("sync to disk failed, restart the gateway"),
+            "{e}"
+        );
+        // Held as the database holds it.
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+        for (text, what) in [
+            (&create, "a retry"),
+            (&edit, "a retry"),
+            (&doc(3, &append("R", "S3")), "an edit"),
+        ] {
+            let e = state
+                .handle(PortRole::Upper, parsed(text), Some(text), None)
+                .expect_err(what);
+            assert!(e.to_string().contains("restart the gateway"), "{e}");
+        }
+        assert!(state.store.receive("upper", None, &edit).is_err());
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+        drop(state);
+        // A restart reads the disk (here the commit did reach it) and accepts edits again.
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+        let next = doc(4, &append("R", "S3"));
+        let o = state
+            .handle(PortRole::Upper, parsed(&next), Some(&next), None)
             .unwrap();
         assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
-        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+    }
+
+    /// An inbox row whose sync fails: the message is NACKed although applied, and the
+    /// store is poisoned for the next.
+    #[tokio::test]
+    async fn an_inbox_row_whose_sync_fails_is_not_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        state.store.fail_syncs_for_test();
+        let (handle, thread) = StateHandle::spawn(state).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let t = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
+        let e = t.apply(parsed(&create)).await.unwrap().unwrap_err();
+        assert!(
+            e.starts_with("cannot keep the message on disk: sync to disk failed"),
+            "{e}"
+        );
+        let next = doc(2, &ro_create("Q", &["S1"]));
+        let t = handle.receive(PortRole::Upper, None, Arc::from(next.as_str()));
+        let e = t.apply(parsed(&next)).await.unwrap().unwrap_err();
+        assert!(e.contains("restart the gateway"), "{e}");
+        assert!(handle.rundown("Q").await.is_none());
+        handle.close().await;
+        thread.join().unwrap();
     }
 }

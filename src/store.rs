@@ -165,6 +165,9 @@ pub struct Store {
     wal_mode: bool,
     /// Set by the first failed sync, from any thread ([`StoreError::Poisoned`]).
     poisoned: Arc<AtomicBool>,
+    /// Tests: make every sync fail.
+    #[cfg(test)]
+    fail_syncs: Arc<AtomicBool>,
 }
 
 /// The write-ahead log file as opened for syncing, with its identity: SQLite removes the
@@ -182,6 +185,9 @@ pub struct WalSync {
     file: Arc<File>,
     path: PathBuf,
     poisoned: Arc<AtomicBool>,
+    /// Tests: make every sync fail.
+    #[cfg(test)]
+    fail: Arc<AtomicBool>,
 }
 
 impl WalSync {
@@ -193,7 +199,15 @@ impl WalSync {
     /// Makes every commit written before the call durable (`fdatasync` of the log). A
     /// failure poisons the store ([`StoreError::Poisoned`]).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|source| {
+        #[cfg(test)]
+        let synced = if self.fail.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("sync failure injected by a test"))
+        } else {
+            self.file.sync_data()
+        };
+        #[cfg(not(test))]
+        let synced = self.file.sync_data();
+        synced.map_err(|source| {
             self.poisoned.store(true, Ordering::SeqCst);
             tracing::error!(
                 path = %self.path.display(),
@@ -240,6 +254,8 @@ impl Store {
             wal: None,
             wal_mode: false,
             poisoned: Arc::new(AtomicBool::new(false)),
+            #[cfg(test)]
+            fail_syncs: Arc::new(AtomicBool::new(false)),
         };
         let mode: String = store
             .conn
@@ -293,10 +309,10 @@ impl Store {
         }
     }
 
-    /// Marks the store as after a failed sync (tests of what follows one).
+    /// Makes every following sync fail (tests of what follows a failed sync).
     #[cfg(test)]
-    pub(crate) fn poison_for_test(&self) {
-        self.poisoned.store(true, Ordering::SeqCst);
+    pub(crate) fn fail_syncs_for_test(&self) {
+        self.fail_syncs.store(true, Ordering::SeqCst);
     }
 
     /// The database file.
@@ -544,6 +560,8 @@ impl Store {
             file: Arc::clone(&w.file),
             path: path.clone(),
             poisoned: Arc::clone(&self.poisoned),
+            #[cfg(test)]
+            fail: Arc::clone(&self.fail_syncs),
         }))
     }
 
