@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::capture::{self, CaptureHandle, CaptureSettings, Direction, SocketKind};
 use crate::config::{Config, Encoding, NcsConfig};
 use crate::mos::Message;
-use crate::mos::codec::{CodecConfig, Frame, FrameError, MosCodec, WireEncoding, encode_text};
+use crate::mos::codec::{CodecConfig, FrameError, MosCodec, WireEncoding, encode_text};
 use crate::mos::messages::{MosAck, MosListAll};
 use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_name};
@@ -395,7 +395,7 @@ async fn serve_connection(
         }
         let encoding = frames.decoder().write_encoding();
         let reply = match item {
-            Ok(frame) => handle_frame(&shared, role, peer, &frame).await,
+            Ok(frame) => handle_frame(&shared, role, peer, frame.text).await,
             Err(e) => Some(frame_error_reply(&shared, role, &e)),
         };
         if let Some(reply) = reply {
@@ -426,20 +426,22 @@ async fn handle_frame(
     shared: &Arc<Shared>,
     role: PortRole,
     peer: SocketAddr,
-    frame: &Frame,
+    text: String,
 ) -> Option<String> {
     // A probable running-order edit is kept in the inbox, synced to disk, while it is
     // parsed; applied, its commit then need not wait for the disk again. Not applied, the
     // ticket is dropped and the message removed from the inbox.
+    // The text is shared with the state thread, not copied.
+    let text = Arc::new(text);
     let mut ticket = (role == PortRole::Upper
-        && frame.text.len() >= INBOX_MIN_BYTES
-        && peek_message_name(&frame.text).is_some_and(|n| RUNNING_ORDER_EDITS.contains(&n)))
+        && text.len() >= INBOX_MIN_BYTES
+        && peek_message_name(&text).is_some_and(|n| RUNNING_ORDER_EDITS.contains(&n)))
     .then(|| {
         shared
             .state
-            .receive(role, Some(peer.ip()), Arc::from(frame.text.as_str()))
+            .receive(role, Some(peer.ip()), Arc::clone(&text))
     });
-    let parsed = match Mos::parse(&frame.text, ParseOptions::lenient()) {
+    let parsed = match Mos::parse(&text, ParseOptions::lenient()) {
         Ok(p) => p,
         Err(rejected) => {
             let env = rejected.envelope.map(|e| *e).unwrap_or_else(|| Envelope {
@@ -493,7 +495,11 @@ async fn handle_frame(
                 let ro_id = crate::session::ro_id_of(&request.message).to_string();
                 let applied = match ticket.take() {
                     Some(ticket) => ticket.apply(request).await,
-                    None => shared.state.apply(role, request, Some(frame.text.clone())).await,
+                    None => {
+                        // Not shared (no ticket): the text moves on without a copy.
+                        let text = Arc::try_unwrap(text).unwrap_or_else(|t| (*t).clone());
+                        shared.state.apply(role, request, Some(text)).await
+                    }
                 };
                 match applied {
                     Some(Ok(outcome)) => {

@@ -349,25 +349,27 @@ impl State {
                 },
             )
         });
+        let journal = matches!(change, RoChange::Journal(_));
         let committed = self.store.commit(&Commit {
             ro_id: Some(ro_id.clone()),
-            change: change.clone(),
+            change,
             processed,
             received,
             ro_list_received,
         });
-        if let Err(e) = committed {
-            if !matches!(e, StoreError::Sync { .. }) {
-                // Rolled back: nothing changed.
-                return Err(e.into());
-            }
+        let not_synced = match committed {
+            Ok(()) => None,
             // Committed but not synced (the store is poisoned now): the running order held
-            // here follows the database, and the NCS gets a NACK.
-            self.record_commit(&ro_id, &change, applied);
+            // here still follows the database, and the NCS gets a NACK.
+            Err(e @ StoreError::Sync { .. }) => Some(e),
+            // Rolled back: nothing changed.
+            Err(e) => return Err(e.into()),
+        };
+        let what = applied.change().clone();
+        self.record_commit(&ro_id, journal, applied);
+        if let Some(e) = not_synced {
             return Err(e.into());
         }
-        let what = applied.change().clone();
-        self.record_commit(&ro_id, &change, applied);
         Ok(Outcome {
             reply,
             change: Some((ro_id, what)),
@@ -376,13 +378,13 @@ impl State {
         })
     }
 
-    /// Installs an applied edit whose commit is in the database.
-    fn record_commit(&mut self, ro_id: &str, change: &RoChange, applied: Applied) {
-        match change {
-            RoChange::Journal(_) => *self.journal_len.entry(ro_id.to_string()).or_default() += 1,
-            _ => {
-                self.journal_len.remove(ro_id);
-            }
+    /// Installs an applied edit whose commit (a journal entry, or else a new snapshot or
+    /// a deletion) is in the database.
+    fn record_commit(&mut self, ro_id: &str, journal: bool, applied: Applied) {
+        if journal {
+            *self.journal_len.entry(ro_id.to_string()).or_default() += 1;
+        } else {
+            self.journal_len.remove(ro_id);
         }
         self.rundowns.commit(ro_id, applied);
     }
@@ -461,7 +463,7 @@ enum StateCmd {
         token: u64,
         port: PortRole,
         peer: Option<IpAddr>,
-        doc: Arc<str>,
+        doc: Arc<String>,
         kept: oneshot::Sender<Result<(), String>>,
     },
     ApplyReceived {
@@ -580,7 +582,7 @@ struct Waiting {
     seq: i64,
     token: u64,
     port: PortRole,
-    doc: Arc<str>,
+    doc: Arc<String>,
     resolution: Option<Resolution>,
 }
 
@@ -616,20 +618,10 @@ fn spawn_syncer() -> std::io::Result<(
             while let Ok(first) = rx.recv() {
                 let mut jobs = vec![first];
                 jobs.extend(rx.try_iter());
-                let mut synced: Vec<(WalSync, Result<(), String>)> = Vec::new();
+                // The store's one log: one sync serves the whole batch.
+                let r = jobs[0].wal.sync().map_err(|e| e.to_string());
                 for job in jobs {
-                    let r = match synced.iter().find(|(w, _)| w.same_file(&job.wal)) {
-                        Some((_, r)) => r.clone(),
-                        None => {
-                            let r = job.wal.sync().map_err(|e| e.to_string());
-                            synced.push((job.wal.clone(), r.clone()));
-                            r
-                        }
-                    };
-                    if let Err(e) = &r {
-                        tracing::error!("cannot sync the inbox to disk: {e}");
-                    }
-                    let _ = job.kept.send(r);
+                    let _ = job.kept.send(r.clone());
                 }
             }
         })?;
@@ -643,7 +635,7 @@ impl Inbox {
         token: u64,
         port: PortRole,
         peer: Option<IpAddr>,
-        doc: Arc<str>,
+        doc: Arc<String>,
         kept: oneshot::Sender<Result<(), String>>,
     ) {
         let peer = peer.map(|p| p.to_string());
@@ -831,7 +823,7 @@ impl StateHandle {
     /// write overlaps the parse, and the commit of the applied message then need not wait
     /// for the disk again. For messages that are probably running-order edits; apply or
     /// drop the ticket.
-    pub fn receive(&self, port: PortRole, peer: Option<IpAddr>, doc: Arc<str>) -> Ticket {
+    pub fn receive(&self, port: PortRole, peer: Option<IpAddr>, doc: Arc<String>) -> Ticket {
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
         let (kept, kept_rx) = oneshot::channel();
         let _ = self.tx.send(StateCmd::Receive {
@@ -1013,8 +1005,8 @@ mod tests {
         let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
         let create = doc(1, &ro_create("R", &["S1"]));
         let edit = doc(2, &append("R", "S2"));
-        let first = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
-        let second = handle.receive(PortRole::Upper, None, Arc::from(edit.as_str()));
+        let first = handle.receive(PortRole::Upper, None, Arc::new(create.clone()));
+        let second = handle.receive(PortRole::Upper, None, Arc::new(edit.clone()));
         // The second parse finishes first: its edit waits for the roCreate kept before it.
         let waiting = tokio::spawn(second.apply(parsed(&edit)));
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -1042,14 +1034,14 @@ mod tests {
         let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
         let refused = doc(1, &ro_create("X", &["S"]));
         let create = doc(2, &ro_create("R", &["S1"]));
-        let dropped = handle.receive(PortRole::Upper, None, Arc::from(refused.as_str()));
-        let kept = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
+        let dropped = handle.receive(PortRole::Upper, None, Arc::new(refused.clone()));
+        let kept = handle.receive(PortRole::Upper, None, Arc::new(create.clone()));
         let applied = tokio::spawn(kept.apply(parsed(&create)));
         drop(dropped);
         assert!(is_ok(&applied.await.unwrap()));
         // A refused edit kept in the inbox is removed, and changes nothing.
         let bad = doc(3, &append("NOPE", "S9"));
-        let t = handle.receive(PortRole::Upper, None, Arc::from(bad.as_str()));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(bad.clone()));
         assert!(!is_ok(&t.apply(parsed(&bad)).await));
         assert!(handle.rundown("X").await.is_none());
         handle.close().await;
@@ -1198,14 +1190,14 @@ mod tests {
         state.store.fail_syncs_for_test();
         let (handle, thread) = StateHandle::spawn(state).unwrap();
         let create = doc(1, &ro_create("R", &["S1"]));
-        let t = handle.receive(PortRole::Upper, None, Arc::from(create.as_str()));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(create.clone()));
         let e = t.apply(parsed(&create)).await.unwrap().unwrap_err();
         assert!(
             e.starts_with("cannot keep the message on disk: sync to disk failed"),
             "{e}"
         );
         let next = doc(2, &ro_create("Q", &["S1"]));
-        let t = handle.receive(PortRole::Upper, None, Arc::from(next.as_str()));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(next.clone()));
         let e = t.apply(parsed(&next)).await.unwrap().unwrap_err();
         assert!(e.contains("restart the gateway"), "{e}");
         assert!(handle.rundown("Q").await.is_none());

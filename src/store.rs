@@ -27,7 +27,6 @@
 //! This module knows documents and rows, not MOS semantics.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,25 +157,12 @@ pub struct Store {
     pub journal_limit: usize,
     /// Processed-message records kept per NCS and port.
     pub processed_limit: usize,
-    /// The write-ahead log, opened at the first sync; `None` when SQLite syncs every
-    /// commit itself (not in WAL mode).
-    wal: Option<WalFile>,
-    /// Whether the connection is in WAL mode (else every commit is synced by SQLite).
-    wal_mode: bool,
+    /// The write-ahead log, opened once at open (SQLite removes it only when its last
+    /// connection, this one, closes); `None` when SQLite syncs every commit itself (not in
+    /// WAL mode).
+    wal: Option<WalSync>,
     /// Set by the first failed sync, from any thread ([`StoreError::Poisoned`]).
     poisoned: Arc<AtomicBool>,
-    /// Tests: make every sync fail.
-    #[cfg(test)]
-    fail_syncs: Arc<AtomicBool>,
-}
-
-/// The write-ahead log file as opened for syncing, with its identity: SQLite removes the
-/// log only when its last connection closes, but a log replaced under the store is
-/// reopened rather than a stale file synced.
-struct WalFile {
-    file: Arc<File>,
-    dev: u64,
-    ino: u64,
 }
 
 /// Syncs the store's write-ahead log from any thread ([`Store::wal_sync`]).
@@ -185,24 +171,27 @@ pub struct WalSync {
     file: Arc<File>,
     path: PathBuf,
     poisoned: Arc<AtomicBool>,
-    /// Tests: make every sync fail.
     #[cfg(test)]
-    fail: Arc<AtomicBool>,
+    test: Arc<TestHooks>,
+}
+
+/// Tests: count syncs, make them fail.
+#[cfg(test)]
+#[derive(Default)]
+struct TestHooks {
+    fail: AtomicBool,
+    syncs: std::sync::atomic::AtomicUsize,
 }
 
 impl WalSync {
-    /// Whether two handles sync the same file.
-    pub fn same_file(&self, other: &WalSync) -> bool {
-        Arc::ptr_eq(&self.file, &other.file)
-    }
-
     /// Makes every commit written before the call durable (`fdatasync` of the log). A
     /// failure poisons the store ([`StoreError::Poisoned`]).
     pub fn sync(&self) -> Result<(), StoreError> {
         #[cfg(test)]
-        let synced = if self.fail.load(Ordering::SeqCst) {
+        let synced = if self.test.fail.load(Ordering::SeqCst) {
             Err(std::io::Error::other("sync failure injected by a test"))
         } else {
+            self.test.syncs.fetch_add(1, Ordering::SeqCst);
             self.file.sync_data()
         };
         #[cfg(not(test))]
@@ -252,17 +241,14 @@ impl Store {
             journal_limit: 256,
             processed_limit: 1024,
             wal: None,
-            wal_mode: false,
             poisoned: Arc::new(AtomicBool::new(false)),
-            #[cfg(test)]
-            fail_syncs: Arc::new(AtomicBool::new(false)),
         };
         let mode: String = store
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| store.err(e))?;
-        store.wal_mode = mode.eq_ignore_ascii_case("wal");
-        let synchronous = if store.wal_mode {
+        let wal_mode = mode.eq_ignore_ascii_case("wal");
+        let synchronous = if wal_mode {
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
         } else {
             tracing::warn!(
@@ -288,7 +274,35 @@ impl Store {
                 .execute_batch("ALTER TABLE snapshot ADD COLUMN inbox_seq INTEGER")
                 .map_err(|e| store.err(e))?;
         }
+        if wal_mode {
+            store.wal = Some(store.open_wal()?);
+        }
         Ok(store)
+    }
+
+    /// Opens the write-ahead log for syncing: beside the database file as SQLite resolved
+    /// it (through symlinks); the statements above have created it.
+    fn open_wal(&self) -> Result<WalSync, StoreError> {
+        let mut path = match self.conn.path() {
+            Some(p) if !p.is_empty() => PathBuf::from(p).into_os_string(),
+            _ => self.path.clone().into_os_string(),
+        };
+        path.push("-wal");
+        let path = PathBuf::from(path);
+        let file = File::options()
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Sync {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(WalSync {
+            file: Arc::new(file),
+            path,
+            poisoned: Arc::clone(&self.poisoned),
+            #[cfg(test)]
+            test: Arc::default(),
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -312,7 +326,17 @@ impl Store {
     /// Makes every following sync fail (tests of what follows a failed sync).
     #[cfg(test)]
     pub(crate) fn fail_syncs_for_test(&self) {
-        self.fail_syncs.store(true, Ordering::SeqCst);
+        if let Some(w) = &self.wal {
+            w.test.fail.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// How many syncs of the log so far (tests).
+    #[cfg(test)]
+    fn syncs_for_test(&self) -> usize {
+        self.wal
+            .as_ref()
+            .map_or(0, |w| w.test.syncs.load(Ordering::SeqCst))
     }
 
     /// The database file.
@@ -510,8 +534,8 @@ impl Store {
     /// Makes every commit so far durable: an `fdatasync` of the write-ahead log (the
     /// database file itself is synced by SQLite at each checkpoint). Nothing to do when
     /// SQLite syncs every commit itself.
-    pub fn sync(&mut self) -> Result<(), StoreError> {
-        match self.wal_sync()? {
+    pub fn sync(&self) -> Result<(), StoreError> {
+        match &self.wal {
             Some(wal) => wal.sync(),
             None => Ok(()),
         }
@@ -520,49 +544,9 @@ impl Store {
     /// A handle that makes every commit so far durable from another thread ([`WalSync::sync`]),
     /// so a thread can sync while this one goes on committing; `None` when SQLite syncs
     /// every commit itself (not in WAL mode).
-    pub fn wal_sync(&mut self) -> Result<Option<WalSync>, StoreError> {
+    pub fn wal_sync(&self) -> Result<Option<WalSync>, StoreError> {
         self.check_healthy()?;
-        if !self.wal_mode {
-            return Ok(None);
-        }
-        // The log sits beside the database file as SQLite resolved it (through symlinks).
-        let mut path = match self.conn.path() {
-            Some(p) if !p.is_empty() => PathBuf::from(p).into_os_string(),
-            _ => self.path.clone().into_os_string(),
-        };
-        path.push("-wal");
-        let path = PathBuf::from(path);
-        let poisoned = &self.poisoned;
-        // Commits may already be in the log: not being able to sync it poisons the store.
-        let sync_err = |source| {
-            poisoned.store(true, Ordering::SeqCst);
-            tracing::error!(path = %path.display(), "cannot open the log to sync it ({source}): the store writes nothing more; restart the gateway");
-            StoreError::Sync {
-                path: path.clone(),
-                source,
-            }
-        };
-        let meta = std::fs::metadata(&path).map_err(sync_err)?;
-        let current = self
-            .wal
-            .as_ref()
-            .is_some_and(|w| w.dev == meta.dev() && w.ino == meta.ino());
-        if !current {
-            let file = File::options().write(true).open(&path).map_err(sync_err)?;
-            let meta = file.metadata().map_err(sync_err)?;
-            self.wal = Some(WalFile {
-                file: Arc::new(file),
-                dev: meta.dev(),
-                ino: meta.ino(),
-            });
-        }
-        Ok(self.wal.as_ref().map(|w| WalSync {
-            file: Arc::clone(&w.file),
-            path: path.clone(),
-            poisoned: Arc::clone(&self.poisoned),
-            #[cfg(test)]
-            fail: Arc::clone(&self.fail_syncs),
-        }))
+        Ok(self.wal.clone())
     }
 
     /// Keeps a received message in the inbox before it is parsed and applied; returns its
@@ -740,6 +724,7 @@ fn exec(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn snapshot_journal_and_delete_survive_reopening() {
@@ -868,22 +853,24 @@ mod tests {
         assert_eq!(level, 1, "NORMAL: synced writes sync the log themselves");
         // An inbox message's commit is not synced on its own ...
         let seq = s.receive("upper", None, "<mos/>").unwrap();
-        s.wal = None;
+        let before = s.syncs_for_test();
         s.commit(&Commit {
             received: Some(seq),
             ..Commit::default()
         })
         .unwrap();
-        assert!(s.wal.is_none(), "an inbox commit synced the log");
+        assert_eq!(s.syncs_for_test(), before, "an inbox commit synced the log");
         // ... a direct one is, through the log file of this database.
         s.commit(&Commit::default()).unwrap();
-        let wal = s
-            .wal
-            .as_ref()
-            .expect("a synced commit did not sync the log");
+        assert_eq!(
+            s.syncs_for_test(),
+            before + 1,
+            "a synced commit did not sync the log"
+        );
+        let wal = s.wal.as_ref().unwrap().file.metadata().unwrap();
         let meta = std::fs::metadata(dir.path().join("gateway.db-wal")).unwrap();
-        assert_eq!((wal.dev, wal.ino), (meta.dev(), meta.ino()));
+        assert_eq!((wal.dev(), wal.ino()), (meta.dev(), meta.ino()));
         s.set_meta("k", "v").unwrap();
-        assert!(s.wal.is_some());
+        assert_eq!(s.syncs_for_test(), before + 2);
     }
 }
