@@ -1,6 +1,7 @@
 //! The running-order state: the pure model ([`crate::rundown`]) kept durable in the
 //! [`crate::store`]. One owner applies every edit in arrival order: check for a retried
-//! messageID, apply, commit to disk, then install and reply. A refused edit changes
+//! messageID, apply, commit to disk, then install and reply. A message already on disk in
+//! the inbox is installed and answered first, then committed. A refused edit changes
 //! nothing.
 
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +40,21 @@ pub struct Outcome {
     pub duplicate: bool,
     /// The edit was refused because an ID is unknown: the NCS's copy should be requested.
     pub needs_resync: Option<String>,
+}
+
+/// A message decided but not yet committed ([`State::prepare`]).
+enum Prepared {
+    /// Nothing to write: a retry's stored reply, or a refusal.
+    Answer(Outcome),
+    /// An applied edit, to commit and then install.
+    Edit(Box<PreparedEdit>),
+}
+
+/// An applied edit with the commit that makes it durable.
+struct PreparedEdit {
+    outcome: Outcome,
+    commit: Commit,
+    applied: Applied,
 }
 
 /// The running orders and their store.
@@ -221,6 +237,51 @@ impl State {
         Ok(outcome)
     }
 
+    /// Handles a message kept in the inbox as row `seq` (on disk there, or being synced by
+    /// the caller, who sends the reply only once it is): like [`State::handle`], except
+    /// that `answer` gets the outcome before the commit is written. The row already makes
+    /// the message durable, and at start every row whose commit is missing is applied
+    /// again, so the commit need not hold up the reply. A commit that fails then poisons
+    /// the store: the database lacks an acknowledged edit, which the restart applies again
+    /// from the row, and nothing may be written after it meanwhile.
+    fn handle_received(
+        &mut self,
+        port: PortRole,
+        request: Mos,
+        doc: &str,
+        seq: i64,
+        answer: impl FnOnce(Result<Outcome, StateError>),
+    ) {
+        let edit = match self.prepare(port, request, Some(doc), Some(seq)) {
+            Err(e) => return answer(Err(e)),
+            Ok(Prepared::Answer(outcome)) => {
+                answer(Ok(outcome));
+                if let Err(e) = self.store.forget_received(seq) {
+                    // The refusal stands: a row left in the inbox is refused again at start.
+                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+                }
+                return;
+            }
+            Ok(Prepared::Edit(edit)) => edit,
+        };
+        let PreparedEdit {
+            outcome,
+            commit,
+            applied,
+        } = *edit;
+        let journal = matches!(commit.change, RoChange::Journal(_));
+        let ro_id = commit.ro_id.clone().unwrap_or_default();
+        self.record_commit(&ro_id, journal, applied);
+        answer(Ok(outcome));
+        if let Err(e) = self.store.commit(&commit) {
+            self.store.poison();
+            tracing::error!(
+                ro = %ro_id,
+                "cannot commit inbox message {seq}, already applied ({e}): it stays in the inbox and is applied again at start; nothing more is written: restart the gateway"
+            );
+        }
+    }
+
     fn apply_and_commit(
         &mut self,
         port: PortRole,
@@ -228,6 +289,42 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
+        let edit = match self.prepare(port, request, raw, received)? {
+            Prepared::Answer(outcome) => return Ok(outcome),
+            Prepared::Edit(edit) => edit,
+        };
+        let PreparedEdit {
+            outcome,
+            commit,
+            applied,
+        } = *edit;
+        let journal = matches!(commit.change, RoChange::Journal(_));
+        let not_synced = match self.store.commit(&commit) {
+            Ok(()) => None,
+            // Committed but not synced (the store is poisoned now): the running order held
+            // here still follows the database, and the NCS gets a NACK.
+            Err(e @ StoreError::Sync { .. }) => Some(e),
+            // Rolled back: nothing changed.
+            Err(e) => return Err(e.into()),
+        };
+        let ro_id = commit.ro_id.unwrap_or_default();
+        self.record_commit(&ro_id, journal, applied);
+        match not_synced {
+            Some(e) => Err(e.into()),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Decides a message without writing anything: a reply on its own (a retry, a
+    /// refusal), or an edit applied (not yet installed) with the commit that makes it
+    /// durable.
+    fn prepare(
+        &mut self,
+        port: PortRole,
+        request: Mos,
+        raw: Option<&str>,
+        received: Option<i64>,
+    ) -> Result<Prepared, StateError> {
         // After a failed sync nothing is acknowledged, not even a retry's stored reply.
         self.store.check_healthy()?;
         let env = request.envelope();
@@ -265,12 +362,12 @@ impl State {
                         )),
                     )
                 };
-                return Ok(Outcome {
+                return Ok(Prepared::Answer(Outcome {
                     reply,
                     change: None,
                     duplicate: done.digest == *content,
                     needs_resync: None,
-                });
+                }));
             }
         }
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
@@ -282,15 +379,15 @@ impl State {
         let (ro_id, edit) = match into_edit(request.message) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                return Ok(Outcome {
+                return Ok(Prepared::Answer(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id_hint.clone()),
-                });
+                }));
             }
             None => {
-                return Ok(Outcome {
+                return Ok(Prepared::Answer(Outcome {
                     reply: reply_to(
                         &env,
                         Message::RoAck(RoAck::error(
@@ -301,7 +398,7 @@ impl State {
                     change: None,
                     duplicate: false,
                     needs_resync: None,
-                });
+                }));
             }
         };
         let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
@@ -311,12 +408,12 @@ impl State {
         {
             Ok(a) => a,
             Err(e) => {
-                return Ok(Outcome {
+                return Ok(Prepared::Answer(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id.clone()),
-                });
+                }));
             }
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
@@ -349,33 +446,22 @@ impl State {
                 },
             )
         });
-        let journal = matches!(change, RoChange::Journal(_));
-        let committed = self.store.commit(&Commit {
-            ro_id: Some(ro_id.clone()),
-            change,
-            processed,
-            received,
-            ro_list_received,
-        });
-        let not_synced = match committed {
-            Ok(()) => None,
-            // Committed but not synced (the store is poisoned now): the running order held
-            // here still follows the database, and the NCS gets a NACK.
-            Err(e @ StoreError::Sync { .. }) => Some(e),
-            // Rolled back: nothing changed.
-            Err(e) => return Err(e.into()),
-        };
-        let what = applied.change().clone();
-        self.record_commit(&ro_id, journal, applied);
-        if let Some(e) = not_synced {
-            return Err(e.into());
-        }
-        Ok(Outcome {
-            reply,
-            change: Some((ro_id, what)),
-            duplicate: false,
-            needs_resync: None,
-        })
+        Ok(Prepared::Edit(Box::new(PreparedEdit {
+            outcome: Outcome {
+                reply,
+                change: Some((ro_id.clone(), applied.change().clone())),
+                duplicate: false,
+                needs_resync: None,
+            },
+            commit: Commit {
+                ro_id: Some(ro_id),
+                change,
+                processed,
+                received,
+                ro_list_received,
+            },
+            applied,
+        })))
     }
 
     /// Installs an applied edit whose commit (a journal entry, or else a new snapshot or
@@ -698,10 +784,9 @@ impl Inbox {
             };
             match w.resolution {
                 Some(Resolution::Apply { request, reply }) => {
-                    let r = state
-                        .handle(w.port, *request, Some(&w.doc), Some(w.seq))
-                        .map_err(|e| e.to_string());
-                    let _ = reply.send(r);
+                    state.handle_received(w.port, *request, &w.doc, w.seq, |r| {
+                        let _ = reply.send(r.map_err(|e| e.to_string()));
+                    });
                 }
                 Some(Resolution::Refuse) | None => {
                     if let Err(e) = state.store.forget_received(w.seq) {
@@ -1203,5 +1288,52 @@ mod tests {
         assert!(handle.rundown("Q").await.is_none());
         handle.close().await;
         thread.join().unwrap();
+    }
+
+    /// The commit of an inbox message is written after its reply. When that commit fails,
+    /// the message was acknowledged: the store is poisoned (nothing more is accepted) and
+    /// the restart applies the message again from the inbox, once.
+    #[tokio::test]
+    async fn an_inbox_commit_failing_after_the_ack_is_applied_again_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        state
+            .handle(PortRole::Upper, parsed(&create), Some(&create), None)
+            .unwrap();
+        state.store.fail_commits_for_test();
+        let (handle, thread) = StateHandle::spawn(state).unwrap();
+        let edit = doc(2, &append("R", "S2"));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(edit.clone()));
+        let o = t.apply(parsed(&edit)).await.unwrap().unwrap();
+        assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
+        let held = handle.rundown("R").await.unwrap();
+        let ids: Vec<_> = held.stories().map(|s| s.story.id.clone()).collect();
+        assert_eq!(ids, ["S1", "S2"]);
+        // Nothing more is accepted, neither kept in the inbox nor applied directly.
+        let next = doc(3, &append("R", "S3"));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(next.clone()));
+        let e = t.apply(parsed(&next)).await.unwrap().unwrap_err();
+        assert!(e.contains("restart the gateway"), "{e}");
+        let e = handle
+            .apply(PortRole::Upper, parsed(&next), Some(next.clone()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("restart the gateway"), "{e}");
+        handle.close().await;
+        thread.join().unwrap();
+        assert_eq!(inbox_rows(dir.path()), 1);
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(story_ids(&state, "R"), ["S1"]);
+        let log = state.replay_received(|_, _, _| Ok(())).unwrap();
+        assert_eq!(log.len(), 1, "{log:#?}");
+        assert!(log[0].contains("(roStoryAppend): applied"), "{}", log[0]);
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+        assert_eq!(inbox_rows(dir.path()), 0);
+        let o = state
+            .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
+            .unwrap();
+        assert!(o.duplicate, "the retry is recognised");
     }
 }

@@ -53,11 +53,13 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A sync to disk failed earlier: the store writes nothing more, since what it wrote
-    /// since its last good sync may never reach the disk (Linux marks the lost pages
-    /// clean, so a later sync would wrongly succeed). Restart the gateway.
+    /// A sync to disk failed earlier, or the commit of an edit acknowledged from the inbox:
+    /// the store writes nothing more, since what it wrote since its last good sync may
+    /// never reach the disk (Linux marks the lost pages clean, so a later sync would
+    /// wrongly succeed), or the database lacks an acknowledged edit that only a restart
+    /// applies again from the inbox. Restart the gateway.
     #[error(
-        "a sync to disk failed earlier, nothing more is written: restart the gateway (store {path})"
+        "a write to disk failed earlier, nothing more is written: restart the gateway (store {path})"
     )]
     Poisoned {
         /// The database file.
@@ -161,7 +163,8 @@ pub struct Store {
     /// connection, this one, closes); `None` when SQLite syncs every commit itself (not in
     /// WAL mode).
     wal: Option<WalSync>,
-    /// Set by the first failed sync, from any thread ([`StoreError::Poisoned`]).
+    /// Set by the first failed sync, from any thread, or by [`Store::poison`]
+    /// ([`StoreError::Poisoned`]).
     poisoned: Arc<AtomicBool>,
 }
 
@@ -180,6 +183,7 @@ pub struct WalSync {
 #[derive(Default)]
 struct TestHooks {
     fail: AtomicBool,
+    fail_commits: AtomicBool,
     syncs: std::sync::atomic::AtomicUsize,
 }
 
@@ -312,7 +316,13 @@ impl Store {
         }
     }
 
-    /// Refuses to go on after a failed sync ([`StoreError::Poisoned`]).
+    /// Stops every further write ([`StoreError::Poisoned`]): for a failure after which the
+    /// database no longer matches what was acknowledged.
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
+    }
+
+    /// Refuses to go on after a failed sync or a poisoning ([`StoreError::Poisoned`]).
     pub fn check_healthy(&self) -> Result<(), StoreError> {
         if self.poisoned.load(Ordering::SeqCst) {
             Err(StoreError::Poisoned {
@@ -328,6 +338,14 @@ impl Store {
     pub(crate) fn fail_syncs_for_test(&self) {
         if let Some(w) = &self.wal {
             w.test.fail.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Makes every following commit fail and roll back (tests).
+    #[cfg(test)]
+    pub(crate) fn fail_commits_for_test(&self) {
+        if let Some(w) = &self.wal {
+            w.test.fail_commits.store(true, Ordering::SeqCst);
         }
     }
 
@@ -523,6 +541,20 @@ impl Store {
                 params![ncs, port, seq - processed_limit],
             )
             .map_err(err)?;
+        }
+        #[cfg(test)]
+        if self
+            .wal
+            .as_ref()
+            .is_some_and(|w| w.test.fail_commits.load(Ordering::SeqCst))
+        {
+            // Rolled back as the transaction is dropped.
+            drop(tx);
+            let full = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL);
+            return Err(err(rusqlite::Error::SqliteFailure(
+                full,
+                Some("database or disk is full (test)".into()),
+            )));
         }
         tx.commit().map_err(err)?;
         if commit.received.is_none() {
