@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
@@ -57,11 +57,22 @@ struct PreparedEdit {
     applied: Applied,
 }
 
+/// A write owed for an inbox message after its reply.
+enum PendingWrite {
+    /// The commit of an applied edit (installed in memory already).
+    Commit { seq: i64, commit: Box<Commit> },
+    /// The removal of a refused message (or an answered retry).
+    Forget { seq: i64 },
+}
+
 /// The running orders and their store.
 pub struct State {
     rundowns: Rundowns,
     store: Store,
     journal_len: HashMap<String, usize>,
+    /// The write owed for an inbox message already answered ([`State::handle_received`]),
+    /// made before anything else reads or writes the store.
+    pending: Option<PendingWrite>,
     /// Problems met while restoring (logged by the caller).
     pub restore_warnings: Vec<String>,
 }
@@ -130,6 +141,7 @@ impl State {
             rundowns: Rundowns::new(),
             store,
             journal_len: HashMap::new(),
+            pending: None,
             restore_warnings: Vec::new(),
         };
         for stored in state.store.load_running_orders()? {
@@ -239,11 +251,12 @@ impl State {
 
     /// Handles a message kept in the inbox as row `seq` (on disk there, or being synced by
     /// the caller, who sends the reply only once it is): like [`State::handle`], except
-    /// that `answer` gets the outcome before the commit is written. The row already makes
+    /// that `answer` gets the outcome before anything is written. The row already makes
     /// the message durable, and at start every row whose commit is missing is applied
-    /// again, so the commit need not hold up the reply. A commit that fails then poisons
-    /// the store: the database lacks an acknowledged edit, which the restart applies again
-    /// from the row, and nothing may be written after it meanwhile.
+    /// again, so the commit need not hold up the reply: it is left pending, and made by
+    /// [`State::flush_pending`] before the store is used again. A commit that fails then
+    /// poisons the store: the database lacks an acknowledged edit, which the restart
+    /// applies again from the row, and nothing may be written after it meanwhile.
     fn handle_received(
         &mut self,
         port: PortRole,
@@ -255,12 +268,8 @@ impl State {
         let edit = match self.prepare(port, request, Some(doc), Some(seq)) {
             Err(e) => return answer(Err(e)),
             Ok(Prepared::Answer(outcome)) => {
-                answer(Ok(outcome));
-                if let Err(e) = self.store.forget_received(seq) {
-                    // The refusal stands: a row left in the inbox is refused again at start.
-                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
-                }
-                return;
+                self.pending = Some(PendingWrite::Forget { seq });
+                return answer(Ok(outcome));
             }
             Ok(Prepared::Edit(edit)) => edit,
         };
@@ -272,13 +281,32 @@ impl State {
         let journal = matches!(commit.change, RoChange::Journal(_));
         let ro_id = commit.ro_id.clone().unwrap_or_default();
         self.record_commit(&ro_id, journal, applied);
+        self.pending = Some(PendingWrite::Commit {
+            seq,
+            commit: Box::new(commit),
+        });
         answer(Ok(outcome));
-        if let Err(e) = self.store.commit(&commit) {
-            self.store.poison();
-            tracing::error!(
-                ro = %ro_id,
-                "cannot commit inbox message {seq}, already applied ({e}): it stays in the inbox and is applied again at start; nothing more is written: restart the gateway"
-            );
+    }
+
+    /// Makes the write owed for an answered inbox message, if any ([`State::handle_received`]).
+    fn flush_pending(&mut self) {
+        match self.pending.take() {
+            None => {}
+            Some(PendingWrite::Forget { seq }) => {
+                if let Err(e) = self.store.forget_received(seq) {
+                    // The refusal stands: a row left in the inbox is refused again at start.
+                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+                }
+            }
+            Some(PendingWrite::Commit { seq, commit }) => {
+                if let Err(e) = self.store.commit(&commit) {
+                    self.store.poison();
+                    tracing::error!(
+                        ro = commit.ro_id.as_deref().unwrap_or(""),
+                        "cannot commit inbox message {seq}, already applied ({e}): it stays in the inbox and is applied again at start; nothing more is written: restart the gateway"
+                    );
+                }
+            }
         }
     }
 
@@ -325,6 +353,8 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Prepared, StateError> {
+        // An earlier answered message's commit first: its processed record is looked up below.
+        self.flush_pending();
         // After a failed sync nothing is acknowledged, not even a retry's stored reply.
         self.store.check_healthy()?;
         let env = request.envelope();
@@ -586,6 +616,8 @@ enum StateCmd {
         port: PortRole,
         reply: oneshot::Sender<Vec<(i64, String)>>,
     },
+    /// Makes the write owed for a message a connection answered itself.
+    Flush,
     Close,
 }
 
@@ -596,12 +628,35 @@ pub struct RoInfo {
     pub ready_to_air: Option<bool>,
 }
 
+impl Drop for State {
+    /// A write still owed is made before the store closes.
+    fn drop(&mut self) {
+        self.flush_pending();
+    }
+}
+
 /// Handle to the state, which runs on its own thread (SQLite is blocking). Cloneable;
 /// the thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct StateHandle {
     tx: mpsc::UnboundedSender<StateCmd>,
     tokens: Arc<AtomicU64>,
+    core: Arc<Mutex<Core>>,
+}
+
+/// What the state thread owns. A connection takes it for a moment to apply its own inbox
+/// message when the thread is idle ([`Ticket::apply`]), which spares the hand-over to the
+/// thread and back.
+struct Core {
+    /// `None` once the thread has closed the store.
+    state: Option<State>,
+    inbox: Inbox,
+}
+
+/// Locks the core; a panic elsewhere while it was held leaves it usable (every change
+/// to it is made whole before anything that could panic).
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A received message kept in the inbox ([`StateHandle::receive`]) while it is parsed.
@@ -610,6 +665,7 @@ pub struct StateHandle {
 pub struct Ticket {
     token: u64,
     tx: mpsc::UnboundedSender<StateCmd>,
+    core: Arc<Mutex<Core>>,
     open: bool,
     /// Reports when the message is on disk in the inbox.
     kept: Option<oneshot::Receiver<Result<(), String>>>,
@@ -626,12 +682,34 @@ impl Ticket {
     pub async fn apply(mut self, request: Mos) -> Option<Result<Outcome, String>> {
         self.open = false;
         let (reply, rx) = oneshot::channel();
-        let cmd = StateCmd::ApplyReceived {
-            token: self.token,
-            request: Box::new(request),
-            reply,
-        };
-        self.tx.send(cmd).ok()?;
+        let mut resolution = Some((Box::new(request), reply));
+        // When the state thread is idle and has the message in its inbox, the message is
+        // applied here, on this connection's thread: no hand-over to that thread and back.
+        if let Ok(mut core) = self.core.try_lock()
+            && let Core {
+                state: Some(state),
+                inbox,
+            } = &mut *core
+            && inbox.holds(self.token)
+            && let Some((request, reply)) = resolution.take()
+        {
+            inbox.resolve(state, self.token, Resolution::Apply { request, reply });
+        }
+        match resolution {
+            // The state thread makes the write owed, while the reply goes out.
+            None => {
+                let _ = self.tx.send(StateCmd::Flush);
+            }
+            Some((request, reply)) => {
+                let token = self.token;
+                let cmd = StateCmd::ApplyReceived {
+                    token,
+                    request,
+                    reply,
+                };
+                self.tx.send(cmd).ok()?;
+            }
+        }
         let outcome = rx.await.ok()?;
         let kept = match self.kept.take() {
             Some(kept) => kept.await,
@@ -715,6 +793,11 @@ fn spawn_syncer() -> std::io::Result<(
 }
 
 impl Inbox {
+    /// Whether the ticket's message was received here (kept, or failed to be kept).
+    fn holds(&self, token: u64) -> bool {
+        self.failed.contains_key(&token) || self.waiting.iter().any(|w| w.token == token)
+    }
+
     fn receive(
         &mut self,
         state: &mut State,
@@ -800,15 +883,19 @@ impl Inbox {
 
 impl StateHandle {
     /// Starts the state thread.
-    pub fn spawn(mut state: State) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+    pub fn spawn(state: State) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, mut rx) = mpsc::unbounded_channel::<StateCmd>();
+        let core = Arc::new(Mutex::new(Core {
+            state: Some(state),
+            inbox: Inbox::default(),
+        }));
+        let owner = Arc::clone(&core);
         let thread = std::thread::Builder::new()
             .name("running-order-state".into())
             .spawn(move || {
-                let mut inbox = Inbox::default();
                 let syncer = match spawn_syncer() {
                     Ok((tx, thread)) => {
-                        inbox.syncer = Some(tx);
+                        lock(&owner).inbox.syncer = Some(tx);
                         Some(thread)
                     }
                     Err(e) => {
@@ -817,6 +904,15 @@ impl StateHandle {
                     }
                 };
                 while let Some(cmd) = rx.blocking_recv() {
+                    let mut guard = lock(&owner);
+                    let Core {
+                        state: Some(state),
+                        inbox,
+                    } = &mut *guard
+                    else {
+                        break;
+                    };
+                    state.flush_pending();
                     match cmd {
                         StateCmd::Apply {
                             port,
@@ -835,20 +931,25 @@ impl StateHandle {
                             peer,
                             doc,
                             kept,
-                        } => inbox.receive(&mut state, token, port, peer, doc, kept),
+                        } => inbox.receive(state, token, port, peer, doc, kept),
                         StateCmd::ApplyReceived {
                             token,
                             request,
                             reply,
-                        } => inbox.resolve(&mut state, token, Resolution::Apply { request, reply }),
+                        } => inbox.resolve(state, token, Resolution::Apply { request, reply }),
                         StateCmd::Unreceive { token } => {
-                            inbox.resolve(&mut state, token, Resolution::Refuse)
+                            inbox.resolve(state, token, Resolution::Refuse)
                         }
+                        // The write owed for a message a connection answered itself.
+                        StateCmd::Flush => {}
                         StateCmd::RoReq { request, reply } => {
                             let ro_id = crate::session::ro_id_of(&request.message).to_string();
                             let _ = reply.send(state.answer_ro_req(&request, &ro_id));
                         }
-                        StateCmd::Close => break,
+                        StateCmd::Close => {
+                            state.flush_pending();
+                            break;
+                        }
                         StateCmd::Rundown { ro_id, reply } => {
                             let _ = reply.send(state.rundowns().get(&ro_id).cloned());
                         }
@@ -892,16 +993,23 @@ impl StateHandle {
                                 .send(state.reserve_message_ids(block).map_err(|e| e.to_string()));
                         }
                     }
+                    // The write owed for a message answered just now.
+                    state.flush_pending();
                 }
-                // Syncs under way finish before the store closes.
+                // Nothing more is applied; syncs under way finish before the store closes.
+                let (state, inbox) = {
+                    let mut core = lock(&owner);
+                    (core.state.take(), std::mem::take(&mut core.inbox))
+                };
                 drop(inbox);
                 if let Some(syncer) = syncer {
                     let _ = syncer.join();
                 }
+                drop(state);
                 info!("running-order store closed");
             })?;
         let tokens = Arc::new(AtomicU64::new(0));
-        Ok((Self { tx, tokens }, thread))
+        Ok((Self { tx, tokens, core }, thread))
     }
 
     /// Keeps a message in the inbox, synced to disk, while the caller parses it: the
@@ -921,6 +1029,7 @@ impl StateHandle {
         Ticket {
             token,
             tx: self.tx.clone(),
+            core: Arc::clone(&self.core),
             open: true,
             kept: Some(kept_rx),
         }
