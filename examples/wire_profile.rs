@@ -52,8 +52,12 @@ fn main() {
         match phase {
             "decode" => drop(black_box(decode(black_box(&wire)))),
             "parse" => drop(black_box(parse(black_box(&text)))),
-            "tree" => drop(black_box(mos_gateway::mos::xml::Document::parse(black_box(&text)).unwrap())),
-            "tree1" => drop(black_box(mos_gateway::mos::xml::Document::parse_in_one_part(black_box(&text)).unwrap())),
+            "tree" => drop(black_box(
+                mos_gateway::mos::xml::Document::parse(black_box(&text)).unwrap(),
+            )),
+            "tree1" => drop(black_box(
+                mos_gateway::mos::xml::Document::parse_in_one_part(black_box(&text)).unwrap(),
+            )),
             "tokenize" => drop(black_box(tokenize(black_box(&text)))),
             "decode+parse" => drop(black_box(parse(&decode(black_box(&wire))))),
             "write" => drop(black_box(black_box(&mos).to_xml())),

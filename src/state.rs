@@ -7,8 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
@@ -693,6 +693,10 @@ impl Ticket {
             && inbox.holds(self.token)
             && let Some((request, reply)) = resolution.take()
         {
+            #[cfg(test)]
+            {
+                inbox.applied_by_connections += 1;
+            }
             inbox.resolve(state, self.token, Resolution::Apply { request, reply });
         }
         match resolution {
@@ -716,9 +720,11 @@ impl Ticket {
             None => Ok(Ok(())),
         };
         Some(match (outcome, kept) {
+            // The cause first: a failed sync also poisons the store, which the
+            // application may have met already.
+            (_, Ok(Err(e))) => Err(format!("cannot keep the message on disk: {e}")),
             (Err(e), _) => Err(e),
             (Ok(outcome), Ok(Ok(()))) => Ok(outcome),
-            (Ok(_), Ok(Err(e))) => Err(format!("cannot keep the message on disk: {e}")),
             (Ok(_), Err(_)) => Err("the message was not kept".to_string()),
         })
     }
@@ -760,6 +766,9 @@ struct Inbox {
     failed: HashMap<u64, String>,
     /// The thread that syncs inbox rows to disk (`None`: synced on the state thread).
     syncer: Option<std::sync::mpsc::Sender<SyncJob>>,
+    /// Messages applied on their connection's thread (tests).
+    #[cfg(test)]
+    applied_by_connections: usize,
 }
 
 /// An inbox row to get onto the disk, and whom to tell.
@@ -1444,5 +1453,60 @@ mod tests {
             .handle(PortRole::Upper, parsed(&edit), Some(&edit), None)
             .unwrap();
         assert!(o.duplicate, "the retry is recognised");
+    }
+
+    /// A connection applies its own inbox message when the state thread is idle; the
+    /// thread makes the commit owed after the reply.
+    #[tokio::test]
+    async fn a_connection_applies_its_own_inbox_message_when_the_thread_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let edit = doc(2, &append("R", "S2"));
+        for (n, text) in [&create, &edit, &edit].into_iter().enumerate() {
+            let t = handle.receive(PortRole::Upper, None, Arc::new(text.clone()));
+            // A round trip through the thread: the message is kept; then the thread is idle.
+            handle.ro_ids().await;
+            drop(lock(&handle.core));
+            let o = t.apply(parsed(text)).await.unwrap().unwrap();
+            assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
+            assert_eq!(o.duplicate, n == 2, "the retry is recognised");
+            assert_eq!(lock(&handle.core).inbox.applied_by_connections, n + 1);
+        }
+        handle.close().await;
+        thread.join().unwrap();
+        // Committed: nothing left to apply at start (the roCreate is its snapshot's document).
+        let state = State::open(dir.path()).unwrap();
+        assert!(state.store.received().unwrap().is_empty());
+        assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
+    }
+
+    /// The write owed for an answered inbox message is made before the next message is
+    /// decided (its processed record is looked up) and, at the latest, when the state closes.
+    #[test]
+    fn an_answered_inbox_message_is_committed_before_the_next_is_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let mut outcomes = Vec::new();
+        for _ in 0..2 {
+            let seq = state.store.receive("upper", None, &create).unwrap();
+            state.handle_received(PortRole::Upper, parsed(&create), &create, seq, |r| {
+                outcomes.push(r.unwrap())
+            });
+            assert!(state.pending.is_some(), "written after the answer");
+        }
+        assert!(outcomes[0].change.is_some());
+        assert!(
+            outcomes[1].duplicate,
+            "the first was committed before the retry"
+        );
+        drop(state);
+        let state = State::open(dir.path()).unwrap();
+        assert!(
+            state.store.received().unwrap().is_empty(),
+            "the retry's row is gone"
+        );
+        assert_eq!(story_ids(&state, "R"), ["S1"]);
     }
 }
