@@ -45,7 +45,7 @@ pub struct Outcome {
 /// A message decided but not yet committed ([`State::prepare`]).
 enum Prepared {
     /// Nothing to write: a retry's stored reply, or a refusal.
-    Answer(Outcome),
+    Answer(Box<Outcome>),
     /// An applied edit, to commit and then install.
     Edit(Box<PreparedEdit>),
 }
@@ -269,7 +269,7 @@ impl State {
             Err(e) => return answer(Err(e)),
             Ok(Prepared::Answer(outcome)) => {
                 self.pending = Some(PendingWrite::Forget { seq });
-                return answer(Ok(outcome));
+                return answer(Ok(*outcome));
             }
             Ok(Prepared::Edit(edit)) => edit,
         };
@@ -318,7 +318,7 @@ impl State {
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
         let edit = match self.prepare(port, request, raw, received)? {
-            Prepared::Answer(outcome) => return Ok(outcome),
+            Prepared::Answer(outcome) => return Ok(*outcome),
             Prepared::Edit(edit) => edit,
         };
         let PreparedEdit {
@@ -392,12 +392,12 @@ impl State {
                         )),
                     )
                 };
-                return Ok(Prepared::Answer(Outcome {
+                return Ok(Prepared::Answer(Box::new(Outcome {
                     reply,
                     change: None,
                     duplicate: done.digest == *content,
                     needs_resync: None,
-                }));
+                })));
             }
         }
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
@@ -409,15 +409,15 @@ impl State {
         let (ro_id, edit) = match into_edit(request.message) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                return Ok(Prepared::Answer(Outcome {
+                return Ok(Prepared::Answer(Box::new(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id_hint.clone()),
-                }));
+                })));
             }
             None => {
-                return Ok(Prepared::Answer(Outcome {
+                return Ok(Prepared::Answer(Box::new(Outcome {
                     reply: reply_to(
                         &env,
                         Message::RoAck(RoAck::error(
@@ -428,7 +428,7 @@ impl State {
                     change: None,
                     duplicate: false,
                     needs_resync: None,
-                }));
+                })));
             }
         };
         let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
@@ -438,12 +438,12 @@ impl State {
         {
             Ok(a) => a,
             Err(e) => {
-                return Ok(Prepared::Answer(Outcome {
+                return Ok(Prepared::Answer(Box::new(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id.clone()),
-                }));
+                })));
             }
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
