@@ -4,7 +4,7 @@
 use super::error::{Deviation, DeviationKind, ParseError, truncate_chars};
 use super::number;
 use super::time::{MosTime, RoDuration, TimeConformance};
-use super::xml::El;
+use super::xml::{El, Helper};
 
 /// Maximum length of the spec's 128-character strings.
 pub const STRING128: usize = 128;
@@ -45,6 +45,28 @@ impl Cx {
             path: vec![("mos", None)],
             offset: None,
             deviations: Vec::new(),
+        }
+    }
+
+    /// A context for reading, on another thread, what follows the part of a list this
+    /// one reads: same mode, message and path; no deviations and no position yet.
+    fn fork(&self) -> Self {
+        Self {
+            strict: self.strict,
+            message: self.message,
+            path: self.path.clone(),
+            offset: None,
+            deviations: Vec::new(),
+        }
+    }
+
+    /// Takes back a [`Cx::fork`] that read what follows everything read here, leaving
+    /// this context as if it had read both: deviations in document order, the position
+    /// last noted.
+    fn absorb(&mut self, later: Self) {
+        self.deviations.extend(later.deviations);
+        if later.offset.is_some() {
+            self.offset = later.offset;
         }
     }
 
@@ -607,6 +629,99 @@ pub fn clip128(s: &str) -> String {
     truncate_chars(s, STRING128)
 }
 
+/// Lists spanning this much of the document or more, with at least [`LIST_SPLIT_MIN`]
+/// entries, are read in two halves at once ([`read_list`]).
+const LIST_SPLIT_MIN_BYTES: usize = 32 * 1024;
+
+/// See [`LIST_SPLIT_MIN_BYTES`].
+const LIST_SPLIT_MIN: usize = 8;
+
+/// Reads every child of `el` named `name` with `read`, each within its numbered path, in
+/// document order. A long list (the stories of a large running order) is read in two
+/// halves at once when a helper thread is free ([`read_halves`]).
+pub fn read_list<'d, 'a: 'd, T, F>(
+    el: El<'d, 'a>,
+    name: &'static str,
+    cx: &mut Cx,
+    read: F,
+) -> Result<Vec<T>, ParseError>
+where
+    T: Send,
+    F: Fn(El<'d, 'a>, &mut Cx) -> Result<T, ParseError> + Sync,
+{
+    if el.raw_inner().len() >= LIST_SPLIT_MIN_BYTES {
+        let list: Vec<El<'d, 'a>> = el.children_named(name).collect();
+        if list.len() >= LIST_SPLIT_MIN
+            && let Some(helper) = Helper::claim()
+        {
+            return read_halves(cx, &list, name, &read, |here, there| {
+                helper.join(here, there)
+            });
+        }
+    }
+    read_in_order(cx, el.children_named(name), 0, name, &read)
+}
+
+/// Reads `list` from index `from` on, in order.
+fn read_in_order<'d, 'a: 'd, T>(
+    cx: &mut Cx,
+    list: impl Iterator<Item = El<'d, 'a>>,
+    from: usize,
+    name: &'static str,
+    read: &impl Fn(El<'d, 'a>, &mut Cx) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    let mut out = Vec::with_capacity(list.size_hint().0);
+    for (i, c) in list.enumerate() {
+        out.push(cx.within(name, Some(from + i), |cx| read(c, cx))?);
+    }
+    Ok(out)
+}
+
+/// The result of reading one half of a list, with the context that read it.
+type Half<T> = (Result<Vec<T>, ParseError>, Cx);
+
+/// Reads the first half of `list` and, through `join` (which runs both, at once or
+/// not), the second with a [`Cx::fork`]. The outcome is exactly that of reading in
+/// order: on success the values, and the deviations in document order; if either half
+/// fails, the list is read again in order, for the error a reading in order meets first.
+fn read_halves<'d, 'a: 'd, T, F, J>(
+    cx: &mut Cx,
+    list: &[El<'d, 'a>],
+    name: &'static str,
+    read: &F,
+    join: J,
+) -> Result<Vec<T>, ParseError>
+where
+    T: Send,
+    F: Fn(El<'d, 'a>, &mut Cx) -> Result<T, ParseError> + Sync,
+    J: for<'x> FnOnce(
+        Box<dyn FnOnce() -> Result<Vec<T>, ParseError> + 'x>,
+        Box<dyn FnOnce() -> Half<T> + Send + 'x>,
+    ) -> (Result<Vec<T>, ParseError>, Option<Half<T>>),
+{
+    let (first, second) = list.split_at(list.len() / 2);
+    let (before, offset) = (cx.deviations.len(), cx.offset);
+    let mut later = cx.fork();
+    let (a, b) = {
+        let cx = &mut *cx;
+        join(
+            Box::new(move || read_in_order(cx, first.iter().copied(), 0, name, read)),
+            Box::new(move || {
+                let r = read_in_order(&mut later, second.iter().copied(), first.len(), name, read);
+                (r, later)
+            }),
+        )
+    };
+    if let (Ok(mut values), Some((Ok(rest), later))) = (a, b) {
+        cx.absorb(later);
+        values.extend(rest);
+        return Ok(values);
+    }
+    cx.deviations.truncate(before);
+    cx.offset = offset;
+    read_in_order(cx, list.iter().copied(), 0, name, read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +741,102 @@ mod tests {
         assert_eq!(trim_xml_space(" \t\r\n a b \n"), "a b");
         assert_eq!(trim_xml_space("\u{a0}x\u{3000}"), "\u{a0}x\u{3000}");
         assert_eq!(trim_xml_space("  "), "");
+    }
+
+    /// A roCreate of `stories` stories of 10 items; story `i` in `overlong` has a slug of
+    /// 200 characters, story `i` in `no_id` has no storyID (deviations, or errors when strict).
+    fn ro_create(stories: usize, overlong: &[usize], no_id: &[usize]) -> String {
+        let mut body = String::from("<roCreate><roID>R</roID><roSlug>Show</roSlug>");
+        for s in 0..stories {
+            body.push_str("<story>");
+            if !no_id.contains(&s) {
+                body.push_str(&format!("<storyID>S{s}</storyID>"));
+            }
+            let slug = if overlong.contains(&s) {
+                "x".repeat(200)
+            } else {
+                format!("Story {s}")
+            };
+            body.push_str(&format!("<storySlug>{slug}</storySlug>"));
+            for i in 0..10 {
+                body.push_str(&format!(
+                    "<item><itemID>{i}</itemID><itemSlug>CAM{i} live</itemSlug><objID>O-{s}-{i}</objID>\
+                     <mosID>GW</mosID><itemChannel>CAM1</itemChannel><itemEdDur>250</itemEdDur></item>"
+                ));
+            }
+            body.push_str("</story>");
+        }
+        format!(
+            "<mos><mosID>GW</mosID><ncsID>NCS</ncsID><messageID>1</messageID>{body}</roCreate></mos>"
+        )
+    }
+
+    /// Cases: clean, off-spec stories in the first half, the second, both.
+    const CASES: [(&[usize], &[usize]); 5] = [
+        (&[], &[]),
+        (&[3], &[]),
+        (&[], &[30]),
+        (&[3], &[30]),
+        (&[30, 31], &[4, 5]),
+    ];
+
+    /// A list read in two halves (here the second half first, then the first, each with
+    /// its own context) reads exactly as in order: values, deviations and their paths in
+    /// document order, the position noted last, and in strict mode the first error.
+    #[test]
+    fn a_list_read_in_halves_reads_as_in_order() {
+        use crate::mos::structures::Story;
+        use crate::mos::xml::Document;
+        for strict in [false, true] {
+            for (overlong, no_id) in CASES {
+                let text = ro_create(40, overlong, no_id);
+                let doc = Document::parse(&text).unwrap();
+                let ro = doc.root().child("roCreate").unwrap();
+                let stories: Vec<El<'_, '_>> = ro.children_named("story").collect();
+                let outcome = |cx: Cx, r: Result<Vec<Story>, ParseError>| {
+                    (format!("{r:?}"), format!("{:?}", cx.deviations), cx.offset)
+                };
+                let mut cx = Cx::new(strict);
+                let r = read_in_order(&mut cx, stories.iter().copied(), 0, "story", &Story::read);
+                let in_order = outcome(cx, r);
+                let mut cx = Cx::new(strict);
+                let r = read_halves(&mut cx, &stories, "story", &Story::read, |first, second| {
+                    let later = second();
+                    (first(), Some(later))
+                });
+                let halves = outcome(cx, r);
+                assert_eq!(in_order, halves, "strict {strict}, {overlong:?} {no_id:?}");
+                let deviations = overlong.len() + no_id.len();
+                if !strict {
+                    assert!(in_order.0.starts_with("Ok"));
+                    assert_eq!(in_order.1.matches("Deviation {").count(), deviations);
+                } else if deviations > 0 {
+                    assert!(in_order.0.starts_with("Err"));
+                }
+            }
+        }
+    }
+
+    /// Through the whole parse: with a helper free (halves at once) and with every helper
+    /// taken (in order), the same message and deviations, or the same error.
+    #[test]
+    fn a_large_running_order_parses_the_same_with_or_without_a_helper() {
+        use crate::mos::{Mos, ParseOptions};
+        for (overlong, no_id) in CASES {
+            let text = ro_create(60, overlong, no_id);
+            assert!(text.len() > 2 * LIST_SPLIT_MIN_BYTES);
+            for options in [ParseOptions::lenient(), ParseOptions::strict()] {
+                let parse = || match Mos::parse(&text, options) {
+                    Ok(p) => format!("{:?} {:?}", p.mos, p.deviations),
+                    Err(r) => format!("error {}", r.error),
+                };
+                let free = parse();
+                let taken: Vec<Helper> = std::iter::from_fn(Helper::claim).collect();
+                let alone = parse();
+                drop(taken);
+                assert_eq!(free, alone, "{overlong:?} {no_id:?}");
+            }
+        }
     }
 
     proptest! {

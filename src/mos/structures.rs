@@ -5,7 +5,7 @@
 //! ignored) and writes itself in the spec's element order.
 
 use super::error::ParseError;
-use super::read::{Cx, MosEnum, text_of};
+use super::read::{Cx, MosEnum, read_list, text_of};
 use super::time::{MosTime, RoDuration};
 use super::xml::{El, XmlNode, XmlWriter};
 
@@ -391,13 +391,9 @@ impl Story {
         })
     }
 
-    /// Reads every `story` child.
+    /// Reads every `story` child (a long list in two halves at once: [`read_list`]).
     pub fn read_all(el: El<'_, '_>, cx: &mut Cx) -> Result<Vec<Self>, ParseError> {
-        let mut out = Vec::new();
-        for (i, c) in el.children_named("story").enumerate() {
-            out.push(cx.within("story", Some(i), |cx| Self::read(c, cx))?);
-        }
-        Ok(out)
+        read_list(el, "story", cx, Self::read)
     }
 
     /// Writes `<story>`.

@@ -665,22 +665,50 @@ fn helpers() -> Option<&'static rayon::ThreadPool> {
 /// either part found something wrong: the caller then reads it whole, so errors are
 /// reported exactly as a single reading reports them.
 fn parse_in_two(src: &str) -> Option<Document<'_>> {
-    let pool = helpers()?;
-    // With every helper taken (large documents from several connections at once), a tail
-    // would wait in the queue while this thread waits for it: read in one part instead.
-    let _claim = HelperClaim::take(pool.current_num_threads())?;
+    let helper = Helper::claim()?;
     let split = split_point(src, src.len() / 20 * HEAD_TWENTIETHS)?;
-    parse_split_at(src, split, |head, tail| {
-        let mut tail_built = None;
-        let head_built = pool.in_place_scope(|s| {
-            s.spawn(|_| tail_built = Some(tail()));
-            head()
-        });
-        (head_built, tail_built)
-    })
+    parse_split_at(src, split, |head, tail| helper.join(head, tail))
 }
 
-/// One of the helper threads, claimed for one document's tail.
+/// A helper thread claimed for one piece of work beside the caller's ([`Helper::claim`]).
+pub(crate) struct Helper {
+    pool: &'static rayon::ThreadPool,
+    _claim: HelperClaim,
+}
+
+impl Helper {
+    /// A free helper thread. `None` on a single core, or when every helper is taken (by
+    /// large documents from several connections at once): work handed over would wait
+    /// in a queue while the caller waits for it, so the caller does it alone.
+    pub(crate) fn claim() -> Option<Self> {
+        let pool = helpers()?;
+        let claim = HelperClaim::take(pool.current_num_threads())?;
+        Some(Self {
+            pool,
+            _claim: claim,
+        })
+    }
+
+    /// Runs `here` on this thread and `there` on the helper at once, and returns both
+    /// results when both are done (`there`'s is always `Some`).
+    pub(crate) fn join<A, B>(
+        self,
+        here: impl FnOnce() -> A,
+        there: impl FnOnce() -> B + Send,
+    ) -> (A, Option<B>)
+    where
+        B: Send,
+    {
+        let mut b = None;
+        let a = self.pool.in_place_scope(|s| {
+            s.spawn(|_| b = Some(there()));
+            here()
+        });
+        (a, b)
+    }
+}
+
+/// One of the helper threads, claimed for one piece of work.
 struct HelperClaim;
 
 /// Helper threads claimed now.
