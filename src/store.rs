@@ -26,6 +26,7 @@
 //!
 //! This module knows documents and rows, not MOS semantics.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,6 +160,10 @@ pub struct Store {
     pub journal_limit: usize,
     /// Processed-message records kept per NCS and port.
     pub processed_limit: usize,
+    /// The next `seq` of a processed-message record per NCS and port, read from the table
+    /// once: SQLite prepares the query that finds it again at every run (its planner
+    /// statistics depend on the bound values), at a cost like the rest of a commit's.
+    processed_next: HashMap<(String, String), i64>,
     /// The write-ahead log, opened once at open (SQLite removes it only when its last
     /// connection, this one, closes); `None` when SQLite syncs every commit itself (not in
     /// WAL mode).
@@ -244,6 +249,7 @@ impl Store {
             path,
             journal_limit: 256,
             processed_limit: 1024,
+            processed_next: HashMap::new(),
             wal: None,
             poisoned: Arc::new(AtomicBool::new(false)),
         };
@@ -522,13 +528,20 @@ impl Store {
                 }
             }
         }
+        let mut next_processed = None;
         if let Some((ncs, port, id, p)) = &commit.processed {
-            let seq: i64 = tx
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM processed WHERE ncs_id = ?1 AND port = ?2",
-                )
-                .and_then(|mut q| q.query_row(params![ncs, port], |r| r.get(0)))
-                .map_err(err)?;
+            let key = (ncs.clone(), port.clone());
+            let seq = match self.processed_next.get(&key) {
+                Some(seq) => *seq,
+                None => tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM processed WHERE ncs_id = ?1 AND port = ?2",
+                        params![ncs, port],
+                        |r| r.get(0),
+                    )
+                    .map_err(err)?,
+            };
+            next_processed = Some((key, seq + 1));
             exec(
                 &tx,
                 "INSERT OR REPLACE INTO processed (ncs_id, port, message_id, digest, reply, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -557,6 +570,9 @@ impl Store {
             )));
         }
         tx.commit().map_err(err)?;
+        if let Some((key, next)) = next_processed {
+            self.processed_next.insert(key, next);
+        }
         if commit.received.is_none() {
             self.sync()?;
         }
@@ -847,13 +863,11 @@ mod tests {
     #[test]
     fn processed_records_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        s.processed_limit = 3;
-        for i in 0..10 {
+        let record = |s: &mut Store, port: &str, i: usize| {
             s.commit(&Commit {
                 processed: Some((
                     "N".into(),
-                    "upper".into(),
+                    port.into(),
                     i.to_string(),
                     Processed {
                         digest: "d".into(),
@@ -863,10 +877,28 @@ mod tests {
                 ..Commit::default()
             })
             .unwrap();
+        };
+        let kept = |s: &Store, port: &str| {
+            (0..30)
+                .filter(|i| s.processed("N", port, &i.to_string()).unwrap().is_some())
+                .collect::<Vec<_>>()
+        };
+        let mut s = Store::open(dir.path()).unwrap();
+        s.processed_limit = 3;
+        for i in 0..10 {
+            record(&mut s, "upper", i);
         }
-        assert!(s.processed("N", "upper", "0").unwrap().is_none());
-        assert!(s.processed("N", "upper", "9").unwrap().is_some());
-        assert!(s.processed("N", "upper", "7").unwrap().is_some());
+        record(&mut s, "lower", 20);
+        assert_eq!(kept(&s, "upper"), [7, 8, 9]);
+        drop(s);
+        // The sequence goes on after a restart, per NCS and port.
+        let mut s = Store::open(dir.path()).unwrap();
+        s.processed_limit = 3;
+        for i in 10..12 {
+            record(&mut s, "upper", i);
+        }
+        assert_eq!(kept(&s, "upper"), [9, 10, 11]);
+        assert_eq!(kept(&s, "lower"), [20]);
     }
 
     #[test]
