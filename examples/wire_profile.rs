@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release --example wire_profile -- PHASE [STORIES] [ITEMS] [REPEAT]` where
 //! PHASE is `decode` (UTF-16BE → text), `parse` (text → typed message), `tokenize`
-//! (quick-xml's event reader alone over the text, the floor under `parse`), `decode+parse`,
+//! (quick-xml's event reader alone over the text, the floor under `parse`), `tree` (the XML
+//! tree alone, read in two parts at once when a helper is free), `tree1` (in one part),
+//! `decode+parse`,
 //! `write` (typed message → text), `encode` (text → UTF-16BE) or `write+encode`. Only the
 //! chosen phase is repeated; building the input happens once, before it.
 
