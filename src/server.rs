@@ -27,7 +27,7 @@ use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_messag
 use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
 use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
 use crate::session::{Decision, PortRole, ProfileStyle, RUNNING_ORDER_EDITS, SessionPolicy, nack};
-use crate::state::{State, StateError, StateHandle};
+use crate::state::{State, StateError, StateHandle, Ticket};
 
 /// Server errors at startup.
 #[derive(Debug, thiserror::Error)]
@@ -429,8 +429,8 @@ async fn handle_frame(
     text: String,
 ) -> Option<String> {
     // A probable running-order edit is kept in the inbox, synced to disk, while it is
-    // parsed; applied, its commit then need not wait for the disk again. Not applied, the
-    // ticket is dropped and the message removed from the inbox.
+    // parsed; applied, its commit then need not wait for the disk again. Not applied, it
+    // leaves the inbox (on disk) before the reply goes.
     // The text is shared with the state thread, not copied.
     let text = Arc::new(text);
     let mut ticket = (role == PortRole::Upper
@@ -441,6 +441,21 @@ async fn handle_frame(
             .state
             .receive(role, Some(peer.ip()), Arc::clone(&text))
     });
+    let reply = handle_document(shared, role, peer, text, &mut ticket).await;
+    if let Some(ticket) = ticket {
+        ticket.refuse().await;
+    }
+    reply
+}
+
+/// Parses and answers one document; takes the ticket when the message is applied.
+async fn handle_document(
+    shared: &Arc<Shared>,
+    role: PortRole,
+    peer: SocketAddr,
+    text: Arc<String>,
+    ticket: &mut Option<Ticket>,
+) -> Option<String> {
     let parsed = match Mos::parse(&text, ParseOptions::lenient()) {
         Ok(p) => p,
         Err(rejected) => {

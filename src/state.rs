@@ -61,7 +61,7 @@ struct PreparedEdit {
 enum PendingWrite {
     /// The commit of an applied edit (installed in memory already).
     Commit { seq: i64, commit: Box<Commit> },
-    /// The removal of a refused message (or an answered retry).
+    /// The removal of an answered retry (a refusal's removal is synced before its reply).
     Forget { seq: i64 },
 }
 
@@ -268,7 +268,14 @@ impl State {
         let edit = match self.prepare(port, request, Some(doc), Some(seq)) {
             Err(e) => return answer(Err(e)),
             Ok(Prepared::Answer(outcome)) => {
-                self.pending = Some(PendingWrite::Forget { seq });
+                if outcome.duplicate {
+                    // A retry is judged a retry again at start, whatever the configuration:
+                    // its removal can follow the reply.
+                    self.pending = Some(PendingWrite::Forget { seq });
+                } else if let Err(e) = self.store.forget_received(seq) {
+                    // The row may be judged again at start.
+                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+                }
                 return answer(Ok(*outcome));
             }
             Ok(Prepared::Edit(edit)) => edit,
@@ -294,8 +301,8 @@ impl State {
             None => {}
             Some(PendingWrite::Forget { seq }) => {
                 if let Err(e) = self.store.forget_received(seq) {
-                    // The refusal stands: a row left in the inbox is refused again at start.
-                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+                    // A row left in the inbox is recognised as a retry again at start.
+                    tracing::error!("cannot remove retried message {seq} from the inbox: {e}");
                 }
             }
             Some(PendingWrite::Commit { seq, commit }) => {
@@ -589,6 +596,8 @@ enum StateCmd {
     },
     Unreceive {
         token: u64,
+        /// Dropped once the message has left the inbox on disk.
+        done: Option<oneshot::Sender<()>>,
     },
     RoReq {
         request: Box<Mos>,
@@ -730,10 +739,31 @@ impl Ticket {
     }
 }
 
+impl Ticket {
+    /// Refuses the message (it was not an edit after all, or the session refused it):
+    /// returns once it has left the inbox on disk, so that a reply sent after cannot be
+    /// contradicted by the message being judged again at start, perhaps under a changed
+    /// configuration. (Dropping the ticket refuses it without waiting.)
+    pub async fn refuse(mut self) {
+        self.open = false;
+        let (done, rx) = oneshot::channel();
+        let cmd = StateCmd::Unreceive {
+            token: self.token,
+            done: Some(done),
+        };
+        if self.tx.send(cmd).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.tx.send(StateCmd::Unreceive { token: self.token });
+            let _ = self.tx.send(StateCmd::Unreceive {
+                token: self.token,
+                done: None,
+            });
         }
     }
 }
@@ -744,7 +774,10 @@ enum Resolution {
         request: Box<Mos>,
         reply: oneshot::Sender<Result<Outcome, String>>,
     },
-    Refuse,
+    Refuse {
+        /// Dropped once the message has left the inbox on disk.
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// An inbox message on the state thread, until its resolution comes.
@@ -880,11 +913,13 @@ impl Inbox {
                         let _ = reply.send(r.map_err(|e| e.to_string()));
                     });
                 }
-                Some(Resolution::Refuse) | None => {
+                Some(Resolution::Refuse { done }) => {
                     if let Err(e) = state.store.forget_received(w.seq) {
                         tracing::error!("cannot remove message {} from the inbox: {e}", w.seq);
                     }
+                    drop(done);
                 }
+                None => {}
             }
         }
     }
@@ -946,8 +981,8 @@ impl StateHandle {
                             request,
                             reply,
                         } => inbox.resolve(state, token, Resolution::Apply { request, reply }),
-                        StateCmd::Unreceive { token } => {
-                            inbox.resolve(state, token, Resolution::Refuse)
+                        StateCmd::Unreceive { token, done } => {
+                            inbox.resolve(state, token, Resolution::Refuse { done })
                         }
                         // The write owed for a message a connection answered itself.
                         StateCmd::Flush => {}
@@ -1508,5 +1543,36 @@ mod tests {
             "the retry's row is gone"
         );
         assert_eq!(story_ids(&state, "R"), ["S1"]);
+    }
+
+    /// A refusal leaves the inbox on disk before the reply: judged again at start, under a
+    /// changed configuration, the message could otherwise be applied after its NACK.
+    #[tokio::test]
+    async fn a_refused_inbox_message_leaves_the_inbox_on_disk_before_the_reply() {
+        // Refused by the state (unknown running order): synced before the answer.
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let edit = doc(1, &append("NOPE", "S1"));
+        let seq = state.store.receive("upper", None, &edit).unwrap();
+        let before = state.store.syncs_for_test();
+        let mut at_answer = None;
+        state.handle_received(PortRole::Upper, parsed(&edit), &edit, seq, |r| {
+            assert!(matches!(&r.unwrap().reply.message, Message::RoAck(a) if !a.is_ok()));
+            at_answer = Some(inbox_rows(dir.path()));
+        });
+        assert_eq!(at_answer, Some(0), "removed before the answer");
+        assert_eq!(state.store.syncs_for_test(), before + 1, "and synced");
+        assert!(state.pending.is_none());
+        drop(state);
+        // Refused by the session (the ticket): gone when the refusal returns.
+        let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
+        let create = doc(2, &ro_create("R", &["S1"]));
+        let t = handle.receive(PortRole::Upper, None, Arc::new(create));
+        handle.ro_ids().await;
+        assert_eq!(inbox_rows(dir.path()), 1);
+        t.refuse().await;
+        assert_eq!(inbox_rows(dir.path()), 0);
+        handle.close().await;
+        thread.join().unwrap();
     }
 }

@@ -357,7 +357,7 @@ impl Store {
 
     /// How many syncs of the log so far (tests).
     #[cfg(test)]
-    fn syncs_for_test(&self) -> usize {
+    pub(crate) fn syncs_for_test(&self) -> usize {
         self.wal
             .as_ref()
             .map_or(0, |w| w.test.syncs.load(Ordering::SeqCst))
@@ -618,13 +618,15 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Removes a message from the inbox that was refused or not applied. Not synced on its
-    /// own: a refusal lost in a power cut is refused again when the inbox is read at start.
+    /// Removes a message from the inbox that was refused or not applied, durably: a removal
+    /// lost in a power cut would have the message judged again at start, perhaps under a
+    /// changed configuration that accepts what the NCS was told was refused. (Refusals of
+    /// large edits are rare; the reply has gone out before this write.)
     pub fn forget_received(&mut self, seq: i64) -> Result<(), StoreError> {
         self.check_healthy()?;
         exec(&self.conn, "DELETE FROM inbox WHERE seq = ?1", params![seq])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.sync()
     }
 
     /// The messages still waiting in the inbox, in the order they were kept: received
@@ -936,5 +938,10 @@ mod tests {
         assert_eq!((wal.dev(), wal.ino()), (meta.dev(), meta.ino()));
         s.set_meta("k", "v").unwrap();
         assert_eq!(s.syncs_for_test(), before + 2);
+        // A refused inbox message is removed durably.
+        let seq = s.receive("upper", None, "<mos/>").unwrap();
+        s.forget_received(seq).unwrap();
+        assert_eq!(s.syncs_for_test(), before + 3, "a removal was not synced");
+        assert!(s.received().unwrap().is_empty());
     }
 }
