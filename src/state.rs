@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
@@ -57,22 +57,11 @@ struct PreparedEdit {
     applied: Applied,
 }
 
-/// A write owed for an inbox message after its reply.
-enum PendingWrite {
-    /// The commit of an applied edit (installed in memory already).
-    Commit { seq: i64, commit: Box<Commit> },
-    /// The removal of an answered retry (a refusal's removal is synced before its reply).
-    Forget { seq: i64 },
-}
-
 /// The running orders and their store.
 pub struct State {
     rundowns: Rundowns,
     store: Store,
     journal_len: HashMap<String, usize>,
-    /// The write owed for an inbox message already answered ([`State::handle_received`]),
-    /// made before anything else reads or writes the store.
-    pending: Option<PendingWrite>,
     /// Problems met while restoring (logged by the caller).
     pub restore_warnings: Vec<String>,
 }
@@ -141,7 +130,6 @@ impl State {
             rundowns: Rundowns::new(),
             store,
             journal_len: HashMap::new(),
-            pending: None,
             restore_warnings: Vec::new(),
         };
         for stored in state.store.load_running_orders()? {
@@ -249,74 +237,6 @@ impl State {
         Ok(outcome)
     }
 
-    /// Handles a message kept in the inbox as row `seq` (on disk there, or being synced by
-    /// the caller, who sends the reply only once it is): like [`State::handle`], except
-    /// that `answer` gets the outcome before anything is written. The row already makes
-    /// the message durable, and at start every row whose commit is missing is applied
-    /// again, so the commit need not hold up the reply: it is left pending, and made by
-    /// [`State::flush_pending`] before the store is used again. A commit that fails then
-    /// poisons the store: the database lacks an acknowledged edit, which the restart
-    /// applies again from the row, and nothing may be written after it meanwhile.
-    fn handle_received(
-        &mut self,
-        port: PortRole,
-        request: Mos,
-        doc: &str,
-        seq: i64,
-        answer: impl FnOnce(Result<Outcome, StateError>),
-    ) {
-        let edit = match self.prepare(port, request, Some(doc), Some(seq)) {
-            Err(e) => return answer(Err(e)),
-            Ok(Prepared::Answer(outcome)) => {
-                if outcome.duplicate {
-                    // A retry is judged a retry again at start, whatever the configuration:
-                    // its removal can follow the reply.
-                    self.pending = Some(PendingWrite::Forget { seq });
-                } else if let Err(e) = self.store.forget_received(seq) {
-                    // The row may be judged again at start.
-                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
-                }
-                return answer(Ok(*outcome));
-            }
-            Ok(Prepared::Edit(edit)) => edit,
-        };
-        let PreparedEdit {
-            outcome,
-            commit,
-            applied,
-        } = *edit;
-        let journal = matches!(commit.change, RoChange::Journal(_));
-        let ro_id = commit.ro_id.clone().unwrap_or_default();
-        self.record_commit(&ro_id, journal, applied);
-        self.pending = Some(PendingWrite::Commit {
-            seq,
-            commit: Box::new(commit),
-        });
-        answer(Ok(outcome));
-    }
-
-    /// Makes the write owed for an answered inbox message, if any ([`State::handle_received`]).
-    fn flush_pending(&mut self) {
-        match self.pending.take() {
-            None => {}
-            Some(PendingWrite::Forget { seq }) => {
-                if let Err(e) = self.store.forget_received(seq) {
-                    // A row left in the inbox is recognised as a retry again at start.
-                    tracing::error!("cannot remove retried message {seq} from the inbox: {e}");
-                }
-            }
-            Some(PendingWrite::Commit { seq, commit }) => {
-                if let Err(e) = self.store.commit(&commit) {
-                    self.store.poison();
-                    tracing::error!(
-                        ro = commit.ro_id.as_deref().unwrap_or(""),
-                        "cannot commit inbox message {seq}, already applied ({e}): it stays in the inbox and is applied again at start; nothing more is written: restart the gateway"
-                    );
-                }
-            }
-        }
-    }
-
     fn apply_and_commit(
         &mut self,
         port: PortRole,
@@ -360,8 +280,6 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Prepared, StateError> {
-        // An earlier answered message's commit first: its processed record is looked up below.
-        self.flush_pending();
         // After a failed sync nothing is acknowledged, not even a retry's stored reply.
         self.store.check_healthy()?;
         let env = request.envelope();
@@ -625,8 +543,6 @@ enum StateCmd {
         port: PortRole,
         reply: oneshot::Sender<Vec<(i64, String)>>,
     },
-    /// Makes the write owed for a message a connection answered itself.
-    Flush,
     Close,
 }
 
@@ -635,13 +551,6 @@ enum StateCmd {
 pub struct RoInfo {
     /// roReadyToAir: Some(true) READY, Some(false) NOT READY, None never received.
     pub ready_to_air: Option<bool>,
-}
-
-impl Drop for State {
-    /// A write still owed is made before the store closes.
-    fn drop(&mut self) {
-        self.flush_pending();
-    }
 }
 
 /// Handle to the state, which runs on its own thread (SQLite is blocking). Cloneable;
@@ -662,10 +571,23 @@ struct Core {
     inbox: Inbox,
 }
 
-/// Locks the core; a panic elsewhere while it was held leaves it usable (every change
-/// to it is made whole before anything that could panic).
+/// Locks the core. A panic while it was held (applying a message on a connection's
+/// thread) may have left the inbox queue and the running orders half changed: the store
+/// is then stopped (nothing more is written, every edit is refused) and a restart reads
+/// the disk, as after a panic of the state thread.
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    core.lock().unwrap_or_else(PoisonError::into_inner)
+    core.lock().unwrap_or_else(|poisoned| {
+        let core = poisoned.into_inner();
+        if let Some(state) = &core.state
+            && state.store.check_healthy().is_ok()
+        {
+            state.store.poison();
+            tracing::error!(
+                "a panic while applying a message: the store writes nothing more; restart the gateway"
+            );
+        }
+        core
+    })
 }
 
 /// A received message kept in the inbox ([`StateHandle::receive`]) while it is parsed.
@@ -692,14 +614,15 @@ impl Ticket {
         self.open = false;
         let (reply, rx) = oneshot::channel();
         let mut resolution = Some((Box::new(request), reply));
-        // When the state thread is idle and has the message in its inbox, the message is
-        // applied here, on this connection's thread: no hand-over to that thread and back.
+        // When the state thread is idle and this message is next in its inbox, the message
+        // is applied here, on this connection's thread: no hand-over to that thread and
+        // back. (Only this message: others' would hold this thread up.)
         if let Ok(mut core) = self.core.try_lock()
             && let Core {
                 state: Some(state),
                 inbox,
             } = &mut *core
-            && inbox.holds(self.token)
+            && inbox.next_alone(self.token)
             && let Some((request, reply)) = resolution.take()
         {
             #[cfg(test)]
@@ -708,20 +631,14 @@ impl Ticket {
             }
             inbox.resolve(state, self.token, Resolution::Apply { request, reply });
         }
-        match resolution {
-            // The state thread makes the write owed, while the reply goes out.
-            None => {
-                let _ = self.tx.send(StateCmd::Flush);
-            }
-            Some((request, reply)) => {
-                let token = self.token;
-                let cmd = StateCmd::ApplyReceived {
-                    token,
-                    request,
-                    reply,
-                };
-                self.tx.send(cmd).ok()?;
-            }
+        if let Some((request, reply)) = resolution {
+            let token = self.token;
+            let cmd = StateCmd::ApplyReceived {
+                token,
+                request,
+                reply,
+            };
+            self.tx.send(cmd).ok()?;
         }
         let outcome = rx.await.ok()?;
         let kept = match self.kept.take() {
@@ -835,9 +752,12 @@ fn spawn_syncer() -> std::io::Result<(
 }
 
 impl Inbox {
-    /// Whether the ticket's message was received here (kept, or failed to be kept).
-    fn holds(&self, token: u64) -> bool {
-        self.failed.contains_key(&token) || self.waiting.iter().any(|w| w.token == token)
+    /// Whether the ticket's message is the next to resolve, and resolving it resolves
+    /// nothing else (no later message is waiting for it with its own resolution).
+    fn next_alone(&self, token: u64) -> bool {
+        let mut waiting = self.waiting.iter();
+        waiting.next().is_some_and(|w| w.token == token)
+            && waiting.next().is_none_or(|w| w.resolution.is_none())
     }
 
     fn receive(
@@ -909,9 +829,10 @@ impl Inbox {
             };
             match w.resolution {
                 Some(Resolution::Apply { request, reply }) => {
-                    state.handle_received(w.port, *request, &w.doc, w.seq, |r| {
-                        let _ = reply.send(r.map_err(|e| e.to_string()));
-                    });
+                    let r = state
+                        .handle(w.port, *request, Some(&w.doc), Some(w.seq))
+                        .map_err(|e| e.to_string());
+                    let _ = reply.send(r);
                 }
                 Some(Resolution::Refuse { done }) => {
                     if let Err(e) = state.store.forget_received(w.seq) {
@@ -947,8 +868,14 @@ impl StateHandle {
                         None
                     }
                 };
+                let mut closed = None;
                 while let Some(cmd) = rx.blocking_recv() {
                     let mut guard = lock(&owner);
+                    if matches!(cmd, StateCmd::Close) {
+                        // Taken under the lock: no connection applies anything after this.
+                        closed = Some((guard.state.take(), std::mem::take(&mut guard.inbox)));
+                        break;
+                    }
                     let Core {
                         state: Some(state),
                         inbox,
@@ -956,7 +883,6 @@ impl StateHandle {
                     else {
                         break;
                     };
-                    state.flush_pending();
                     match cmd {
                         StateCmd::Apply {
                             port,
@@ -984,16 +910,12 @@ impl StateHandle {
                         StateCmd::Unreceive { token, done } => {
                             inbox.resolve(state, token, Resolution::Refuse { done })
                         }
-                        // The write owed for a message a connection answered itself.
-                        StateCmd::Flush => {}
                         StateCmd::RoReq { request, reply } => {
                             let ro_id = crate::session::ro_id_of(&request.message).to_string();
                             let _ = reply.send(state.answer_ro_req(&request, &ro_id));
                         }
-                        StateCmd::Close => {
-                            state.flush_pending();
-                            break;
-                        }
+                        // Handled above.
+                        StateCmd::Close => {}
                         StateCmd::Rundown { ro_id, reply } => {
                             let _ = reply.send(state.rundowns().get(&ro_id).cloned());
                         }
@@ -1037,14 +959,12 @@ impl StateHandle {
                                 .send(state.reserve_message_ids(block).map_err(|e| e.to_string()));
                         }
                     }
-                    // The write owed for a message answered just now.
-                    state.flush_pending();
                 }
                 // Nothing more is applied; syncs under way finish before the store closes.
-                let (state, inbox) = {
+                let (state, inbox) = closed.unwrap_or_else(|| {
                     let mut core = lock(&owner);
                     (core.state.take(), std::mem::take(&mut core.inbox))
-                };
+                });
                 drop(inbox);
                 if let Some(syncer) = syncer {
                     let _ = syncer.join();
@@ -1443,11 +1363,11 @@ mod tests {
         thread.join().unwrap();
     }
 
-    /// The commit of an inbox message is written after its reply. When that commit fails,
-    /// the message was acknowledged: the store is poisoned (nothing more is accepted) and
-    /// the restart applies the message again from the inbox, once.
+    /// An inbox message whose commit fails is NACKed and changes nothing held; the store
+    /// goes on (the commit was rolled back). Its row stays in the inbox: it was not
+    /// acknowledged, and the restart applies it (its retry is then recognised).
     #[tokio::test]
-    async fn an_inbox_commit_failing_after_the_ack_is_applied_again_at_start() {
+    async fn an_inbox_message_whose_commit_fails_is_not_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::open(dir.path()).unwrap();
         let create = doc(1, &ro_create("R", &["S1"]));
@@ -1458,22 +1378,11 @@ mod tests {
         let (handle, thread) = StateHandle::spawn(state).unwrap();
         let edit = doc(2, &append("R", "S2"));
         let t = handle.receive(PortRole::Upper, None, Arc::new(edit.clone()));
-        let o = t.apply(parsed(&edit)).await.unwrap().unwrap();
-        assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
+        let e = t.apply(parsed(&edit)).await.unwrap().unwrap_err();
+        assert!(e.contains("database or disk is full"), "{e}");
         let held = handle.rundown("R").await.unwrap();
         let ids: Vec<_> = held.stories().map(|s| s.story.id.clone()).collect();
-        assert_eq!(ids, ["S1", "S2"]);
-        // Nothing more is accepted, neither kept in the inbox nor applied directly.
-        let next = doc(3, &append("R", "S3"));
-        let t = handle.receive(PortRole::Upper, None, Arc::new(next.clone()));
-        let e = t.apply(parsed(&next)).await.unwrap().unwrap_err();
-        assert!(e.contains("restart the gateway"), "{e}");
-        let e = handle
-            .apply(PortRole::Upper, parsed(&next), Some(next.clone()))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert!(e.contains("restart the gateway"), "{e}");
+        assert_eq!(ids, ["S1"]);
         handle.close().await;
         thread.join().unwrap();
         assert_eq!(inbox_rows(dir.path()), 1);
@@ -1490,8 +1399,6 @@ mod tests {
         assert!(o.duplicate, "the retry is recognised");
     }
 
-    /// A connection applies its own inbox message when the state thread is idle; the
-    /// thread makes the commit owed after the reply.
     #[tokio::test]
     async fn a_connection_applies_its_own_inbox_message_when_the_thread_is_idle() {
         let dir = tempfile::tempdir().unwrap();
@@ -1516,53 +1423,23 @@ mod tests {
         assert_eq!(story_ids(&state, "R"), ["S1", "S2"]);
     }
 
-    /// The write owed for an answered inbox message is made before the next message is
-    /// decided (its processed record is looked up) and, at the latest, when the state closes.
-    #[test]
-    fn an_answered_inbox_message_is_committed_before_the_next_is_decided() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut state = State::open(dir.path()).unwrap();
-        let create = doc(1, &ro_create("R", &["S1"]));
-        let mut outcomes = Vec::new();
-        for _ in 0..2 {
-            let seq = state.store.receive("upper", None, &create).unwrap();
-            state.handle_received(PortRole::Upper, parsed(&create), &create, seq, |r| {
-                outcomes.push(r.unwrap())
-            });
-            assert!(state.pending.is_some(), "written after the answer");
-        }
-        assert!(outcomes[0].change.is_some());
-        assert!(
-            outcomes[1].duplicate,
-            "the first was committed before the retry"
-        );
-        drop(state);
-        let state = State::open(dir.path()).unwrap();
-        assert!(
-            state.store.received().unwrap().is_empty(),
-            "the retry's row is gone"
-        );
-        assert_eq!(story_ids(&state, "R"), ["S1"]);
-    }
-
     /// A refusal leaves the inbox on disk before the reply: judged again at start, under a
     /// changed configuration, the message could otherwise be applied after its NACK.
     #[tokio::test]
     async fn a_refused_inbox_message_leaves_the_inbox_on_disk_before_the_reply() {
-        // Refused by the state (unknown running order): synced before the answer.
+        // Refused by the state (unknown running order): removed and synced before the
+        // outcome (the reply) is returned.
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::open(dir.path()).unwrap();
         let edit = doc(1, &append("NOPE", "S1"));
         let seq = state.store.receive("upper", None, &edit).unwrap();
         let before = state.store.syncs_for_test();
-        let mut at_answer = None;
-        state.handle_received(PortRole::Upper, parsed(&edit), &edit, seq, |r| {
-            assert!(matches!(&r.unwrap().reply.message, Message::RoAck(a) if !a.is_ok()));
-            at_answer = Some(inbox_rows(dir.path()));
-        });
-        assert_eq!(at_answer, Some(0), "removed before the answer");
-        assert_eq!(state.store.syncs_for_test(), before + 1, "and synced");
-        assert!(state.pending.is_none());
+        let o = state
+            .handle(PortRole::Upper, parsed(&edit), Some(&edit), Some(seq))
+            .unwrap();
+        assert!(matches!(&o.reply.message, Message::RoAck(a) if !a.is_ok()));
+        assert_eq!(inbox_rows(dir.path()), 0);
+        assert_eq!(state.store.syncs_for_test(), before + 1, "removed durably");
         drop(state);
         // Refused by the session (the ticket): gone when the refusal returns.
         let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
@@ -1574,5 +1451,36 @@ mod tests {
         assert_eq!(inbox_rows(dir.path()), 0);
         handle.close().await;
         thread.join().unwrap();
+    }
+
+    /// A panic while the state was taken (on a connection's thread) stops the store:
+    /// what is held may be half changed, so nothing more is accepted until a restart.
+    #[tokio::test]
+    async fn a_panic_while_applying_stops_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, thread) = StateHandle::spawn(State::open(dir.path()).unwrap()).unwrap();
+        let core = Arc::clone(&handle.core);
+        let panicked = std::thread::spawn(move || {
+            let _core = lock(&core);
+            panic!("injected");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let create = doc(1, &ro_create("R", &["S1"]));
+        let e = handle
+            .apply(PortRole::Upper, parsed(&create), Some(create.clone()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("restart the gateway"), "{e}");
+        assert!(handle.rundown("R").await.is_none());
+        handle.close().await;
+        thread.join().unwrap();
+        // A restart accepts edits again.
+        let mut state = State::open(dir.path()).unwrap();
+        let o = state
+            .handle(PortRole::Upper, parsed(&create), Some(&create), None)
+            .unwrap();
+        assert!(matches!(&o.reply.message, Message::RoAck(a) if a.is_ok()));
     }
 }

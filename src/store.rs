@@ -54,13 +54,12 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A sync to disk failed earlier, or the commit of an edit acknowledged from the inbox:
-    /// the store writes nothing more, since what it wrote since its last good sync may
-    /// never reach the disk (Linux marks the lost pages clean, so a later sync would
-    /// wrongly succeed), or the database lacks an acknowledged edit that only a restart
-    /// applies again from the inbox. Restart the gateway.
+    /// The store was stopped ([`Store::poison`]): a sync to disk failed earlier, so what
+    /// it wrote since its last good sync may never reach the disk (Linux marks the lost
+    /// pages clean, so a later sync would wrongly succeed), or a panic interrupted an
+    /// edit. Restart the gateway.
     #[error(
-        "a write to disk failed earlier, nothing more is written: restart the gateway (store {path})"
+        "an earlier failure stopped the store, nothing more is written: restart the gateway (store {path})"
     )]
     Poisoned {
         /// The database file.
@@ -322,8 +321,8 @@ impl Store {
         }
     }
 
-    /// Stops every further write ([`StoreError::Poisoned`]): for a failure after which the
-    /// database no longer matches what was acknowledged.
+    /// Stops every further write ([`StoreError::Poisoned`]): for a failure after which
+    /// what is held may no longer match the disk.
     pub fn poison(&self) {
         self.poisoned.store(true, Ordering::SeqCst);
     }
@@ -454,7 +453,8 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Commits one message's changes atomically and durably.
+    /// Commits one message's changes atomically; durably, with a sync, unless the message
+    /// is an inbox row (`received`), whose own sync makes it durable (module docs).
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
         self.check_healthy()?;
         let path = self.path.clone();

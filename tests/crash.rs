@@ -284,7 +284,7 @@ impl Ncs {
         let op = if stories.len() < 2 {
             0
         } else {
-            self.rng.below(10)
+            self.rng.below(12)
         };
         match op {
             0 => {
@@ -388,11 +388,35 @@ impl Ncs {
                     items[target], items[moved]
                 )
             }
+            10 => self.large_replace(&stories),
             _ => {
                 let s = self.story(2);
                 format!("<roStoryAppend><roID>{RO}</roID>{s}</roStoryAppend>")
             }
         }
+    }
+
+    /// A roReplace of more than 8 KB, which the gateway keeps in its inbox while it parses
+    /// it (and answers through that path): the order's stories, but for the last big one,
+    /// and a new big story.
+    fn large_replace(&mut self, stories: &[(String, Vec<String>)]) -> String {
+        let mut body = String::new();
+        for (story, items) in stories.iter().filter(|(_, items)| items.len() <= 20) {
+            let items: String = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "<item><itemID>{i}</itemID><objID>OBJ-{i}</objID><mosID>{MOS_ID}</mosID></item>"
+                    )
+                })
+                .collect();
+            body.push_str(&format!("<story><storyID>{story}</storyID>{items}</story>"));
+        }
+        body.push_str(&self.story(80));
+        let text =
+            format!("<roReplace><roID>{RO}</roID><roSlug>Crash show</roSlug>{body}</roReplace>");
+        assert!(text.len() > 8 * 1024, "not large enough for the inbox");
+        text
     }
 
     /// The next message, with the model's view of its effect.
