@@ -202,6 +202,7 @@ fn conn(api_base: &str, receiver: &str, sender: Option<&str>) -> Connection {
         sender_id: sender.map(str::to_owned),
         sender_manifest_href: None,
         sender_connection_api: Some(format!("{api_base}/x-nmos/connection/v1.1/")),
+        sender_authorization: false,
         transport: "urn:x-nmos:transport:rtp.mcast".to_owned(),
         receiver_legs: 1,
     }
@@ -484,6 +485,24 @@ async fn bearer_token_only_where_the_control_requires_it() {
         r2.header("authorization").as_deref(),
         Some("Bearer tok-abc")
     );
+
+    // The transport file goes with a token when the sender's control requires one, not
+    // the receiver's.
+    let manifest = format!("{API}/single/senders/{S1}/transportfile");
+    // (This script has no transport file: the requests are what counts.)
+    let mut c = open.clone();
+    c.sender_authorization = true;
+    let _ = client.transport_file(&c).await;
+    let mut c = protected.clone();
+    c.sender_authorization = false;
+    let _ = client.transport_file(&c).await;
+    let fetched = server.find("GET", &manifest);
+    assert_eq!(fetched.len(), 2);
+    assert_eq!(
+        fetched[0].header("authorization").as_deref(),
+        Some("Bearer tok-abc")
+    );
+    assert_eq!(fetched[1].header("authorization"), None);
 
     // A protected control without any token source: refused before sending.
     let no_tokens = is05(Is05Settings::default());

@@ -484,6 +484,8 @@ fn a_video_sender_goes_to_the_video_receivers_of_its_channel_with_the_destinatio
         c.sender_connection_api.as_deref(),
         Some("http://192.0.2.11/x-nmos/connection/v1.1/")
     );
+    // The camera's own control needs no token, whatever the mixer's needs.
+    assert!(!c.sender_authorization);
     assert_eq!(c.transport, "urn:x-nmos:transport:rtp.mcast");
     assert_eq!(route.audio_maps.len(), 1);
     let m = &route.audio_maps[0];

@@ -317,7 +317,8 @@ impl ConnectionClient {
     }
 
     /// The sender's transport file: `GET manifest_href`, else
-    /// `{sender_connection_api}single/senders/{id}/transportfile` (redirects followed).
+    /// `{sender_connection_api}single/senders/{id}/transportfile` (redirects followed),
+    /// with a bearer token when the sender's device's control requires one.
     /// `Ok(None)` for a disconnect and for transports without one (WebSocket, MQTT), or an
     /// unknown transport with no manifest.
     pub async fn transport_file(
@@ -357,7 +358,7 @@ impl ConnectionClient {
         };
         let reply = self
             .http
-            .get_reply(&url, conn.authorization)
+            .get_reply(&url, conn.sender_authorization)
             .await
             .and_then(|r| checked(Method::GET, &url, r))
             .map_err(Is05Error::from)?;

@@ -41,6 +41,9 @@ pub struct Connection {
     /// IS-05 v1.1 Connection API base of the sender's device, if it has one (the transport
     /// file is also at `single/senders/{id}/transportfile`).
     pub sender_connection_api: Option<String>,
+    /// `true` when the sender's device's connection control requires an IS-10 bearer
+    /// token: the transport file is fetched with one (the receiver's control may differ).
+    pub sender_authorization: bool,
     /// The sender's transport (`urn:x-nmos:transport:rtp`...), to tell whether a transport file
     /// is needed.
     pub transport: String,

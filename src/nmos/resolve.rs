@@ -309,12 +309,11 @@ fn connection(
         .into_iter()
         .next()
         .ok_or_else(|| NotReady::NoConnectionApi(device_name(&rx.device_id, ctx)))?;
-    let sender_api = ctx
+    let sender_control = ctx
         .catalogue
         .connection_controls(&sender.device_id)
         .into_iter()
-        .next()
-        .map(base);
+        .next();
     Ok(Connection {
         receiver_id: rx.core.id.clone(),
         receiver_label: rx.core.label.clone(),
@@ -323,7 +322,8 @@ fn connection(
         authorization: control.authorization,
         sender_id: Some(sender.core.id.clone()),
         sender_manifest_href: sender.manifest_href.clone(),
-        sender_connection_api: sender_api,
+        sender_connection_api: sender_control.map(base),
+        sender_authorization: sender_control.is_some_and(|c| c.authorization),
         transport: sender.transport.clone(),
         receiver_legs: rx.interface_bindings.len().max(1),
     })

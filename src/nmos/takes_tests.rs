@@ -117,6 +117,7 @@ fn conn(receiver: &str, sender: &str) -> Connection {
         sender_id: Some(sender.into()),
         sender_manifest_href: None,
         sender_connection_api: None,
+        sender_authorization: false,
         transport: "urn:x-nmos:transport:rtp".into(),
         receiver_legs: 1,
     }
