@@ -218,7 +218,7 @@ impl State {
     ///
     /// `received` is the message's inbox row when it was kept there first
     /// ([`Store::receive`]): applied, its commit removes the row and need not be synced on
-    /// its own; refused, the row is removed.
+    /// its own; refused (or a retry), the row is removed, durably, before the reply.
     pub fn handle(
         &mut self,
         port: PortRole,
@@ -226,26 +226,16 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
-        let outcome = self.apply_and_commit(port, request, raw, received)?;
-        if outcome.change.is_none()
-            && let Some(seq) = received
-            && let Err(e) = self.store.forget_received(seq)
-        {
-            // The refusal stands: a row left in the inbox is refused again at start.
-            tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
-        }
-        Ok(outcome)
-    }
-
-    fn apply_and_commit(
-        &mut self,
-        port: PortRole,
-        request: Mos,
-        raw: Option<&str>,
-        received: Option<i64>,
-    ) -> Result<Outcome, StateError> {
         let edit = match self.prepare(port, request, raw, received)? {
-            Prepared::Answer(outcome) => return Ok(*outcome),
+            Prepared::Answer(outcome) => {
+                if let Some(seq) = received
+                    && let Err(e) = self.store.forget_received(seq)
+                {
+                    // The row may be judged again at start.
+                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+                }
+                return Ok(*outcome);
+            }
             Prepared::Edit(edit) => edit,
         };
         let PreparedEdit {
