@@ -40,8 +40,11 @@
 #[path = "common/stats.rs"]
 mod stats;
 use stats::{Sample, env_usize, fmt_duration};
+#[path = "common/mos_client.rs"]
+mod mos_client;
 #[path = "common/wire_steps.rs"]
 mod wire_steps;
+use mos_client::MosClient;
 use wire_steps::{decode_frame, quick_xml_events};
 
 use std::io::{Read, Write};
@@ -49,15 +52,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use mos_gateway::config::Config;
-use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::codec::{WireEncoding, encode_text};
 use mos_gateway::mos::xml::Document;
 use mos_gateway::mos::{Mos, ParseOptions};
 use mos_gateway::server::Gateway;
 use mos_gateway::session::PortRole;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 /// The gateway binary's allocator, so the figures are the product's.
@@ -151,61 +152,6 @@ fn ro_delete(id: u64) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Clients (blocking, on the main thread).
-
-/// A MOS connection: sends UTF-16BE, reads whole `<mos>` documents.
-struct MosClient {
-    stream: TcpStream,
-    codec: MosCodec,
-    buf: BytesMut,
-    chunk: Vec<u8>,
-    next_id: u64,
-}
-
-impl MosClient {
-    fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connecting to the upper port");
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Self {
-            stream,
-            codec: MosCodec::new(CodecConfig::default()),
-            buf: BytesMut::with_capacity(64 * 1024),
-            chunk: vec![0; 64 * 1024],
-            next_id: 0,
-        }
-    }
-
-    fn fresh_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn recv(&mut self) -> Frame {
-        loop {
-            if let Some(item) = self.codec.decode(&mut self.buf).expect("reading a reply") {
-                return item.expect("a well-framed reply");
-            }
-            let n = self.stream.read(&mut self.chunk).expect("reading a reply");
-            assert!(n > 0, "the gateway closed the connection");
-            self.buf.extend_from_slice(&self.chunk[..n]);
-        }
-    }
-
-    /// Sends `wire` (message `id`); checks that the reply echoes the ID and contains
-    /// `expect`.
-    fn round_trip(&mut self, id: u64, wire: &[u8], expect: &str) {
-        self.stream.write_all(wire).expect("sending");
-        let reply = self.recv();
-        let echoed = format!("<messageID>{id}</messageID>");
-        assert!(
-            reply.text.contains(&echoed) && reply.text.contains(expect),
-            "expected {expect} for message {id}, got:\n{}",
-            reply.text
-        );
-    }
-}
 
 /// A raw TCP client of the echo server.
 struct EchoClient {

@@ -48,17 +48,19 @@
 #[path = "common/stats.rs"]
 mod stats;
 use stats::{Sample, env_usize, fmt_duration};
+#[path = "common/mos_client.rs"]
+mod mos_client;
+use mos_client::MosClient;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
 use mos_gateway::config::Config;
-use mos_gateway::mos::codec::{CodecConfig, Frame, MosCodec, WireEncoding, encode_text};
+use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
 use mos_gateway::mos::messages::{MosAck, RoAck};
 use mos_gateway::mos::{Message, Mos, ParseOptions};
 use mos_gateway::nmos::schemas::SchemaSet;
@@ -68,7 +70,7 @@ use mos_gateway::nmos::studio::{RequestRecord, StudioHandle, StudioSpec, Virtual
 use mos_gateway::server::Gateway;
 use mos_gateway::session::PortRole;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -221,65 +223,16 @@ fn envelope(id: u64, body: &str) -> String {
     )
 }
 
-/// A MOS connection to one of the gateway's ports: sends UTF-16BE, reads whole documents.
-struct MosClient {
-    stream: TcpStream,
-    codec: MosCodec,
-    buf: BytesMut,
-    chunk: Vec<u8>,
-    next_id: u64,
+/// A message for `client` ready to write: (messageID, bytes).
+fn wire(client: &mut MosClient, body: &str) -> (u64, Vec<u8>) {
+    let id = client.fresh_id();
+    (id, encode_text(&envelope(id, body), WireEncoding::Utf16Be))
 }
 
-impl MosClient {
-    fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connecting to the gateway");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("read timeout");
-        Self {
-            stream,
-            codec: MosCodec::new(CodecConfig::default()),
-            buf: BytesMut::with_capacity(64 * 1024),
-            chunk: vec![0; 64 * 1024],
-            next_id: 0,
-        }
-    }
-
-    /// A message ready to write: (messageID, bytes).
-    fn wire(&mut self, body: &str) -> (u64, Vec<u8>) {
-        self.next_id += 1;
-        let id = self.next_id;
-        (id, encode_text(&envelope(id, body), WireEncoding::Utf16Be))
-    }
-
-    fn recv(&mut self) -> Frame {
-        loop {
-            if let Some(item) = self.codec.decode(&mut self.buf).expect("reading a reply") {
-                return item.expect("a well-framed reply");
-            }
-            let n = self.stream.read(&mut self.chunk).expect("reading a reply");
-            assert!(n > 0, "the gateway closed the connection");
-            self.buf.extend_from_slice(&self.chunk[..n]);
-        }
-    }
-
-    /// Reads the reply to message `id` and checks it contains `expect`.
-    fn expect_reply(&mut self, id: u64, expect: &str) {
-        let reply = self.recv();
-        let echoed = format!("<messageID>{id}</messageID>");
-        assert!(
-            reply.text.contains(&echoed) && reply.text.contains(expect),
-            "expected {expect} for message {id}, got:\n{}",
-            reply.text
-        );
-    }
-
-    fn request(&mut self, body: &str, expect: &str) {
-        let (id, wire) = self.wire(body);
-        self.stream.write_all(&wire).expect("sending");
-        self.expect_reply(id, expect);
-    }
+/// Sends `body` in an envelope and checks that its reply contains `expect`.
+fn request(client: &mut MosClient, body: &str, expect: &str) {
+    let (id, bytes) = wire(client, body);
+    client.round_trip(id, &bytes, expect);
 }
 
 /// What a fake NCS listener saw.
@@ -531,7 +484,11 @@ fn catalogue(
 
     let mut ncs = MosClient::connect(gw.lower);
     let t_req = Instant::now();
-    ncs.request("<mosReqAll><pause>0</pause></mosReqAll>", "<mosAck>");
+    request(
+        &mut ncs,
+        "<mosReqAll><pause>0</pause></mosReqAll>",
+        "<mosAck>",
+    );
     let mut pushes = 0;
     let (listed, list_bytes) = loop {
         match lower_events.recv_timeout(limit) {
@@ -713,7 +670,8 @@ fn takes(
             "<item><itemID>{id}</itemID><objID>{obj}</objID><mosID>{MOS_ID}</mosID><itemChannel>PGM</itemChannel></item>"
         )
     };
-    ncs.request(
+    request(
+        &mut ncs,
         &format!(
             "<roCreate><roID>{RO_ID}</roID><roSlug>Take bench</roSlug><story><storyID>S1</storyID>{}{}</story></roCreate>",
             item("I1", &cam1),
@@ -736,10 +694,10 @@ fn takes(
             ("I2", "I1")
         };
         studio.clear_requests();
-        ncs.request(&ro_ctrl(this, "READY"), "<roStatus>OK</roStatus>");
+        request(&mut ncs, &ro_ctrl(this, "READY"), "<roStatus>OK</roStatus>");
         wait_mark(marks, |m| matches!(m, Mark::Staged), |_, _| {});
 
-        let (id, wire) = ncs.wire(&ro_ctrl(this, "EXECUTE"));
+        let (id, wire) = wire(&mut ncs, &ro_ctrl(this, "EXECUTE"));
         execute_bytes = wire.len();
         studio.clear_requests();
         let sent = Instant::now();
