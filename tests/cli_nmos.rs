@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
@@ -77,18 +77,8 @@ fn profiles(upper: SocketAddr) -> Vec<bool> {
 
 /// Waits up to 10 s for the process to exit.
 fn wait_exit(p: &mut Process) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM:\n{}",
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after SIGTERM:\n{}", p.log_text()))
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -60,20 +60,6 @@ struct Ended {
     took: Duration,
 }
 
-/// Waits for `child` to exit, at most `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// On another thread: once `acked` reaches `after` (or `give_up` is set, or 60 s have
 /// passed), waits `jitter` more, then stops the process with `how` and waits for it to
 /// exit.
@@ -109,12 +95,14 @@ fn stop_later(
                 let pid = process.child.id().to_string();
                 let sent = Command::new("kill").args([flag, &pid]).status().unwrap();
                 assert!(sent.success(), "kill {flag} {pid} failed");
-                wait_exit(&mut process.child, Duration::from_secs(20)).unwrap_or_else(|| {
-                    panic!(
-                        "no exit within 20 s of {flag}:\n{}",
-                        std::fs::read_to_string(&process.log).unwrap_or_default()
-                    )
-                })
+                process
+                    .wait_exit(Duration::from_secs(20))
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "no exit within 20 s of {flag}:\n{}",
+                            std::fs::read_to_string(&process.log).unwrap_or_default()
+                        )
+                    })
             }
         };
         Ended {
