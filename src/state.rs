@@ -1,7 +1,6 @@
 //! The running-order state: the pure model ([`crate::rundown`]) kept durable in the
 //! [`crate::store`]. One owner applies every edit in arrival order: check for a retried
-//! messageID, apply, commit to disk, then install and reply. A message already on disk in
-//! the inbox is installed and answered first, then committed. A refused edit changes
+//! messageID, apply, commit to disk, then install and reply. A refused edit changes
 //! nothing.
 
 use std::collections::{HashMap, VecDeque};
@@ -40,21 +39,6 @@ pub struct Outcome {
     pub duplicate: bool,
     /// The edit was refused because an ID is unknown: the NCS's copy should be requested.
     pub needs_resync: Option<String>,
-}
-
-/// A message decided but not yet committed ([`State::prepare`]).
-enum Prepared {
-    /// Nothing to write: a retry's stored reply, or a refusal.
-    Answer(Box<Outcome>),
-    /// An applied edit, to commit and then install.
-    Edit(Box<PreparedEdit>),
-}
-
-/// An applied edit with the commit that makes it durable.
-struct PreparedEdit {
-    outcome: Outcome,
-    commit: Commit,
-    applied: Applied,
 }
 
 /// The running orders and their store.
@@ -226,50 +210,24 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
-        let edit = match self.prepare(port, request, raw, received)? {
-            Prepared::Answer(outcome) => {
-                if let Some(seq) = received
-                    && let Err(e) = self.store.forget_received(seq)
-                {
-                    // The row may be judged again at start.
-                    tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
-                }
-                return Ok(*outcome);
-            }
-            Prepared::Edit(edit) => edit,
-        };
-        let PreparedEdit {
-            outcome,
-            commit,
-            applied,
-        } = *edit;
-        let journal = matches!(commit.change, RoChange::Journal(_));
-        let not_synced = match self.store.commit(&commit) {
-            Ok(()) => None,
-            // Committed but not synced (the store is poisoned now): the running order held
-            // here still follows the database, and the NCS gets a NACK.
-            Err(e @ StoreError::Sync { .. }) => Some(e),
-            // Rolled back: nothing changed.
-            Err(e) => return Err(e.into()),
-        };
-        let ro_id = commit.ro_id.unwrap_or_default();
-        self.record_commit(&ro_id, journal, applied);
-        match not_synced {
-            Some(e) => Err(e.into()),
-            None => Ok(outcome),
+        let outcome = self.apply_and_commit(port, request, raw, received)?;
+        if outcome.change.is_none()
+            && let Some(seq) = received
+            && let Err(e) = self.store.forget_received(seq)
+        {
+            // The row may be judged again at start.
+            tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
         }
+        Ok(outcome)
     }
 
-    /// Decides a message without writing anything: a reply on its own (a retry, a
-    /// refusal), or an edit applied (not yet installed) with the commit that makes it
-    /// durable.
-    fn prepare(
+    fn apply_and_commit(
         &mut self,
         port: PortRole,
         request: Mos,
         raw: Option<&str>,
         received: Option<i64>,
-    ) -> Result<Prepared, StateError> {
+    ) -> Result<Outcome, StateError> {
         // After a failed sync nothing is acknowledged, not even a retry's stored reply.
         self.store.check_healthy()?;
         let env = request.envelope();
@@ -307,12 +265,12 @@ impl State {
                         )),
                     )
                 };
-                return Ok(Prepared::Answer(Box::new(Outcome {
+                return Ok(Outcome {
                     reply,
                     change: None,
                     duplicate: done.digest == *content,
                     needs_resync: None,
-                })));
+                });
             }
         }
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
@@ -324,15 +282,15 @@ impl State {
         let (ro_id, edit) = match into_edit(request.message) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                return Ok(Prepared::Answer(Box::new(Outcome {
+                return Ok(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id_hint.clone()),
-                })));
+                });
             }
             None => {
-                return Ok(Prepared::Answer(Box::new(Outcome {
+                return Ok(Outcome {
                     reply: reply_to(
                         &env,
                         Message::RoAck(RoAck::error(
@@ -343,7 +301,7 @@ impl State {
                     change: None,
                     duplicate: false,
                     needs_resync: None,
-                })));
+                });
             }
         };
         let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
@@ -353,12 +311,12 @@ impl State {
         {
             Ok(a) => a,
             Err(e) => {
-                return Ok(Prepared::Answer(Box::new(Outcome {
+                return Ok(Outcome {
                     reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
                     change: None,
                     duplicate: false,
                     needs_resync: e.needs_resync().then(|| ro_id.clone()),
-                })));
+                });
             }
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
@@ -391,22 +349,33 @@ impl State {
                 },
             )
         });
-        Ok(Prepared::Edit(Box::new(PreparedEdit {
-            outcome: Outcome {
-                reply,
-                change: Some((ro_id.clone(), applied.change().clone())),
-                duplicate: false,
-                needs_resync: None,
-            },
-            commit: Commit {
-                ro_id: Some(ro_id),
-                change,
-                processed,
-                received,
-                ro_list_received,
-            },
-            applied,
-        })))
+        let journal = matches!(change, RoChange::Journal(_));
+        let committed = self.store.commit(&Commit {
+            ro_id: Some(ro_id.clone()),
+            change,
+            processed,
+            received,
+            ro_list_received,
+        });
+        let not_synced = match committed {
+            Ok(()) => None,
+            // Committed but not synced (the store is poisoned now): the running order held
+            // here still follows the database, and the NCS gets a NACK.
+            Err(e @ StoreError::Sync { .. }) => Some(e),
+            // Rolled back: nothing changed.
+            Err(e) => return Err(e.into()),
+        };
+        let what = applied.change().clone();
+        self.record_commit(&ro_id, journal, applied);
+        if let Some(e) = not_synced {
+            return Err(e.into());
+        }
+        Ok(Outcome {
+            reply,
+            change: Some((ro_id, what)),
+            duplicate: false,
+            needs_resync: None,
+        })
     }
 
     /// Installs an applied edit whose commit (a journal entry, or else a new snapshot or
@@ -644,9 +613,7 @@ impl Ticket {
             (Ok(_), Err(_)) => Err("the message was not kept".to_string()),
         })
     }
-}
 
-impl Ticket {
     /// Refuses the message (it was not an edit after all, or the session refused it):
     /// returns once it has left the inbox on disk, so that a reply sent after cannot be
     /// contradicted by the message being judged again at start, perhaps under a changed

@@ -176,7 +176,7 @@ pub struct Store {
 #[derive(Clone)]
 pub struct WalSync {
     file: Arc<File>,
-    path: PathBuf,
+    path: Arc<Path>,
     poisoned: Arc<AtomicBool>,
     #[cfg(test)]
     test: Arc<TestHooks>,
@@ -211,7 +211,7 @@ impl WalSync {
                 "sync to disk failed ({source}): the store writes nothing more; restart the gateway"
             );
             StoreError::Sync {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 source,
             }
         })
@@ -307,7 +307,7 @@ impl Store {
             })?;
         Ok(WalSync {
             file: Arc::new(file),
-            path,
+            path: path.into(),
             poisoned: Arc::clone(&self.poisoned),
             #[cfg(test)]
             test: Arc::default(),
@@ -457,7 +457,8 @@ impl Store {
     /// is an inbox row (`received`), whose own sync makes it durable (module docs).
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
         self.check_healthy()?;
-        let path = self.path.clone();
+        // The path is copied only for an error (a commit runs per message).
+        let path = &self.path;
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -623,9 +624,14 @@ impl Store {
     /// changed configuration that accepts what the NCS was told was refused. (Refusals of
     /// large edits are rare; the reply has gone out before this write.)
     pub fn forget_received(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.write_synced("DELETE FROM inbox WHERE seq = ?1", params![seq])
+    }
+
+    /// Runs one write statement (through the statement cache) and syncs it to disk, for a
+    /// write that must be durable before the caller goes on.
+    fn write_synced(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
         self.check_healthy()?;
-        exec(&self.conn, "DELETE FROM inbox WHERE seq = ?1", params![seq])
-            .map_err(|e| self.err(e))?;
+        exec(&self.conn, sql, params).map_err(|e| self.err(e))?;
         self.sync()
     }
 
@@ -660,26 +666,16 @@ impl Store {
 
     /// Keeps a message queued for an NCS until it is delivered; returns its key.
     pub fn outbox_add(&mut self, ncs_id: &str, port: &str, doc: &str) -> Result<i64, StoreError> {
-        self.check_healthy()?;
-        self.conn
-            .execute(
-                "INSERT INTO outbox (ncs_id, port, doc) VALUES (?1, ?2, ?3)",
-                params![ncs_id, port, doc],
-            )
-            .map_err(|e| self.err(e))?;
-        let seq = self.conn.last_insert_rowid();
-        self.sync()?;
-        Ok(seq)
+        self.write_synced(
+            "INSERT INTO outbox (ncs_id, port, doc) VALUES (?1, ?2, ?3)",
+            params![ncs_id, port, doc],
+        )?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Forgets a delivered message.
     pub fn outbox_remove(&mut self, seq: i64) -> Result<(), StoreError> {
-        self.check_healthy()?;
-        self.conn
-            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
-            .map(|_| ())
-            .map_err(|e| self.err(e))?;
-        self.sync()
+        self.write_synced("DELETE FROM outbox WHERE seq = ?1", [seq])
     }
 
     /// The messages still queued for an NCS's port, oldest first.
@@ -726,38 +722,23 @@ impl Store {
 
     /// Writes (or replaces) a placeholder object's document (durably).
     pub fn put_placeholder(&mut self, obj_id: &str, doc: &str) -> Result<(), StoreError> {
-        self.check_healthy()?;
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO placeholder (obj_id, doc) VALUES (?1, ?2)",
-                params![obj_id, doc],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))?;
-        self.sync()
+        self.write_synced(
+            "INSERT OR REPLACE INTO placeholder (obj_id, doc) VALUES (?1, ?2)",
+            params![obj_id, doc],
+        )
     }
 
     /// Deletes a placeholder object (durably); deleting an unknown objID is not an error.
     pub fn delete_placeholder(&mut self, obj_id: &str) -> Result<(), StoreError> {
-        self.check_healthy()?;
-        self.conn
-            .execute("DELETE FROM placeholder WHERE obj_id = ?1", [obj_id])
-            .map(|_| ())
-            .map_err(|e| self.err(e))?;
-        self.sync()
+        self.write_synced("DELETE FROM placeholder WHERE obj_id = ?1", [obj_id])
     }
 
     /// Writes a value of the meta table (durably).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.check_healthy()?;
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-                params![key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))?;
-        self.sync()
+        self.write_synced(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )
     }
 }
 

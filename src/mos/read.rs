@@ -656,9 +656,7 @@ where
         {
             #[cfg(test)]
             tests::SPLIT_READS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            return read_halves(cx, &list, name, &read, |here, there| {
-                helper.join(here, there)
-            });
+            return read_halves(cx, &list, name, &read, Some(helper));
         }
     }
     read_in_order(cx, el.children_named(name), 0, name, &read)
@@ -679,40 +677,40 @@ fn read_in_order<'d, 'a: 'd, T>(
     Ok(out)
 }
 
-/// The result of reading one half of a list, with the context that read it.
-type Half<T> = (Result<Vec<T>, ParseError>, Cx);
-
-/// Reads the first half of `list` and, through `join` (which runs both, at once or
-/// not), the second with a [`Cx::fork`]. The outcome is exactly that of reading in
-/// order: on success the values, and the deviations in document order; if either half
-/// fails, the list is read again in order, for the error a reading in order meets first.
-fn read_halves<'d, 'a: 'd, T, F, J>(
+/// Reads the first half of `list` on this thread and the second with a [`Cx::fork`], on
+/// the helper at once (without one, in order on this thread, the second half first: the
+/// tests' way of using the two contexts as the helper does). The outcome is exactly that
+/// of reading in order: on success the values, and the deviations in document order; if
+/// either half fails, the list is read again in order, for the error a reading in order
+/// meets first.
+fn read_halves<'d, 'a: 'd, T, F>(
     cx: &mut Cx,
     list: &[El<'d, 'a>],
     name: &'static str,
     read: &F,
-    join: J,
+    helper: Option<Helper>,
 ) -> Result<Vec<T>, ParseError>
 where
     T: Send,
     F: Fn(El<'d, 'a>, &mut Cx) -> Result<T, ParseError> + Sync,
-    J: for<'x> FnOnce(
-        Box<dyn FnOnce() -> Result<Vec<T>, ParseError> + 'x>,
-        Box<dyn FnOnce() -> Half<T> + Send + 'x>,
-    ) -> (Result<Vec<T>, ParseError>, Option<Half<T>>),
 {
     let (first, second) = list.split_at(list.len() / 2);
     let (before, offset) = (cx.deviations.len(), cx.offset);
     let mut later = cx.fork();
     let (a, b) = {
-        let cx = &mut *cx;
-        join(
-            Box::new(move || read_in_order(cx, first.iter().copied(), 0, name, read)),
-            Box::new(move || {
-                let r = read_in_order(&mut later, second.iter().copied(), first.len(), name, read);
-                (r, later)
-            }),
-        )
+        let reader = &mut *cx;
+        let mut here = move || read_in_order(reader, first.iter().copied(), 0, name, read);
+        let there = || {
+            let r = read_in_order(&mut later, second.iter().copied(), first.len(), name, read);
+            (r, later)
+        };
+        match helper {
+            Some(helper) => helper.join(here, there),
+            None => {
+                let b = there();
+                (here(), Some(b))
+            }
+        }
     };
     if let (Ok(mut values), Some((Ok(rest), later))) = (a, b) {
         cx.absorb(later);
@@ -806,10 +804,7 @@ mod tests {
                 let r = read_in_order(&mut cx, stories.iter().copied(), 0, "story", &Story::read);
                 let in_order = outcome(cx, r);
                 let mut cx = Cx::new(strict);
-                let r = read_halves(&mut cx, &stories, "story", &Story::read, |first, second| {
-                    let later = second();
-                    (first(), Some(later))
-                });
+                let r = read_halves(&mut cx, &stories, "story", &Story::read, None);
                 let halves = outcome(cx, r);
                 assert_eq!(in_order, halves, "strict {strict}, {overlong:?} {no_id:?}");
                 let deviations = overlong.len() + no_id.len();
