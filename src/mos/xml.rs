@@ -449,6 +449,10 @@ impl<'a> Builder<'a> {
             Some(n) => n,
             None => element_name(self.src.get(start..end).unwrap_or("")),
         };
+        if name.is_empty() {
+            // `< a>` or `<\n/>`: quick-xml reads a tag whose name is empty.
+            return Err(self.err(start, "malformed XML: a tag without a name"));
+        }
         let first_attr = self.attrs.len() as u32;
         // Most MOS elements have no attributes: skip the attribute parser for them.
         let has_attrs = !e
@@ -1048,6 +1052,10 @@ mod tests {
             "<mos>&nbsp;</mos>",
             "text<mos/>",
             "",
+            // A tag without a name (found by fuzzing: it was read, and written as `</>`).
+            "<mos>a\ne<\rx=\"1\"/></mos>",
+            "<mos>< a></a></mos>",
+            "<mos><></></mos>",
         ] {
             assert!(Document::parse(bad).is_err(), "{bad:?}");
         }
