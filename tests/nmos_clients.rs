@@ -229,10 +229,35 @@ fn receiver_body(sender: Option<&str>, enabled: bool) -> Value {
     })
 }
 
+/// The SDP the scripted devices serve for `sender`.
+fn sdp_for(sender: &str) -> String {
+    format!("v=0\r\ns={sender}\r\nm=video 5004 RTP/AVP 96\r\n")
+}
+
+/// The transport file JSON a take restates for `sender` (single leg, RTP).
+fn staged_file(sender: &str) -> Value {
+    json!({"data": sdp_for(sender), "type": "application/sdp"})
+}
+
 /// A device whose staged PATCH answers 200 (immediate) or 202 (scheduled), with `single/`
-/// only or `bulk/` too; GET staged/active answer `receiver_body(S_OLD)`.
+/// only or `bulk/` too; GET staged/active answer `receiver_body(S_OLD)`; GET a sender's
+/// transport file answers [`sdp_for`].
 fn device_script(bulk: bool) -> impl Fn(&Req) -> Reply + Send + Sync + 'static {
     move |req: &Req| {
+        let senders = format!("{API}/single/senders/");
+        if req.method == "GET"
+            && let Some(sender) = req
+                .path
+                .strip_prefix(&senders)
+                .and_then(|rest| rest.strip_suffix("/transportfile"))
+        {
+            return Reply {
+                status: 200,
+                body: sdp_for(sender),
+                content_type: "application/sdp",
+                delay: None,
+            };
+        }
         if req.method == "GET" && req.path.trim_end_matches('/') == API {
             return if bulk {
                 reply(200, json!(["bulk/", "single/"]))
@@ -746,14 +771,22 @@ async fn stage_sends_sender_enable_and_transport_file_without_activation() {
 }
 
 #[tokio::test]
-async fn take_restates_sender_and_enable_single_patch_per_receiver_without_bulk() {
+async fn take_restates_all_it_stages_single_patch_per_receiver_without_bulk() {
     let server = serve(device_script(false)).await;
     let client = is05(Is05Settings::default());
     let conns = [
         conn(&server.base, R1, Some(S1)),
         conn(&server.base, R2, Some(S1)),
     ];
-    let prepared = client.prepare_take(&conns, Activation::Immediate).await;
+    let files = client.transport_files(&conns).await.unwrap();
+    // One transport file per sender, however many receivers it feeds.
+    assert_eq!(
+        server.count("GET", &format!("{API}/single/senders/{S1}/transportfile")),
+        1
+    );
+    let prepared = client
+        .prepare_take(&conns, &files, Activation::Immediate)
+        .await;
     assert_eq!(prepared.bulk_requests(), 0);
     assert_eq!(server.count("GET", &format!("{API}/")), 1);
     let results = client.execute(&prepared).await;
@@ -766,9 +799,13 @@ async fn take_restates_sender_and_enable_single_patch_per_receiver_without_bulk(
         assert_eq!(activated.activation_time, TaiTime::new(1_700_000_037, 5));
         let req = &server.find("PATCH", &staged_path(receiver))[0];
         let body = req.json();
+        // Everything READY stages, restated: /staged may hold another item's stream by now.
         assert_eq!(
             body,
-            json!({"sender_id": S1, "master_enable": true, "activation": {"mode": "activate_immediate", "requested_time": null}})
+            json!({"sender_id": S1, "master_enable": true,
+                   "transport_file": staged_file(S1),
+                   "transport_params": [{"rtp_enabled": true}],
+                   "activation": {"mode": "activate_immediate", "requested_time": null}})
         );
         schemas().validate_is05_staged_patch(&body).unwrap();
     }
@@ -806,19 +843,22 @@ async fn take_uses_bulk_when_offered_with_a_scheduled_absolute_time() {
         .unwrap();
     let activation =
         json!({"mode": "activate_scheduled_absolute", "requested_time": "1800000000:500"});
+    let params = json!({"sender_id": S1, "master_enable": true,
+                        "transport_file": staged_file(S1),
+                        "transport_params": [{"rtp_enabled": true}],
+                        "activation": activation});
     assert_eq!(
         body,
-        json!([
-            {"id": R1, "params": {"sender_id": S1, "master_enable": true, "activation": activation}},
-            {"id": R2, "params": {"sender_id": S1, "master_enable": true, "activation": activation}},
-        ])
+        json!([{"id": R1, "params": params}, {"id": R2, "params": params}])
     );
     assert_eq!(with_bulk.count("PATCH", &staged_path(R1)), 0);
     // The lone receiver on the other device: a single PATCH (a disconnect restated).
     let single = &single_only.find("PATCH", &staged_path(R3))[0];
     assert_eq!(
         single.json(),
-        json!({"sender_id": null, "master_enable": false, "activation": activation})
+        json!({"sender_id": null, "master_enable": false,
+               "transport_file": {"data": null, "type": null},
+               "activation": activation})
     );
 }
 
@@ -842,10 +882,15 @@ async fn bulk_item_failure_is_reported_with_state_and_the_rest_rolled_back() {
         conn(&server.base, R1, Some(S1)),
         conn(&server.base, R2, Some(S1)),
     ];
-    let prepared = client.prepare_take(&conns, Activation::Immediate).await;
-    // The previous state is read while preparing, not during the take.
-    assert_eq!(server.count("GET", &active_path(R1)), 1);
+    let files = client.transport_files(&conns).await.unwrap();
+    let prepared = client
+        .prepare_take(&conns, &files, Activation::Immediate)
+        .await;
+    // The previous state is read right before the take (a take prepared at READY may run
+    // long after, with another item on air), not while preparing.
+    assert_eq!(server.count("GET", &active_path(R1)), 0);
     let report = client.take(&prepared).await;
+    assert_eq!(server.count("GET", &active_path(R1)), 1);
     assert!(!report.all_ok());
     assert!(report.results[0].1.is_ok());
     let err = report.results[1].1.as_ref().unwrap_err();
@@ -941,7 +986,10 @@ async fn locked_receiver_is_cleared_and_retried_once_when_configured() {
         .iter()
         .map(Req::json)
         .collect();
-    let take = json!({"sender_id": S1, "master_enable": true, "activation": {"mode": "activate_immediate", "requested_time": null}});
+    let take = json!({"sender_id": S1, "master_enable": true,
+                      "transport_file": staged_file(S1),
+                      "transport_params": [{"rtp_enabled": true}],
+                      "activation": {"mode": "activate_immediate", "requested_time": null}});
     assert_eq!(
         patches,
         vec![take.clone(), json!({"activation": {"mode": null}}), take]
@@ -1224,8 +1272,9 @@ async fn scheduled_take_rollback_cancels_the_pending_activation() {
         conn(&server.base, R2, Some(S1)),
     ];
     let at = TaiTime::new(1_800_000_000, 0).unwrap();
+    let files = client.transport_files(&conns).await.unwrap();
     let prepared = client
-        .prepare_take(&conns, Activation::ScheduledAbsolute(at))
+        .prepare_take(&conns, &files, Activation::ScheduledAbsolute(at))
         .await;
     let report = client.take(&prepared).await;
     assert!(report.results[0].1.as_ref().unwrap().scheduled);

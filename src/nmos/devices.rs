@@ -3,8 +3,10 @@
 //!
 //! READY stages every receiver (transport file fetched from the sender's `manifest_href`) and
 //! prepares the take: the bodies of the EXECUTE requests are built, validated and kept, so
-//! that EXECUTE only writes them (one small PATCH per receiver, or one bulk POST per device).
-//! A take without READY stages first, then activates.
+//! that EXECUTE only writes them (one PATCH per receiver, or one bulk POST per device). Each
+//! body restates what READY staged, transport file included, since another item may have
+//! been staged on the same receiver in between. A take without READY stages first, then
+//! activates; a timed take of a readied item fetches the transport files again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::join_all;
 use tracing::{debug, info};
 
-use super::is05::{Activation, ConnectionClient, Is05Error, PreparedTake};
+use super::is05::{Activation, ConnectionClient, Is05Error, PreparedTake, TransportFiles};
 use super::is08::ChannelMappingClient;
 use super::plan::{AudioMap, Connection, DeviceIo, Route};
 use super::tai::TaiTime;
@@ -40,30 +42,39 @@ impl NmosDevices {
         self.prepared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stages every connection concurrently; the first failure (named by receiver) wins.
-    /// Each sender's transport file is fetched once, however many receivers it feeds.
-    async fn stage_connections(&self, route: &Route) -> Result<(), DeviceError> {
-        let mut by_sender: Vec<&Connection> = Vec::new();
-        for c in &route.connections {
-            if !by_sender.iter().any(|s| s.sender_id == c.sender_id) {
-                by_sender.push(c);
-            }
-        }
-        let files = join_all(by_sender.iter().map(|c| async move {
-            let file = self.is05.transport_file(c).await;
-            (c.sender_id.clone(), file.map_err(|e| is05_reason(&e)))
-        }))
-        .await;
-        let files = &files;
+    /// The transport file of each of the route's senders (fetched once per sender, however
+    /// many receivers it feeds); a failure is named by the first receiver of that sender.
+    async fn transport_files(&self, route: &Route) -> Result<TransportFiles, DeviceError> {
+        self.is05
+            .transport_files(&route.connections)
+            .await
+            .map_err(|(sender, e)| {
+                let reason = format!("transport file: {}", is05_reason(&e));
+                match route
+                    .connections
+                    .iter()
+                    .find(|c| c.sender_id.as_deref() == Some(sender.as_str()))
+                {
+                    Some(c) => fail(c, &reason),
+                    None => DeviceError(format!("sender {sender}: {reason}")),
+                }
+            })
+    }
+
+    /// Stages every connection concurrently (nothing is staged when a transport file cannot
+    /// be fetched); the first failure (named by receiver) wins. Returns the transport files
+    /// staged, which the take restates.
+    async fn stage_connections(&self, route: &Route) -> Result<TransportFiles, DeviceError> {
+        let files = self.transport_files(route).await?;
+        let files_ref = &files;
         let stages = route.connections.iter().map(|c| async move {
-            let tf = files
-                .iter()
-                .find(|(sender, _)| *sender == c.sender_id)
-                .map(|(_, file)| file.as_ref())
-                .ok_or_else(|| fail(c, "transport file: not fetched"))?
-                .map_err(|reason| fail(c, &format!("transport file: {reason}")))?;
+            let tf = c
+                .sender_id
+                .as_ref()
+                .and_then(|sender| files_ref.get(sender))
+                .and_then(Option::as_ref);
             self.is05
-                .stage(c, tf.as_ref())
+                .stage(c, tf)
                 .await
                 .map_err(|e| fail(c, &is05_reason(&e)))?;
             Ok::<(), DeviceError>(())
@@ -79,7 +90,7 @@ impl NmosDevices {
             .into_iter()
             .chain(maps)
             .collect::<Result<Vec<()>, _>>()?;
-        Ok(())
+        Ok(files)
     }
 }
 
@@ -123,10 +134,10 @@ fn route_key(route: &Route) -> String {
 
 impl Devices for NmosDevices {
     async fn stage(&self, route: &Route) -> Result<(), DeviceError> {
-        self.stage_connections(route).await?;
+        let files = self.stage_connections(route).await?;
         let take = self
             .is05
-            .prepare_take(&route.connections, Activation::Immediate)
+            .prepare_take(&route.connections, &files, Activation::Immediate)
             .await;
         self.prepared().insert(route_key(route), Arc::new(take));
         Ok(())
@@ -150,10 +161,18 @@ impl Devices for NmosDevices {
         let take = match ready {
             Some(t) => t,
             None => {
-                if !staged {
-                    self.stage_connections(route).await?;
-                }
-                Arc::new(self.is05.prepare_take(&route.connections, activation).await)
+                // Staged by READY but timed: the take restates the transport files, so they
+                // are fetched again (the staged ones may have been overwritten since).
+                let files = if staged {
+                    self.transport_files(route).await?
+                } else {
+                    self.stage_connections(route).await?
+                };
+                let take = self
+                    .is05
+                    .prepare_take(&route.connections, &files, activation)
+                    .await;
+                Arc::new(take)
             }
         };
         let report = self.is05.take(&take).await;

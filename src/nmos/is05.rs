@@ -5,10 +5,15 @@
 //!   `master_enable: true` and the transport file, **without** activation.
 //! - EXECUTE: [`ConnectionClient::prepare_take`] builds and schema-validates every request
 //!   body once (so the take engine may prepare at READY), [`ConnectionClient::execute`] sends
-//!   them all concurrently: one small PATCH per receiver restating `sender_id` and
-//!   `master_enable` with the activation (immediate or scheduled absolute), or one
-//!   `POST bulk/receivers` for the receivers behind one Connection API when it offers `bulk/`
-//!   (checked with `GET {api}`, cached per API base). [`ConnectionClient::activate`] does both.
+//!   them all concurrently: one PATCH per receiver restating everything READY staged
+//!   (`sender_id`, `master_enable`, `transport_file`, the RTP legs) with the activation
+//!   (immediate or scheduled absolute), or one `POST bulk/receivers` for the receivers behind
+//!   one Connection API when it offers `bulk/` (checked with `GET {api}`, cached per API
+//!   base). [`ConnectionClient::activate`] fetches the transport files and does both.
+//!   The take restates the transport file because `/staged` belongs to the receiver, not to
+//!   the item: another item readied or taken on the same receiver since this item's READY
+//!   has overwritten it, and a take that restated only `sender_id` would activate this
+//!   item's sender with the other item's stream.
 //! - Failures: after any 4xx/5xx the client re-reads `/staged` and `/active` and puts the real
 //!   state in the error ([`Is05Error::state`]). `423` (a pending scheduled activation) is
 //!   [`Is05Error::Locked`]; with [`On423::Clear`] the pending activation is cancelled
@@ -16,10 +21,11 @@
 //!
 //! ## Rollback (all-or-nothing takes)
 //!
-//! With [`Is05Settings::take_all_or_nothing`], [`ConnectionClient::prepare_take`] also reads
-//! each receiver's `/active` (once, before the take, off the EXECUTE path) and keeps its
-//! `sender_id`, `master_enable` and `transport_file`. When any receiver of the take fails,
-//! [`ConnectionClient::take`] undoes the receivers that succeeded, in parallel:
+//! With [`Is05Settings::take_all_or_nothing`], [`ConnectionClient::take`] first reads each
+//! receiver's `/active` (concurrently, right before the take: a take prepared at READY may
+//! be executed long after, when another item is on air) and keeps its `sender_id`,
+//! `master_enable` and `transport_file`. When any receiver of the take fails, it undoes the
+//! receivers that succeeded, in parallel:
 //!
 //! - an immediate activation that was applied: PATCH the previous `sender_id`,
 //!   `master_enable` and `transport_file` (when it was a complete `{data, type}` pair) with
@@ -258,8 +264,6 @@ pub struct PreparedTake {
     groups: Vec<TakeGroup>,
     /// Receivers whose body failed validation (never sent).
     invalid: Vec<(usize, String, Vec<String>, String)>,
-    /// Each receiver's `/active` before the take, for rollback (all-or-nothing only).
-    previous: HashMap<String, Option<Value>>,
     /// Receiver id → (API base, auth), for rollback.
     targets: HashMap<String, (String, bool)>,
     count: usize,
@@ -273,6 +277,36 @@ impl PreparedTake {
             .filter(|g| matches!(g, TakeGroup::Bulk { .. }))
             .count()
     }
+}
+
+/// The transport files of a take's senders, by sender ID, as fetched for READY (or for an
+/// EXECUTE without READY): what the receivers are staged with and what the take restates.
+pub type TransportFiles = HashMap<String, Option<TransportFile>>;
+
+/// The body that points a receiver at `conn`'s sender: `sender_id`, `master_enable`, the
+/// transport file (nulls when there is none) and, for RTP, one `rtp_enabled` per receiver
+/// leg (IS-04 interface_bindings), restated every time; a single-leg sender on a 2022-7
+/// receiver enables the first leg only. No activation.
+fn connection_body(conn: &Connection, transport_file: Option<&TransportFile>) -> Value {
+    let tf = transport_file
+        .map(TransportFile::to_json)
+        .unwrap_or_else(|| json!({"data": null, "type": null}));
+    let mut body = json!({
+        "sender_id": conn.sender_id,
+        "master_enable": conn.sender_id.is_some(),
+        "transport_file": tf,
+    });
+    if conn.sender_id.is_some() && Urn::parse(&conn.transport).base == "urn:x-nmos:transport:rtp" {
+        let legs = conn.receiver_legs.max(1);
+        let sender_legs = transport_file
+            .map_or(1, |t| sdp_media_count(&t.data))
+            .max(1);
+        let params: Vec<Value> = (0..legs)
+            .map(|leg| json!({"rtp_enabled": leg < sender_legs}))
+            .collect();
+        body["transport_params"] = Value::Array(params);
+    }
+    body
 }
 
 /// The IS-05 client. Clone-cheap; clones share the HTTP pool and the bulk cache.
@@ -384,29 +418,32 @@ impl ConnectionClient {
         conn: &Connection,
         transport_file: Option<&TransportFile>,
     ) -> Result<Value, Is05Error> {
-        let tf = transport_file
-            .map(TransportFile::to_json)
-            .unwrap_or_else(|| json!({"data": null, "type": null}));
-        let mut body = json!({
-            "sender_id": conn.sender_id,
-            "master_enable": conn.sender_id.is_some(),
-            "transport_file": tf,
-        });
-        // RTP: one `rtp_enabled` per receiver leg (IS-04 interface_bindings), restated every time;
-        // a single-leg sender on a 2022-7 receiver enables the first leg only.
-        if conn.sender_id.is_some()
-            && Urn::parse(&conn.transport).base == "urn:x-nmos:transport:rtp"
-        {
-            let legs = conn.receiver_legs.max(1);
-            let sender_legs = transport_file
-                .map_or(1, |t| sdp_media_count(&t.data))
-                .max(1);
-            let params: Vec<Value> = (0..legs)
-                .map(|leg| json!({"rtp_enabled": leg < sender_legs}))
-                .collect();
-            body["transport_params"] = Value::Array(params);
+        self.patch_conn(conn, &connection_body(conn, transport_file))
+            .await
+    }
+
+    /// The transport file of every distinct sender of `conns` (one GET each, concurrently).
+    /// Err names the first sender whose file could not be fetched.
+    pub async fn transport_files(
+        &self,
+        conns: &[Connection],
+    ) -> Result<TransportFiles, (String, Is05Error)> {
+        let mut senders: Vec<&Connection> = Vec::new();
+        for c in conns {
+            if c.sender_id.is_some() && !senders.iter().any(|s| s.sender_id == c.sender_id) {
+                senders.push(c);
+            }
         }
-        self.patch_conn(conn, &body).await
+        let fetched = join_all(senders.iter().map(|c| async move {
+            let sender = c.sender_id.clone().unwrap_or_default();
+            (sender, self.transport_file(c).await)
+        }))
+        .await;
+        let mut files = TransportFiles::new();
+        for (sender, file) in fetched {
+            files.insert(sender.clone(), file.map_err(|e| (sender, e))?);
+        }
+        Ok(files)
     }
 
     /// PATCHes `body` to the connection's receiver's `/staged`.
@@ -464,34 +501,62 @@ impl ConnectionClient {
         Ok(active_sender_of(&active))
     }
 
-    /// EXECUTE in one call: [`Self::prepare_take`] then [`Self::execute`]. Results per
-    /// receiver, in the order given.
+    /// EXECUTE in one call: the senders' transport files ([`Self::transport_files`]), then
+    /// [`Self::prepare_take`] and [`Self::execute`]. Results per receiver, in the order
+    /// given; a receiver whose sender's transport file could not be fetched is not sent
+    /// anything (its result says why).
     pub async fn activate(&self, conns: &[Connection], activation: Activation) -> TakeResults {
-        let prepared = self.prepare_take(conns, activation).await;
+        let mut files = TransportFiles::new();
+        for c in conns {
+            if let Some(sender) = &c.sender_id
+                && !files.contains_key(sender)
+            {
+                match self.transport_file(c).await {
+                    Ok(file) => {
+                        files.insert(sender.clone(), file);
+                    }
+                    Err(e) => tracing::warn!(sender, error = %e, "no transport file: not taken"),
+                }
+            }
+        }
+        let prepared = self.prepare_take(conns, &files, activation).await;
         self.execute(&prepared).await
     }
 
-    /// Builds and validates every request of a take: one body per receiver restating
-    /// `sender_id` and `master_enable` with the activation; receivers sharing a Connection API
-    /// that offers `bulk/` are grouped into one bulk POST. With
-    /// [`Is05Settings::take_all_or_nothing`] it also reads each receiver's `/active` for the
-    /// rollback. Nothing is activated.
-    pub async fn prepare_take(&self, conns: &[Connection], activation: Activation) -> PreparedTake {
+    /// Builds and validates every request of a take: one body per receiver restating all
+    /// that READY stages (`sender_id`, `master_enable`, the sender's transport file from
+    /// `files`, the RTP legs) with the activation; receivers sharing a Connection API that
+    /// offers `bulk/` are grouped into one bulk POST. A receiver whose sender has no entry
+    /// in `files` is not sent anything (reported invalid). Nothing is activated.
+    pub async fn prepare_take(
+        &self,
+        conns: &[Connection],
+        files: &TransportFiles,
+        activation: Activation,
+    ) -> PreparedTake {
         let activation_json = activation.to_json();
         let mut invalid = Vec::new();
         let mut by_api: BTreeMap<String, Vec<SingleRequest>> = BTreeMap::new();
         let mut targets = HashMap::new();
         for (index, conn) in conns.iter().enumerate() {
             let url = receiver_url(&conn.connection_api, &conn.receiver_id, "staged");
-            let body = json!({
-                "sender_id": conn.sender_id,
-                "master_enable": conn.sender_id.is_some(),
-                "activation": activation_json,
-            });
             targets.insert(
                 conn.receiver_id.clone(),
                 (conn.connection_api.clone(), conn.authorization),
             );
+            let file = match &conn.sender_id {
+                None => None,
+                Some(sender) => match files.get(sender) {
+                    Some(file) => file.as_ref(),
+                    None => {
+                        let problem = format!("no transport file fetched for sender {sender}");
+                        invalid.push((index, conn.receiver_id.clone(), vec![problem], url));
+                        continue;
+                    }
+                },
+            };
+            let mut body = connection_body(conn, file);
+            body["activation"] = activation_json.clone();
             if let Err(problems) = self.schemas.validate_is05_staged_patch(&body) {
                 tracing::warn!(url, ?problems, "IS-05 take body not schema-valid");
                 invalid.push((index, conn.receiver_id.clone(), problems, url));
@@ -548,25 +613,9 @@ impl ConnectionClient {
                 }),
             }
         }
-        let mut previous = HashMap::new();
-        if self.settings.take_all_or_nothing {
-            let reads = conns.iter().map(|c| async move {
-                let url = receiver_url(&c.connection_api, &c.receiver_id, "active");
-                let active = match self.http.get_json::<Value>(&url, c.authorization).await {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the receiver's state before the take; rollback would disconnect it");
-                        None
-                    }
-                };
-                (c.receiver_id.clone(), active)
-            });
-            previous = join_all(reads).await.into_iter().collect();
-        }
         PreparedTake {
             groups,
             invalid,
-            previous,
             targets,
             count: conns.len(),
         }
@@ -596,10 +645,15 @@ impl ConnectionClient {
     /// [`Self::execute`], then, with [`Is05Settings::take_all_or_nothing`] and at least one
     /// failure, [`Self::rollback`] of the receivers that succeeded.
     pub async fn take(&self, take: &PreparedTake) -> TakeReport {
+        let previous = if self.settings.take_all_or_nothing {
+            self.read_previous(take).await
+        } else {
+            HashMap::new()
+        };
         let results = self.execute(take).await;
         let failed = results.iter().any(|(_, r)| r.is_err());
         let rolled_back = if failed && self.settings.take_all_or_nothing {
-            self.rollback(take, &results).await
+            self.rollback(take, &previous, &results).await
         } else {
             Vec::new()
         };
@@ -615,6 +669,7 @@ impl ConnectionClient {
     pub async fn rollback(
         &self,
         take: &PreparedTake,
+        previous: &HashMap<String, Option<Value>>,
         results: &TakeResults,
     ) -> Vec<(String, Result<(), Is05Error>)> {
         let undo = results.iter().filter_map(|(receiver_id, result)| {
@@ -623,7 +678,7 @@ impl ConnectionClient {
             let body = if activated.scheduled {
                 cancel_body()
             } else {
-                match take.previous.get(receiver_id) {
+                match previous.get(receiver_id) {
                     Some(Some(active)) => restore_body(active),
                     _ => disconnect_body(),
                 }
@@ -642,6 +697,23 @@ impl ConnectionClient {
             })
         });
         join_all(undo).await
+    }
+
+    /// Each receiver's `/active` now (concurrently), for the rollback of an all-or-nothing
+    /// take; `None` where it cannot be read (the rollback then disconnects that receiver).
+    async fn read_previous(&self, take: &PreparedTake) -> HashMap<String, Option<Value>> {
+        let reads = take.targets.iter().map(|(receiver_id, (api, auth))| async move {
+            let url = receiver_url(api, receiver_id, "active");
+            let active = match self.http.get_json::<Value>(&url, *auth).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the receiver's state before the take; rollback would disconnect it");
+                    None
+                }
+            };
+            (receiver_id.clone(), active)
+        });
+        join_all(reads).await.into_iter().collect()
     }
 
     /// Whether the Connection API lists `bulk/` (`GET {api}`), cached per API base. A failed

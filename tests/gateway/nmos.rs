@@ -410,6 +410,47 @@ async fn items_resolve_stage_take_and_report_back() {
     s.gw.stop().await;
 }
 
+/// `/staged` belongs to the receiver, not to the item: a readied item taken after another
+/// item used the same receiver must put its own stream on air, not the other item's.
+#[tokio::test]
+async fn a_readied_item_taken_after_another_plays_its_own_stream() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
+    let (mut ncs, mut upper) = s
+        .create(&[item("I1", &cam1, "PGM"), item("I2", &cam2, "PGM")])
+        .await;
+    wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
+
+    s.studio.clear_requests();
+    ncs.ok(&ro_ctrl("I1", "READY")).await;
+    let staged = patch_to(&s.studio, &in1, None).await;
+    let cam1_sdp = staged.body.unwrap()["transport_file"]["data"]
+        .as_str()
+        .expect("READY stages CAM1's transport file")
+        .to_string();
+
+    // Another item takes the receiver without READY: it stages its own stream there.
+    ncs.ok(&ro_ctrl("I2", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I2", "PLAY")], 5).await;
+    let active = s.studio.receiver_active(in1.parse().unwrap()).unwrap();
+    assert_eq!(active["sender_id"], cam2.as_str());
+    assert_ne!(active["transport_file"]["data"], cam1_sdp.as_str());
+
+    // The readied item is taken: its sender and its stream go on air.
+    ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
+    let active = s.studio.receiver_active(in1.parse().unwrap()).unwrap();
+    assert_eq!(active["sender_id"], cam1.as_str());
+    assert_eq!(
+        active["transport_file"]["data"],
+        cam1_sdp.as_str(),
+        "CAM1 taken with another sender's stream"
+    );
+    s.gw.stop().await;
+}
+
 #[tokio::test]
 async fn device_faults_end_in_error_statuses_and_acks_never_wait() {
     let s = start("").await;
