@@ -177,6 +177,22 @@ impl Devices for NmosDevices {
         };
         let report = self.is05.take(&take).await;
         if !report.all_ok() {
+            // A timed take that failed: the receivers that accepted it (and were not
+            // rolled back) must not switch at its time.
+            let rolled: Vec<&str> = report
+                .rolled_back
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let pending = report.results.iter().filter_map(|(id, r)| {
+                let accepted = r.as_ref().ok()?;
+                (accepted.scheduled && !rolled.contains(&id.as_str())).then_some(id)
+            });
+            for id in pending {
+                if let Some(c) = route.connections.iter().find(|c| c.receiver_id == *id) {
+                    self.cancel_activation(c).await;
+                }
+            }
             let labels: HashMap<&str, &str> = route
                 .connections
                 .iter()
@@ -196,13 +212,28 @@ impl Devices for NmosDevices {
             }
             return Err(DeviceError(reasons.join("; ")));
         }
-        let mut scheduled = Vec::new();
+        let mut scheduled: Vec<(AudioMap, String)> = Vec::new();
         for m in &route.audio_maps {
-            let done = self
-                .is08
-                .apply(m, activation)
-                .await
-                .map_err(|e| DeviceError(format!("IS-08 {}: {}", m.device_id, e.reason())))?;
+            let done = match self.is08.apply(m, activation).await {
+                Ok(done) => done,
+                Err(e) => {
+                    if at.is_some() {
+                        // Nothing of a failed timed take may fire at its time: the maps
+                        // scheduled so far and the receivers' activations are cancelled.
+                        for (m, id) in &scheduled {
+                            self.cancel_map(m, id).await;
+                        }
+                        for c in &route.connections {
+                            self.cancel_activation(c).await;
+                        }
+                    }
+                    return Err(DeviceError(format!(
+                        "IS-08 {}: {}",
+                        m.device_id,
+                        e.reason()
+                    )));
+                }
+            };
             if let (true, Some(id)) = (done.scheduled, done.id) {
                 scheduled.push((m.clone(), id));
             }

@@ -14,14 +14,23 @@
 //!   EXECUTE activates (immediately, or at the item's scheduled time) and confirms with IS-05
 //!   `/active` before saying PLAY; a later take on the same receivers turns the earlier item
 //!   to STOP.
-//! - STOP / PAUSE / SIGNAL: status STOP, and a disconnect only when configured.
+//! - STOP / PAUSE / SIGNAL: status STOP, and a disconnect only when configured; a timed
+//!   take still waiting for its time has its scheduled activations cancelled.
+//! - READY for an item being staged, taken or on air, and EXECUTE for an item being taken,
+//!   change nothing (a repeated command must not restart, and so cancel, a take in flight).
+//! - Device calls reach each receiver in the order the commands were given: a dispatch
+//!   waits for the device calls of earlier dispatches on any of its receivers (a story-wide
+//!   EXECUTE of several items on one destination ends with the last item on air, whatever
+//!   the HTTP timings).
+//! - A failed take cancels whatever of it was accepted as scheduled, so nothing of it fires
+//!   at its time.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::plan::{AudioMap, Connection, ItemKey, ItemPlan, Route};
@@ -171,6 +180,9 @@ pub struct TakeEngine<D: Devices> {
     retired: HashMap<String, (Instant, Vec<Entry>)>,
     /// Which item owns each receiver on air.
     on_air: HashMap<String, ItemKey>,
+    /// Per receiver, the end of the device calls of the last dispatch that used it (see
+    /// [`Lanes`]).
+    lanes: HashMap<String, oneshot::Receiver<()>>,
     next_generation: u64,
     out: mpsc::UnboundedSender<ItemStatus>,
     done_tx: mpsc::UnboundedSender<Completion>,
@@ -192,6 +204,7 @@ impl<D: Devices> TakeEngine<D> {
             order: HashMap::new(),
             retired: HashMap::new(),
             on_air: HashMap::new(),
+            lanes: HashMap::new(),
             next_generation: 1,
             out,
             done_tx,
@@ -420,11 +433,15 @@ impl<D: Devices> TakeEngine<D> {
             }
             CompletionKind::Taken(Err(e)) => {
                 entry.phase = Phase::Failed;
-                entry.scheduled_maps.clear();
-                entry.scheduled_receivers.clear();
+                // Whatever of a failed take is still pending must not fire at its time
+                // (cancelling one that has happened changes nothing).
+                let maps = std::mem::take(&mut entry.scheduled_maps);
+                let receivers = std::mem::take(&mut entry.scheduled_receivers);
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "take failed: {e}");
                 self.emit(info, ElementState::Error(e.0));
+                self.cancel_maps(maps);
+                self.cancel_activations(receivers);
             }
             CompletionKind::Stopped(Ok(())) => {
                 entry.phase = Phase::Stopped;
@@ -584,14 +601,22 @@ impl<D: Devices> TakeEngine<D> {
         entry.generation = generation;
         let done = self.done_tx.clone();
         let key = key.clone();
+        let lanes = self.take_lanes(&route);
+        let turns = Arc::new(std::sync::Mutex::new(Some(lanes.turns)));
         let progress = Progress {
             key: key.clone(),
             generation,
             done: done.clone(),
+            turns: Arc::clone(&turns),
         };
         let fut = work(self.devices.clone(), route, progress);
         tokio::spawn(async move {
+            // Earlier device calls on these receivers first.
+            for earlier in lanes.earlier {
+                let _ = earlier.await;
+            }
             let kind = fut.await;
+            release(&turns);
             let _ = done.send(Completion {
                 key,
                 generation,
@@ -600,9 +625,33 @@ impl<D: Devices> TakeEngine<D> {
         });
     }
 
+    /// This dispatch's place on each of the route's receivers: after the dispatches before.
+    fn take_lanes(&mut self, route: &Route) -> Lanes {
+        let mut earlier = Vec::new();
+        let mut turns = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in route.receiver_ids() {
+            if !seen.insert(r) {
+                continue;
+            }
+            let (turn, next) = oneshot::channel();
+            if let Some(before) = self.lanes.insert(r.to_string(), next) {
+                earlier.push(before);
+            }
+            turns.push(turn);
+        }
+        Lanes { earlier, turns }
+    }
+
     fn stage(&mut self, key: &ItemKey) {
         match self.items.get(key) {
-            Some(e) if e.info.plan.is_ok() && e.phase != Phase::Playing => {}
+            Some(e)
+                if e.info.plan.is_ok()
+                    && !matches!(e.phase, Phase::Staging | Phase::Taking | Phase::Playing) => {}
+            Some(e) if e.info.plan.is_ok() => {
+                info!(item = ?key, phase = ?e.phase, "READY for an item already under way: nothing to do");
+                return;
+            }
             _ => return,
         }
         self.dispatch(key, Phase::Staging, |devices, route, _| {
@@ -612,6 +661,10 @@ impl<D: Devices> TakeEngine<D> {
 
     fn take(&mut self, key: &ItemKey) {
         let staged = match self.items.get(key) {
+            Some(e) if e.info.plan.is_ok() && e.phase == Phase::Taking => {
+                info!(item = ?key, "EXECUTE for an item being taken: nothing to do");
+                return;
+            }
             Some(e) if e.info.plan.is_ok() => e.phase == Phase::Staged,
             _ => return,
         };
@@ -623,12 +676,21 @@ impl<D: Devices> TakeEngine<D> {
     }
 
     fn stop(&mut self, key: &ItemKey) {
-        if self.items.get(key).is_none_or(|e| e.info.plan.is_err()) {
+        let Some(entry) = self.items.get_mut(key) else {
+            return;
+        };
+        if entry.info.plan.is_err() {
             return;
         }
+        // A timed take still waiting for its time must not fire after STOP. (Activations
+        // reported after this STOP are cancelled as they arrive: the generation moves on.)
+        let maps = std::mem::take(&mut entry.scheduled_maps);
+        let pending = std::mem::take(&mut entry.scheduled_receivers);
         match self.settings.on_stop {
             StopAction::None => {
                 let generation = self.bump();
+                self.cancel_maps(maps);
+                self.cancel_activations(pending);
                 if let Some(e) = self.items.get_mut(key) {
                     e.phase = Phase::Stopped;
                     e.generation = generation;
@@ -638,8 +700,16 @@ impl<D: Devices> TakeEngine<D> {
                 }
             }
             StopAction::Disconnect => {
-                self.dispatch(key, Phase::Taking, |devices, route, _| {
+                self.dispatch(key, Phase::Taking, move |devices, route, _| {
                     Box::pin(async move {
+                        // Pending activations first: a receiver with one refuses the
+                        // disconnect (423).
+                        for (m, id) in &maps {
+                            devices.cancel_map(m, id).await;
+                        }
+                        for c in &pending {
+                            devices.cancel_activation(c).await;
+                        }
                         let mut result = Ok(());
                         for c in &route.connections {
                             if let Err(e) = devices.disconnect(c).await {
@@ -654,14 +724,41 @@ impl<D: Devices> TakeEngine<D> {
     }
 }
 
-/// Reports a take's scheduled IS-08 activations to the engine before the take completes.
+/// A dispatch's place in the order of device calls on its receivers.
+struct Lanes {
+    /// The ends of the earlier dispatches' device calls on these receivers, awaited first.
+    earlier: Vec<oneshot::Receiver<()>>,
+    /// Dropped when this dispatch's device calls are done, which lets the next one go.
+    turns: Vec<oneshot::Sender<()>>,
+}
+
+/// Reports a take's scheduled IS-08 activations to the engine before the take completes,
+/// and lets later device calls on its receivers go once its own are done.
 struct Progress {
     key: ItemKey,
     generation: u64,
     done: mpsc::UnboundedSender<Completion>,
+    /// This dispatch's turns ([`Lanes::turns`]), released by
+    /// [`Progress::device_calls_done`] or when the work ends.
+    turns: Turns,
+}
+
+/// A dispatch's turns, shared by its task and its [`Progress`].
+type Turns = Arc<std::sync::Mutex<Option<Vec<oneshot::Sender<()>>>>>;
+
+/// Lets the next dispatches on these receivers go (once; later calls do nothing).
+fn release(turns: &Turns) {
+    let mut turns = turns.lock().unwrap_or_else(|p| p.into_inner());
+    turns.take();
 }
 
 impl Progress {
+    /// This dispatch has sent all its device calls: later ones on its receivers may go
+    /// (a timed take then waits for its time without holding them up).
+    fn device_calls_done(&self) {
+        release(&self.turns);
+    }
+
     fn scheduled(&self, maps: Vec<(AudioMap, String)>, receivers: Vec<Connection>) {
         if maps.is_empty() && receivers.is_empty() {
             return;
@@ -684,7 +781,9 @@ async fn take_route<D: Devices>(
     progress: &Progress,
 ) -> Result<(), DeviceError> {
     let at = route.scheduled.map(TaiTime::from_utc);
-    let scheduled = devices.take(route, at, staged).await?;
+    let taken = devices.take(route, at, staged).await;
+    progress.device_calls_done();
+    let scheduled = taken?;
     let receivers = if at.is_some() {
         route.connections.clone()
     } else {

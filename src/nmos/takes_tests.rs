@@ -12,6 +12,9 @@ struct Fake {
     active: Mutex<HashMap<String, Option<String>>>,
     fail_activate: Mutex<HashSet<String>>,
     fail_stage: Mutex<HashSet<String>>,
+    /// Activations of these senders take this long (a slow device, or a take that first
+    /// fetches a transport file and stages).
+    slow_sender: Mutex<HashMap<String, Duration>>,
 }
 
 impl Fake {
@@ -42,6 +45,13 @@ impl Devices for Fake {
         let mut failed = Vec::new();
         let mut done = Vec::new();
         for c in &route.connections {
+            let delay = c
+                .sender_id
+                .as_ref()
+                .and_then(|s| self.slow_sender.lock().unwrap().get(s).copied());
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
             self.log(format!(
                 "activate {} staged={staged} at={}",
                 c.receiver_id,
@@ -507,4 +517,129 @@ async fn wait_for_calls(fake: &Fake, wanted: &[&str]) {
         tokio::task::yield_now().await;
     }
     panic!("not cancelled: {:?}", fake.calls());
+}
+
+fn key(story: &str, item: &str) -> ItemKey {
+    ItemKey {
+        ro_id: "RO1".into(),
+        story_id: story.into(),
+        item_id: item.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_story_wide_execute_ends_with_its_last_item_on_air_whatever_the_timings() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    // The first item's take is slow, the second's quick: without ordering, the first would
+    // land last and stay on air.
+    fake.slow_sender
+        .lock()
+        .unwrap()
+        .insert("CAM1".into(), Duration::from_millis(50));
+    e.set_plans(
+        "RO1",
+        vec![
+            item("S1", "I1", route("CAM1", &["R1"])),
+            item("S1", "I2", route("CAM2", &["R1"])),
+        ],
+    );
+    drain(&mut rx);
+    e.control(&ctrl("S1", "", RoCtrlCommand::Execute)).unwrap();
+    settle(&mut e, 2).await;
+    let activations: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("activate"))
+        .collect();
+    assert_eq!(activations.len(), 2, "{activations:?}");
+    assert_eq!(fake.active.lock().unwrap()["R1"].as_deref(), Some("CAM2"));
+    assert_eq!(e.on_air("R1"), Some(&key("S1", "I2")));
+    let statuses = drain(&mut rx);
+    assert_eq!(
+        statuses.last(),
+        Some(&("I1".to_string(), "STOP".to_string())),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn ready_or_execute_again_while_a_take_is_under_way_changes_nothing() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    fake.slow_sender
+        .lock()
+        .unwrap()
+        .insert("CAM1".into(), Duration::from_millis(30));
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    drain(&mut rx);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Taking));
+    // A repeated EXECUTE and a READY (an roReadyToAir re-sent mid-show) while it runs.
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Ready)).unwrap();
+    e.stage_running_order("RO1");
+    settle(&mut e, 1).await;
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "PLAY".into())]);
+    let calls = fake.calls();
+    assert_eq!(
+        calls,
+        vec!["activate R1 staged=false at=false".to_string()],
+        "the take was restarted"
+    );
+    // On air: READY changes nothing either.
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Ready)).unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(fake.calls().len(), 1);
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Playing));
+}
+
+#[tokio::test]
+async fn stop_before_its_time_cancels_a_timed_take() {
+    for on_stop in [StopAction::None, StopAction::Disconnect] {
+        let settings = TakeSettings {
+            on_stop,
+            ..TakeSettings::default()
+        };
+        let (mut e, fake, mut rx) = engine(settings);
+        e.set_plans("RO1", vec![item("S1", "I1", timed_route(10_000))]);
+        e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+            .unwrap();
+        // The scheduled activations are known.
+        settle(&mut e, 1).await;
+        e.control(&ctrl("S1", "I1", RoCtrlCommand::Stop)).unwrap();
+        wait_for_calls(&fake, &["cancel dev-audio act-0", "cancel receiver R1"]).await;
+        if on_stop == StopAction::Disconnect {
+            settle(&mut e, 1).await;
+            let calls = fake.calls();
+            let cancel = calls.iter().position(|c| c == "cancel receiver R1");
+            let disconnect = calls.iter().position(|c| c == "disconnect R1");
+            assert!(cancel < disconnect && disconnect.is_some(), "{calls:?}");
+        }
+        let statuses = drain(&mut rx);
+        assert!(
+            statuses.iter().any(|(_, s)| s == "STOP"),
+            "{on_stop:?}: {statuses:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_timed_take_cancels_what_was_scheduled() {
+    let (mut e, fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", timed_route(20))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    // At its time the receiver does not show the sender (another controller, a fault):
+    // the take fails, and what it had scheduled is cancelled rather than forgotten.
+    fake.active.lock().unwrap().insert("R1".into(), None);
+    fake.active.lock().unwrap().clear();
+    settle(&mut e, 1).await;
+    let statuses = drain(&mut rx);
+    assert!(
+        statuses.iter().any(|(_, s)| s.starts_with("ERROR")),
+        "{statuses:?}"
+    );
+    wait_for_calls(&fake, &["cancel dev-audio act-0", "cancel receiver R1"]).await;
 }

@@ -846,6 +846,130 @@ async fn deleting_an_item_cancels_its_scheduled_is08_activation() {
     s.gw.stop().await;
 }
 
+/// A timed take whose IS-08 map is refused after the receiver accepted its scheduled IS-05
+/// activation: ERROR, and the receiver's activation is cancelled so the audio does not
+/// switch at the time anyway.
+#[tokio::test]
+async fn a_timed_take_that_fails_leaves_nothing_to_fire_at_its_time() {
+    let s = start("").await;
+    let audio = s.studio.sender_id("PLAYOUT1-A").unwrap().to_string();
+    let aud_in = s.studio.receiver_id("AUD-IN1").unwrap().to_string();
+    let at = soon();
+    let (mut ncs, mut upper) = s
+        .create(&[item_with(
+            "T4",
+            &audio,
+            "AUDIO-PGM",
+            &format!("<at>{}</at>", at.to_rfc3339()),
+        )])
+        .await;
+    wait_statuses(&mut upper, &[("T4", "READY")], 10).await;
+    s.studio.set_fault(
+        FaultTarget {
+            method: Some("POST".into()),
+            path_contains: Some("map/activations".into()),
+        },
+        Fault::Status {
+            code: 500,
+            sticky: true,
+        },
+    );
+    ncs.ok(&ro_ctrl("T4", "EXECUTE")).await;
+    let take = patch_to(&s.studio, &aud_in, Some("activate_scheduled_absolute")).await;
+    assert_eq!(take.status, 202, "the receiver accepted the timed take");
+    let seen = wait_statuses(&mut upper, &[("T4", "ERROR")], 5).await;
+    assert!(seen.last().unwrap().1.contains("IS-08"), "{seen:?}");
+    let receiver = aud_in.clone();
+    let cancel = s
+        .studio
+        .wait_for_request(
+            move |r| {
+                is_patch_of(r, &receiver)
+                    && r.body.as_ref().is_some_and(|b| {
+                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
+                    })
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the accepted IS-05 activation was not cancelled");
+    assert_eq!(cancel.status, 200);
+    // Past its time, the receiver has not switched.
+    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(300)).await;
+    let active = s.studio.receiver_active(aud_in.parse().unwrap()).unwrap();
+    assert_ne!(active["sender_id"], audio.as_str(), "{active}");
+    s.gw.stop().await;
+}
+
+/// A timed take one of whose receivers refuses it: ERROR, and the receiver that accepted it
+/// has its activation cancelled, so it does not switch alone at the time (by the rollback
+/// of an all-or-nothing take, and without it too).
+#[tokio::test]
+async fn a_timed_take_refused_by_one_receiver_does_not_switch_the_other() {
+    for nmos in ["take_all_or_nothing = true", "take_all_or_nothing = false"] {
+        timed_take_refused_by_one_receiver(nmos).await;
+    }
+}
+
+async fn timed_take_refused_by_one_receiver(nmos: &str) {
+    let mapping = format!(
+        "{MAPPING}\n[[destination]]\nname = \"BOTH\"\nreceivers = [\"MIX-IN1\", \"MIX-IN2\"]\n"
+    );
+    let s = start_with(nmos, &mapping).await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
+    let in2 = s.studio.receiver_id("MIX-IN2").unwrap();
+    let at = soon();
+    let (mut ncs, mut upper) = s
+        .create(&[item_with(
+            "T5",
+            &cam1,
+            "BOTH",
+            &format!("<at>{}</at>", at.to_rfc3339()),
+        )])
+        .await;
+    wait_statuses(&mut upper, &[("T5", "READY")], 10).await;
+    ncs.ok(&ro_ctrl("T5", "READY")).await;
+    patch_to(&s.studio, &in2.to_string(), None).await;
+    // (The stage's answer reaches the engine: the item is staged.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another controller has since put a later activation on MIX-IN2: it refuses ours (423).
+    let mixer = s.studio.device_id("MIXER").unwrap();
+    let later = format!("{}:0", at.timestamp() + 37 + 3600);
+    let url = format!(
+        "{}/single/receivers/{in2}/staged",
+        s.studio.connection_url(mixer)
+    );
+    let pending = reqwest::Client::new()
+        .patch(&url)
+        .json(&serde_json::json!({"activation": {"mode": "activate_scheduled_absolute", "requested_time": later}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.status(), 202);
+    ncs.ok(&ro_ctrl("T5", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("T5", "ERROR")], 5).await;
+    let receiver = in1.clone();
+    s.studio
+        .wait_for_request(
+            move |r| {
+                is_patch_of(r, &receiver)
+                    && r.body.as_ref().is_some_and(|b| {
+                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
+                    })
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{nmos}: the accepted IS-05 activation was not cancelled"));
+    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(300)).await;
+    let active = s.studio.receiver_active(in1.parse().unwrap()).unwrap();
+    assert_ne!(active["sender_id"], cam1.as_str(), "{nmos}: {active}");
+    s.gw.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // On-air safety
 
