@@ -120,10 +120,14 @@ fn is05_reason(e: &Is05Error) -> String {
     }
 }
 
-/// The identity of a route's connections (receiver ← sender pairs).
+/// The identity of a route's connections (receiver ← sender pairs, and where the receiver's
+/// Connection API is: a take prepared for a device's old address, by a READY still in
+/// flight when the device moved, must not be taken for the new one).
 fn route_key(route: &Route) -> String {
     let mut key = String::new();
     for c in &route.connections {
+        key.push_str(&c.connection_api);
+        key.push(' ');
         key.push_str(&c.receiver_id);
         key.push('<');
         key.push_str(c.sender_id.as_deref().unwrap_or("-"));

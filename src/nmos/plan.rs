@@ -94,6 +94,49 @@ impl Route {
     pub fn receiver_ids(&self) -> impl Iterator<Item = &str> {
         self.connections.iter().map(|c| c.receiver_id.as_str())
     }
+
+    /// Whether `other` drives the devices exactly as this route does, only names differing
+    /// (the destination's, the receivers' labels) or the objID that resolved to it.
+    pub fn same_routing(&self, other: &Route) -> bool {
+        self.scheduled == other.scheduled
+            && self.audio_maps == other.audio_maps
+            && self.connections.len() == other.connections.len()
+            && self
+                .connections
+                .iter()
+                .zip(&other.connections)
+                .all(|(a, b)| a.same_routing(b))
+    }
+}
+
+impl Connection {
+    /// Whether `other` connects the same sender to the same receiver in the same way (the
+    /// receiver's label aside).
+    pub fn same_routing(&self, other: &Connection) -> bool {
+        let Connection {
+            receiver_id,
+            receiver_label: _,
+            device_id,
+            connection_api,
+            authorization,
+            sender_id,
+            sender_manifest_href,
+            sender_connection_api,
+            sender_authorization,
+            transport,
+            receiver_legs,
+        } = self;
+        *receiver_id == other.receiver_id
+            && *device_id == other.device_id
+            && *connection_api == other.connection_api
+            && *authorization == other.authorization
+            && *sender_id == other.sender_id
+            && *sender_manifest_href == other.sender_manifest_href
+            && *sender_connection_api == other.sender_connection_api
+            && *sender_authorization == other.sender_authorization
+            && *transport == other.transport
+            && *receiver_legs == other.receiver_legs
+    }
 }
 
 /// Why an item has no route. `Display` is the NOT READY status text's reason.

@@ -7,8 +7,8 @@
 //! (each dispatch carries the item's generation).
 //!
 //! Rules it follows:
-//! - New plans change only the items whose plan differs ([`TakeEngine::set_plans`]); the others
-//!   keep their phase, so a running order deleted and re-created with the same roID (ENPS when
+//! - New plans change only the items whose plan differs in what it asks of the devices
+//!   ([`TakeEngine::set_plans`]; a relabelled receiver is no change); the others keep their phase, so a running order deleted and re-created with the same roID (ENPS when
 //!   MOS control is re-enabled) keeps what is on air.
 //! - READY stages every connection of the targeted items and prepares their IS-08 maps;
 //!   EXECUTE activates (immediately, or at the item's scheduled time) and confirms with IS-05
@@ -290,7 +290,10 @@ impl<D: Devices> TakeEngine<D> {
         for info in items {
             let key = info.key.clone();
             let entry = match keep.remove(&key) {
-                Some(mut e) if e.info.plan == info.plan => {
+                // Unchanged, or changed in names only (a receiver relabelled, a destination
+                // renamed): the devices would do the same, so the item keeps its phase, its
+                // take in flight and its status (an item on air is not told READY).
+                Some(mut e) if same_plan(&e.info.plan, &info.plan) => {
                     e.info = info;
                     e
                 }
@@ -721,6 +724,15 @@ impl<D: Devices> TakeEngine<D> {
                 });
             }
         }
+    }
+}
+
+/// Whether two plans drive the devices alike (see [`Route::same_routing`]); reasons for NOT
+/// READY must be equal.
+fn same_plan(a: &ItemPlan, b: &ItemPlan) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.same_routing(b),
+        _ => a == b,
     }
 }
 

@@ -643,3 +643,27 @@ async fn a_failed_timed_take_cancels_what_was_scheduled() {
     );
     wait_for_calls(&fake, &["cancel dev-audio act-0", "cancel receiver R1"]).await;
 }
+
+#[tokio::test]
+async fn a_plan_changed_in_names_only_leaves_an_item_on_air_alone() {
+    let (mut e, _fake, mut rx) = engine(TakeSettings::default());
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    // The receiver is relabelled and the destination renamed in IS-04 / the mapping.
+    let mut renamed = route("CAM1", &["R1"]);
+    if let Ok(r) = &mut renamed {
+        r.destination = "PROGRAM".into();
+        r.connections[0].receiver_label = "MIX input 1".into();
+    }
+    e.set_plans("RO1", vec![item("S1", "I1", renamed)]);
+    assert!(drain(&mut rx).is_empty(), "an item on air was told READY");
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Playing));
+    assert_eq!(e.on_air("R1"), Some(&key("S1", "I1")));
+    // A real change (another sender) is a new plan: READY.
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM2", &["R1"]))]);
+    assert_eq!(drain(&mut rx), vec![("I1".into(), "READY".into())]);
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Planned));
+}
