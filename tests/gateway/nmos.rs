@@ -322,6 +322,37 @@ async fn patch_to(
         .expect("no PATCH of the receiver")
 }
 
+/// The PATCH that cancels a receiver's scheduled activation (`activation.mode: null`, no
+/// sender), once the studio has it.
+async fn cancel_patch_to(studio: &StudioHandle, receiver: &str) -> RequestRecord {
+    let receiver = receiver.to_string();
+    studio
+        .wait_for_request(
+            move |r| {
+                is_patch_of(r, &receiver)
+                    && r.body.as_ref().is_some_and(|b| {
+                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
+                    })
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the scheduled IS-05 activation was not cancelled")
+}
+
+/// Waits until just past `at`, then checks that `receiver` does not take `sender`.
+async fn assert_not_switched_at(
+    studio: &StudioHandle,
+    at: chrono::DateTime<chrono::Utc>,
+    receiver: &str,
+    sender: &str,
+) {
+    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(300)).await;
+    let active = studio.receiver_active(receiver.parse().unwrap()).unwrap();
+    assert_ne!(active["sender_id"], sender, "switched at {at}: {active}");
+}
+
 #[tokio::test]
 async fn items_resolve_stage_take_and_report_back() {
     let s = start("").await;
@@ -828,21 +859,8 @@ async fn deleting_an_item_cancels_its_scheduled_is08_activation() {
     assert_eq!(delete.status, 204);
     assert!(pending_activations(&s.studio, device).await.is_empty());
     // And the receiver's scheduled IS-05 activation is cancelled: it will not switch.
-    let cancel = s
-        .studio
-        .wait_for_request(
-            |r| {
-                r.method == "PATCH"
-                    && r.path.ends_with("/staged")
-                    && r.body.as_ref().is_some_and(|b| {
-                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
-                    })
-            },
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("the scheduled IS-05 activation was not cancelled");
-    assert_eq!(cancel.status, 200);
+    let aud_in = s.studio.receiver_id("AUD-IN1").unwrap().to_string();
+    assert_eq!(cancel_patch_to(&s.studio, &aud_in).await.status, 200);
     s.gw.stop().await;
 }
 
@@ -879,26 +897,8 @@ async fn a_timed_take_that_fails_leaves_nothing_to_fire_at_its_time() {
     assert_eq!(take.status, 202, "the receiver accepted the timed take");
     let seen = wait_statuses(&mut upper, &[("T4", "ERROR")], 5).await;
     assert!(seen.last().unwrap().1.contains("IS-08"), "{seen:?}");
-    let receiver = aud_in.clone();
-    let cancel = s
-        .studio
-        .wait_for_request(
-            move |r| {
-                is_patch_of(r, &receiver)
-                    && r.body.as_ref().is_some_and(|b| {
-                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
-                    })
-            },
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("the accepted IS-05 activation was not cancelled");
-    assert_eq!(cancel.status, 200);
-    // Past its time, the receiver has not switched.
-    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(300)).await;
-    let active = s.studio.receiver_active(aud_in.parse().unwrap()).unwrap();
-    assert_ne!(active["sender_id"], audio.as_str(), "{active}");
+    assert_eq!(cancel_patch_to(&s.studio, &aud_in).await.status, 200);
+    assert_not_switched_at(&s.studio, at, &aud_in, &audio).await;
     s.gw.stop().await;
 }
 
@@ -950,23 +950,9 @@ async fn timed_take_refused_by_one_receiver(nmos: &str) {
     assert_eq!(pending.status(), 202);
     ncs.ok(&ro_ctrl("T5", "EXECUTE")).await;
     wait_statuses(&mut upper, &[("T5", "ERROR")], 5).await;
-    let receiver = in1.clone();
-    s.studio
-        .wait_for_request(
-            move |r| {
-                is_patch_of(r, &receiver)
-                    && r.body.as_ref().is_some_and(|b| {
-                        b["activation"]["mode"].is_null() && b.get("sender_id").is_none()
-                    })
-            },
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_or_else(|| panic!("{nmos}: the accepted IS-05 activation was not cancelled"));
-    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(300)).await;
-    let active = s.studio.receiver_active(in1.parse().unwrap()).unwrap();
-    assert_ne!(active["sender_id"], cam1.as_str(), "{nmos}: {active}");
+    eprintln!("case: {nmos}");
+    cancel_patch_to(&s.studio, &in1).await;
+    assert_not_switched_at(&s.studio, at, &in1, &cam1).await;
     s.gw.stop().await;
 }
 
