@@ -132,6 +132,18 @@ pub fn is_buddy_refusal(reply: &Message) -> bool {
     t.contains("main server is available") || t.contains("main server back on line")
 }
 
+/// The reason of a refusal (mosAck NACK, or a roAck whose status is not OK), `None` for an
+/// acknowledgement or any other reply.
+pub fn refusal(reply: &Message) -> Option<&str> {
+    match reply {
+        Message::RoAck(a) if !a.is_ok() => Some(a.status.as_str()),
+        Message::MosAck(a) if a.status == crate::mos::messages::AckStatus::Nack => {
+            Some(a.description.as_str())
+        }
+        _ => None,
+    }
+}
+
 /// The state of one link, for the operator and the logs.
 #[derive(Debug, Clone, Default)]
 pub struct LinkStatus {
@@ -189,6 +201,9 @@ struct Outgoing {
     reply: Option<oneshot::Sender<Result<Mos, LinkError>>>,
     /// Key of the persisted copy: delivered until acknowledged, also across restarts.
     durable: Option<i64>,
+    /// The messageID given when it was persisted (a durable message keeps it across
+    /// restarts, so that the NCS recognises a resend as one); `None`: the next at sending.
+    id: Option<String>,
 }
 
 /// A link to one port of one NCS.
@@ -215,6 +230,7 @@ impl Link {
         let task_ids = ids.clone();
         let task = LinkTask {
             backlog: std::collections::VecDeque::new(),
+            pause: None,
             recent: Mutex::new(std::collections::VecDeque::new()),
             cap: None,
             params,
@@ -249,7 +265,7 @@ impl Link {
         &self,
         message: Message,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
-        self.push(message, None)
+        self.push(message, None, None)
     }
 
     /// Queues a message that must reach the NCS even across a restart of the gateway: it
@@ -258,14 +274,15 @@ impl Link {
         &self,
         message: Message,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
-        let doc = Mos::new("", "", None, message.clone()).to_xml();
+        let id = self.ids.next().await?;
+        let doc = Mos::new("", "", Some(id.clone()), message.clone()).to_xml();
         let seq = self
             .ids
             .state()
             .outbox_add(&self.ncs_id, self.role, doc)
             .await
             .map_err(LinkError::Counter)?;
-        let queued = self.push(message, Some(seq));
+        let queued = self.push(message, Some(seq), Some(id));
         if queued.is_err() {
             // Not queued: the caller is told, and nothing is left behind to surprise a restart.
             self.ids.state().outbox_remove(seq).await;
@@ -278,6 +295,7 @@ impl Link {
         &self,
         message: Message,
         durable: Option<i64>,
+        id: Option<String>,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -285,6 +303,7 @@ impl Link {
                 message,
                 reply: Some(reply),
                 durable,
+                id,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
@@ -334,6 +353,10 @@ pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
 struct LinkTask {
     /// Durable messages left from before a restart, sent before anything new.
     backlog: std::collections::VecDeque<Outgoing>,
+    /// The pause before the next connection attempt: none after a reply, growing (up to
+    /// `reconnect_max`) while attempts fail and while connections drop before any reply (an
+    /// NCS, or a load balancer before a dead one, that accepts and closes at once).
+    pause: Option<Duration>,
     /// messageIDs we sent lately: a heartbeat carrying one is a (late) reply, never answered.
     recent: Mutex<std::collections::VecDeque<String>>,
     /// Records this socket's messages (set on each connect when capture is on).
@@ -402,9 +425,26 @@ impl LinkTask {
         self.status.lock().map(|s| s.active).unwrap_or_default()
     }
 
+    /// The pause after the current one: 100 ms first, then doubling up to `reconnect_max`.
+    fn grown_pause(&self) -> Duration {
+        self.pause
+            .map_or(Duration::from_millis(100), |p| p * 2)
+            .min(self.params.reconnect_max)
+    }
+
     async fn connect(&mut self) -> Option<(Reader, Writer)> {
-        let mut pause = Duration::from_millis(100);
+        // Failing over from the main server to the buddy happens at once; the pause applies
+        // between full rounds.
+        let mut at_once = false;
         loop {
+            if let Some(pause) = self.pause.filter(|_| !at_once) {
+                debug!("next connection attempt in {pause:?}");
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            at_once = false;
             let server = self.active();
             for addr in self.targets_of(server) {
                 self.set(|s| s.target = Some(addr));
@@ -429,6 +469,9 @@ impl LinkTask {
                             max_message_bytes: self.params.max_message_bytes,
                         });
                         info!(%addr, "connected");
+                        // Until a reply proves the connection good, a drop waits before
+                        // the next attempt.
+                        self.pause = Some(self.grown_pause());
                         self.set(|s| {
                             s.up = true;
                             s.connections += 1;
@@ -445,16 +488,11 @@ impl LinkTask {
             if !self.params.buddy_targets.is_empty() {
                 self.switch_server("cannot connect");
                 if server == Server::Main {
-                    // Fail over at once; the pause applies between full rounds.
+                    at_once = true;
                     continue;
                 }
             }
-            debug!("not connected; next attempt in {pause:?}");
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.params.reconnect_max);
+            self.pause = Some(self.grown_pause());
         }
     }
 
@@ -477,6 +515,8 @@ impl LinkTask {
                     message: p.mos.message,
                     reply: None,
                     durable: Some(seq),
+                    // Kept since the message was queued (rows from older builds have none).
+                    id: p.mos.message_id,
                 }),
                 Err(e) => {
                     warn!("dropping an unreadable queued message: {e}");
@@ -526,6 +566,7 @@ impl LinkTask {
                                     message: Message::Heartbeat(Heartbeat { time: Some(MosTime::now()) }),
                                     reply: None,
                                     durable: None,
+                                    id: None,
                                 },
                                 f = rd.next() => {
                                     match f {
@@ -561,7 +602,11 @@ impl LinkTask {
                             }
                             continue;
                         }
-                        let id = match self.ids.next().await {
+                        let id = match next.id.clone() {
+                            Some(id) => Ok(id),
+                            None => self.ids.next().await,
+                        };
+                        let id = match id {
                             Ok(id) => id,
                             Err(e) => {
                                 if let Some(r) = next.reply {
@@ -602,6 +647,19 @@ impl LinkTask {
                 match self.wait_reply(&mut rd, &mut wr, &job).await {
                     Wait::Reply(reply)
                         if is_buddy_refusal(&reply.message)
+                            && self.params.buddy_targets.is_empty()
+                            && job.outgoing.durable.is_some() =>
+                    {
+                        // A standby answering, and no other server configured: a message
+                        // that must arrive waits (the reconnection pause grows) and is
+                        // offered again, rather than being forgotten as answered.
+                        warn!(id = %job.id, message = job.outgoing.message.name(), "refused by a standby server; offering it again later");
+                        self.lost("the NCS answered that another server is in charge".into());
+                        carried = self.retry(job);
+                        continue 'link;
+                    }
+                    Wait::Reply(reply)
+                        if is_buddy_refusal(&reply.message)
                             && !self.params.buddy_targets.is_empty() =>
                     {
                         warn!(id = %job.id, "refused by a standby server; resending to the other server");
@@ -611,6 +669,8 @@ impl LinkTask {
                         continue 'link;
                     }
                     Wait::Reply(reply) => {
+                        // The connection works: a later drop reconnects at once.
+                        self.pause = None;
                         let rtt = started.elapsed();
                         let heartbeat = matches!(reply.message, Message::Heartbeat(_));
                         self.set(|s| {
@@ -620,6 +680,11 @@ impl LinkTask {
                             }
                         });
                         if let Some(seq) = job.outgoing.durable {
+                            // Answered, either way: a refusal is the NCS's last word on it
+                            // (resending would not change it), so it is said loudly.
+                            if let Some(reason) = refusal(&reply.message) {
+                                warn!(id = %job.id, message = job.outgoing.message.name(), reason, "refused by the NCS; not sent again");
+                            }
                             self.ids.state().outbox_remove(seq).await;
                         }
                         if let Some(r) = job.outgoing.reply {

@@ -1015,7 +1015,12 @@ async fn push_object_changes(
         let id = obj.id.clone();
         match links.lower.enqueue_durable(Message::MosObj(obj)).await {
             Ok(rx) => match rx.await {
-                Ok(Ok(_)) => debug!(ncs = %ncs_id, obj = %id, "mosObj acknowledged"),
+                Ok(Ok(reply)) => match crate::outbound::refusal(&reply.message) {
+                    None => debug!(ncs = %ncs_id, obj = %id, "mosObj acknowledged"),
+                    Some(reason) => {
+                        warn!(ncs = %ncs_id, obj = %id, reason, "mosObj refused by the NCS")
+                    }
+                },
                 Ok(Err(e)) => warn!(ncs = %ncs_id, obj = %id, "mosObj not delivered: {e}"),
                 Err(_) => return,
             },

@@ -578,6 +578,97 @@ async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
     gw.stop().await;
 }
 
+/// A message that must arrive keeps its messageID across a restart (the NCS may have
+/// applied it and lost only its ack: it recognises the resend), and a standby's refusal
+/// when no other server is configured has it offered again rather than forgotten.
+#[tokio::test]
+async fn a_queued_message_keeps_its_message_id_across_restarts_and_standby_refusals() {
+    use mos_gateway::mos::messages::RoAck;
+    use mos_gateway::mos::structures::Item;
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let cfg = config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "heartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+    );
+    let gw = start(cfg.clone()).await;
+    let item = Item {
+        id: "2".into(),
+        object_id: "OBJ-9".into(),
+        mos_id: MOS_ID.into(),
+        ..Item::default()
+    };
+    let _pending = gw
+        .status
+        .item_replace(NCS_ID, "R1", "S1", item)
+        .await
+        .unwrap();
+    let mut conn = upper.accept().await;
+    let first = conn.recv().await;
+    assert!(first.message_id.is_some());
+    // Stopped before the NCS's ack reached it.
+    gw.stop().await;
+    drop(conn);
+    let gw = start(cfg.clone()).await;
+    let mut conn = upper.accept().await;
+    let again = conn.recv().await;
+    assert_eq!(again.message, first.message);
+    assert_eq!(
+        again.message_id, first.message_id,
+        "a resend under a new messageID"
+    );
+    // A standby answers: offered again, on a new connection, still under the same ID.
+    conn.reply(
+        &again,
+        Message::RoAck(RoAck::error(
+            "R1",
+            "Buddy server cannot respond because main server is available",
+        )),
+    )
+    .await;
+    let mut conn = upper.accept().await;
+    let offered = conn.recv().await;
+    assert_eq!(offered.message_id, first.message_id);
+    conn.reply(&offered, Message::RoAck(RoAck::ok("R1"))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.stop().await;
+    drop(conn);
+    // Delivered: not sent again.
+    let gw = start(cfg).await;
+    let mut conn = upper.accept().await;
+    conn.expect_nothing(400).await;
+    gw.stop().await;
+}
+
+/// An NCS (or a load balancer before a dead one) that accepts and closes at once: the
+/// link backs off between attempts instead of reconnecting in a loop.
+#[tokio::test]
+async fn a_connection_closed_at_once_is_retried_with_a_growing_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        1,
+        upper.port(),
+        "heartbeat_interval_s = 0\nreconnect_max_s = 30",
+    ))
+    .await;
+    let mut accepted = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok((socket, _))) = tokio::time::timeout_at(until, upper.listener.accept()).await {
+        accepted += 1;
+        drop(socket);
+    }
+    // 0.1 + 0.2 + 0.4 + 0.8 s of pauses: about five connections in 1.5 s, not thousands.
+    assert!(
+        (2..=8).contains(&accepted),
+        "{accepted} connections in 1.5 s"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn an_ncs_that_drops_the_connection_mid_request_gets_the_same_message_again() {
     let dir = tempfile::tempdir().unwrap();
