@@ -31,6 +31,7 @@ pub mod mos;
 pub mod nmos;
 pub mod objects;
 pub mod outbound;
+pub mod recent;
 pub mod replay;
 pub mod rundown;
 pub mod server;

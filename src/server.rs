@@ -26,6 +26,7 @@ use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_name};
 use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
 use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
+use crate::recent::{MessageKey, Seen};
 use crate::session::{Decision, PortRole, ProfileStyle, RUNNING_ORDER_EDITS, SessionPolicy, nack};
 use crate::state::{State, StateError, StateHandle, Ticket};
 
@@ -74,6 +75,8 @@ struct Shared {
     capture: Option<CaptureHandle>,
     /// Where running-order changes and roCtrl go, once a bridge listens.
     bridge: OnceLock<mpsc::UnboundedSender<GatewayEvent>>,
+    /// Replies to recent roCtrl and mosObjCreate messages, for their resends.
+    recent: Mutex<crate::recent::RecentReplies>,
 }
 
 /// What the gateway tells the NMOS bridge, in the order it happened.
@@ -209,6 +212,7 @@ impl Gateway {
             config,
             state,
             logged: Mutex::new(HashSet::new()),
+            recent: Mutex::new(crate::recent::RecentReplies::default()),
             links,
             catalogue,
             resync_asked: Mutex::new(HashMap::new()),
@@ -500,8 +504,44 @@ async fn handle_document(
                 debug!("no reply: {why}");
                 None
             }
-            Decision::Objects => Some(answer_objects(shared, role, &request).to_xml()),
-            Decision::Control => Some(control(shared, &ncs_id, request).await.to_xml()),
+            Decision::Objects if !matches!(request.message, Message::MosObjCreate(_)) => {
+                Some(answer_objects(shared, role, &request).to_xml())
+            }
+            // Commands carried out once: a resend gets the reply again.
+            Decision::Objects | Decision::Control => {
+                let key = request.message_id.clone().map(|message_id| MessageKey {
+                    ncs_id: ncs_id.clone(),
+                    port: role.name(),
+                    message_id,
+                });
+                let digest = crate::state::digest(&text);
+                let seen = match &key {
+                    Some(key) => recent(shared).check(key, &digest, Instant::now()),
+                    None => Seen::New,
+                };
+                match seen {
+                    Seen::Retry(reply) => {
+                        info!("retry of a message carried out: same reply again, not carried out twice");
+                        return Some(reply);
+                    }
+                    Seen::Conflict => {
+                        warn!("refused: the messageID of a recent message with other content");
+                        let ro_id = crate::session::ro_id_of(&request.message);
+                        let reason = "messageID already used for a different message";
+                        return Some(nack(role, &env, ro_id, reason).to_xml());
+                    }
+                    Seen::New => {}
+                }
+                let reply = if matches!(decision, Decision::Control) {
+                    control(shared, &ncs_id, request).await.to_xml()
+                } else {
+                    answer_objects(shared, role, &request).to_xml()
+                };
+                if let Some(key) = key {
+                    recent(shared).remember(key, digest, reply.clone(), Instant::now());
+                }
+                Some(reply)
+            }
             Decision::RunningOrderRequest => match shared.state.ro_req(request).await {
                 Some(reply) => Some(reply.to_xml()),
                 None => Some(nack(role, &env, "", "Internal error: store closed").to_xml()),
@@ -586,6 +626,12 @@ fn admit_received(
             parsed.mos.message.name()
         )),
     }
+}
+
+/// The replies kept for resends (a poisoned lock is taken as it is: the list is valid at
+/// every step).
+fn recent(shared: &Shared) -> std::sync::MutexGuard<'_, crate::recent::RecentReplies> {
+    shared.recent.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Tells the bridge (if any) that a running order changed.

@@ -441,6 +441,52 @@ async fn items_resolve_stage_take_and_report_back() {
     s.gw.stop().await;
 }
 
+/// An NCS resending a roCtrl (its roAck was lost with the socket) gets the same roAck
+/// again and the take is not made twice; the same messageID with another command is
+/// refused.
+#[tokio::test]
+async fn a_resent_ro_ctrl_is_answered_again_not_carried_out_twice() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
+    let (mut ncs, mut upper) = s.create(&[item("I1", &cam1, "PGM")]).await;
+    wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
+    s.studio.clear_requests();
+    let (id, text) = ncs.envelope(&ro_ctrl("I1", "EXECUTE"));
+    ncs.send_text(&text).await;
+    let first = ncs.recv().await;
+    wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
+    // The resend, on a new socket as an NCS does after a drop.
+    let mut again = Ncs::connect(s.gw.upper).await;
+    again.send_text(&text).await;
+    let second = again.recv().await;
+    assert_eq!(second.message_id.as_deref(), Some(id.as_str()));
+    assert_eq!(second.message, first.message);
+    upper.expect_nothing(500).await;
+    let takes = s
+        .studio
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            is_patch_of(r, &in1)
+                && r.body
+                    .as_ref()
+                    .is_some_and(|b| b["activation"]["mode"] == "activate_immediate")
+        })
+        .count();
+    assert_eq!(takes, 1, "the resend took the item again");
+    // The same messageID for another command: refused.
+    let other = text.replace("EXECUTE", "STOP");
+    again.send_text(&other).await;
+    let refused = again.recv().await;
+    let Message::RoAck(ack) = refused.message else {
+        panic!("{:?}", refused.message)
+    };
+    assert!(ack.status.contains("messageID"), "{}", ack.status);
+    upper.expect_nothing(300).await;
+    s.gw.stop().await;
+}
+
 /// `/staged` belongs to the receiver, not to the item: a readied item taken after another
 /// item used the same receiver must put its own stream on air, not the other item's.
 #[tokio::test]

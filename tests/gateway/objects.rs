@@ -186,6 +186,28 @@ async fn mos_obj_create_makes_a_placeholder_announced_with_mos_obj_new() {
     );
     assert_eq!(o.air.as_wire(), "NOT READY");
     ack_obj(&mut conn, &m).await;
+    // The NCS resends a create (its ack was lost with the socket): the same objID again,
+    // and no second placeholder (nor a duplicate-slug refusal).
+    let (_, text) = ncs.envelope(
+        "<mosObjCreate><objSlug>Remote: Bergen</objSlug><objType>VIDEO</objType><objTB>50</objTB></mosObjCreate>",
+    );
+    ncs.send_text(&text).await;
+    let Message::MosAck(first) = ncs.recv().await.message else {
+        panic!()
+    };
+    assert_eq!(first.status, AckStatus::Ack);
+    let pushed = conn.recv().await;
+    ack_obj(&mut conn, &pushed).await;
+    let mut resend = Ncs::connect(gw.lower).await;
+    resend.send_text(&text).await;
+    let Message::MosAck(again) = resend.recv().await.message else {
+        panic!()
+    };
+    assert_eq!(
+        (again.status, again.description.as_str()),
+        (AckStatus::Ack, first.description.as_str())
+    );
+    conn.expect_nothing(300).await;
     // It is in the catalogue now, and survives a restart.
     let r = ncs
         .request(&format!("<mosReqObj><objID>{new_id}</objID></mosReqObj>"))
