@@ -23,7 +23,9 @@ use crate::mos::Message;
 use crate::mos::codec::{CodecConfig, FrameError, MosCodec, WireEncoding, encode_text};
 use crate::mos::messages::{MosAck, MosListAll};
 use crate::mos::messages::{RoReq, RoReqAll};
-use crate::mos::{DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_name};
+use crate::mos::{
+    DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_id, peek_message_name,
+};
 use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
 use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
 use crate::recent::{MessageKey, Seen};
@@ -463,14 +465,30 @@ async fn handle_document(
     let parsed = match Mos::parse(&text, ParseOptions::lenient()) {
         Ok(p) => p,
         Err(rejected) => {
+            let read = rejected.envelope.is_some();
             let env = rejected.envelope.map(|e| *e).unwrap_or_else(|| Envelope {
                 mos_id: shared.config.mos.id.clone(),
+                // Not well-formed: the messageID as written, if it can be found, so that
+                // the NCS can match the NACK to its message.
+                message_id: peek_message_id(&text).map(str::to_string),
                 ..Envelope::default()
             });
-            warn!(
-                message = env.message_name.as_deref().unwrap_or("?"),
-                "rejected: {}", rejected.error
-            );
+            let name = env.message_name.as_deref().unwrap_or("?");
+            // A wrong mosID, an unknown NCS or an address not allowed is the first reason.
+            if read {
+                if let Err(refusal) = shared.policy.check_envelope_fields(role, &env, "") {
+                    warn!(
+                        message = name,
+                        "refused (and not readable: {})", rejected.error
+                    );
+                    return Some(refusal.to_xml());
+                }
+                if let Err(reason) = check_address(&shared.config, &env.ncs_id, Some(peer.ip())) {
+                    warn!(message = name, "refused: {reason}");
+                    return Some(nack(role, &env, "", &reason).to_xml());
+                }
+            }
+            warn!(message = name, "rejected: {}", rejected.error);
             return Some(nack(role, &env, "", &rejected.error.reason()).to_xml());
         }
     };
@@ -486,7 +504,11 @@ async fn handle_document(
             warn!("refused: {reason}");
             return Some(nack(role, &mos.envelope(), crate::session::ro_id_of(&mos.message), &reason).to_xml());
         }
-        for d in &parsed.deviations {
+        // Logged once per peer and kind, for messages from a known NCS to us: a message
+        // refused for its envelope tolerates nothing, and unknown senders must not grow
+        // the set.
+        let envelope_ok = shared.policy.check_envelope(role, mos).is_ok();
+        for d in parsed.deviations.iter().filter(|_| envelope_ok) {
             let key = (format!("{}/{}", peer.ip(), mos.ncs_id), d.kind);
             let first = shared.logged.lock().map(|mut s| s.insert(key)).unwrap_or(false);
             if first {
@@ -589,17 +611,24 @@ async fn handle_document(
 /// the reason. Returns the reason to refuse.
 fn check_peer(config: &Config, peer: Option<IpAddr>, parsed: &Parsed) -> Result<(), String> {
     let mos = &parsed.mos;
+    check_address(config, &mos.ncs_id, peer)?;
     let ncs = config.ncs(&mos.ncs_id);
-    if let (Some(ncs), Some(ip)) = (ncs, peer)
-        && !config.mos.accept_any_ncs
-        && !ncs.accepts_address(ip)
-    {
-        return Err(format!("Address {ip} is not allowed for ncsID {}", ncs.id));
-    }
     if let (Some(ncs), Some(d)) = (ncs, parsed.deviations.first())
         && ncs.strict
     {
         return Err(format!("{}: {d}", mos.message.name()));
+    }
+    Ok(())
+}
+
+/// Whether `ncs_id` may send from `peer` (its configured addresses, unless
+/// `accept_any_ncs`). Returns the reason to refuse.
+fn check_address(config: &Config, ncs_id: &str, peer: Option<IpAddr>) -> Result<(), String> {
+    if let (Some(ncs), Some(ip)) = (config.ncs(ncs_id), peer)
+        && !config.mos.accept_any_ncs
+        && !ncs.accepts_address(ip)
+    {
+        return Err(format!("Address {ip} is not allowed for ncsID {}", ncs.id));
     }
     Ok(())
 }

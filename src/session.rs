@@ -185,21 +185,30 @@ pub const RUNNING_ORDER_EDITS: [&str; 19] = [
 impl SessionPolicy {
     /// Checks the envelope: our mosID, a known ncsID. Returns the NACK to send otherwise.
     pub fn check_envelope(&self, port: PortRole, mos: &Mos) -> Result<(), Box<Mos>> {
-        let env = mos.envelope();
-        let ro_id = ro_id_of(&mos.message);
-        if mos.mos_id != self.mos_id {
+        self.check_envelope_fields(port, &mos.envelope(), ro_id_of(&mos.message))
+    }
+
+    /// [`SessionPolicy::check_envelope`] on the envelope alone (a message whose content
+    /// could not be read: its envelope's faults are the first reason to refuse it).
+    pub fn check_envelope_fields(
+        &self,
+        port: PortRole,
+        env: &crate::mos::Envelope,
+        ro_id: &str,
+    ) -> Result<(), Box<Mos>> {
+        if env.mos_id != self.mos_id {
             let reason = format!(
                 "Wrong mosID {:?}: this device is {}",
-                mos.mos_id, self.mos_id
+                env.mos_id, self.mos_id
             );
-            return Err(Box::new(nack(port, &env, ro_id, &reason)));
+            return Err(Box::new(nack(port, env, ro_id, &reason)));
         }
-        if !self.accept_any_ncs && !self.known_ncs.contains(&mos.ncs_id) {
+        if !self.accept_any_ncs && !self.known_ncs.contains(&env.ncs_id) {
             let reason = format!(
                 "Unknown ncsID {:?}: not configured on this device",
-                mos.ncs_id
+                env.ncs_id
             );
-            return Err(Box::new(nack(port, &env, ro_id, &reason)));
+            return Err(Box::new(nack(port, env, ro_id, &reason)));
         }
         Ok(())
     }

@@ -71,6 +71,16 @@ pub struct Rejected {
 
 const HEADER: [&str; 3] = ["mosID", "ncsID", "messageID"];
 
+/// The text of the first `<messageID>` element, found by scanning a document that could not
+/// be parsed, so that its NACK can still echo it (`None` when there is none, or when it
+/// holds markup).
+pub fn peek_message_id(doc: &str) -> Option<&str> {
+    let open = memchr::memmem::find(doc.as_bytes(), b"<messageID>")? + "<messageID>".len();
+    let len = memchr::memmem::find(&doc.as_bytes()[open..], b"</messageID>")?;
+    let id = doc.get(open..open + len)?;
+    (!id.contains('<')).then_some(id)
+}
+
 /// The name of the first element under the root of a `<mos>` document other than mosID,
 /// ncsID and messageID, found by scanning the text without parsing it: usually the
 /// message's name. A hint for deciding early what to do with a document; None when the

@@ -20,5 +20,7 @@ pub mod time;
 pub mod xml;
 
 pub use error::{Deviation, DeviationKind, ParseError};
-pub use message::{Envelope, Mos, ParseOptions, Parsed, Rejected, peek_message_name};
+pub use message::{
+    Envelope, Mos, ParseOptions, Parsed, Rejected, peek_message_id, peek_message_name,
+};
 pub use messages::Message;

@@ -300,7 +300,20 @@ async fn bad_bytes_get_a_nack_and_the_connection_goes_on() {
     assert!(ncs.recv_text().await.contains("NACK"));
     assert!(ncs.recv_text().await.contains("<heartbeat>"));
     ncs.send_text("<mos><mosID>nmos.gateway.mos</mosID><ncsID>ENPS.NCS</ncsID><messageID>3</messageID><heartbeat></mos>").await;
-    assert!(ncs.recv_text().await.contains("NACK"));
+    // Not well-formed: still NACKed under its messageID, so the NCS can match the reply.
+    let nacked = ncs.recv_text().await;
+    assert!(nacked.contains("NACK"), "{nacked}");
+    assert!(nacked.contains("<messageID>3</messageID>"), "{nacked}");
+    // Unreadable content from a wrong sender: the envelope is the reason given.
+    ncs.send_text("<mos><mosID>someone.else</mosID><ncsID>ENPS.NCS</ncsID><messageID>4</messageID><roElementAction operation=\"BOGUS\"><roID>R</roID></roElementAction></mos>").await;
+    let refused = ncs.recv_lenient().await;
+    assert_eq!(refused.message_id.as_deref(), Some("4"));
+    let reason = match refused.message {
+        Message::RoAck(a) => a.status,
+        Message::MosAck(a) => a.description,
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.starts_with("Wrong mosID"), "{reason}");
     let r = ncs.request("<fancyNewMessage/>").await;
     let Message::MosAck(a) = r.message else {
         panic!()
