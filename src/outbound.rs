@@ -8,6 +8,7 @@
 //! sent again with the same messageID on a fresh socket. Heartbeats the NCS sends down our
 //! socket are answered, never a heartbeat that is the reply to ours.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -50,6 +51,9 @@ pub enum LinkError {
     /// Not sent: a status whose running order was deleted meanwhile.
     #[error("dropped: the running order no longer exists")]
     Dropped,
+    /// Not sent: a newer status for the same element was queued after it.
+    #[error("superseded by a newer status for the same element")]
+    Superseded,
     /// No messageID could be reserved.
     #[error("messageID counter unavailable: {0}")]
     Counter(String),
@@ -204,12 +208,36 @@ struct Outgoing {
     /// The messageID given when it was persisted (a durable message keeps it across
     /// restarts, so that the NCS recognises a resend as one); `None`: the next at sending.
     id: Option<String>,
+    /// A status: the element it is about and its place among that element's statuses
+    /// ([`Statuses`]).
+    status: Option<(String, u64)>,
+}
+
+/// The statuses queued on a link, latest per element (an item, a story, a running order):
+/// an older status still queued when a newer one for the same element is queued is not
+/// sent (after an outage the NCS gets each element's current state, not its history), and
+/// the latest one, when the NCS does not answer it, is kept and offered again once the NCS
+/// answers something else.
+#[derive(Default)]
+struct Statuses {
+    next: u64,
+    /// Element → the number of its latest status.
+    latest: HashMap<String, u64>,
+    /// Latest statuses the NCS did not answer, by element, to offer again.
+    parked: HashMap<String, (u64, Message)>,
+}
+
+impl Statuses {
+    fn is_latest(&self, element: &str, n: u64) -> bool {
+        self.latest.get(element) == Some(&n)
+    }
 }
 
 /// A link to one port of one NCS.
 #[derive(Clone)]
 pub struct Link {
     tx: mpsc::Sender<Outgoing>,
+    statuses: Arc<Mutex<Statuses>>,
     ids: Arc<MessageIds>,
     ncs_id: String,
     role: PortRole,
@@ -223,6 +251,7 @@ impl Link {
     pub fn spawn(params: LinkParams, ids: Arc<MessageIds>, shutdown: CancellationToken) -> Link {
         let (tx, rx) = mpsc::channel(params.queue_limit.max(1));
         let status = Arc::new(Mutex::new(LinkStatus::default()));
+        let statuses = Arc::new(Mutex::new(Statuses::default()));
         let (conn_tx, connected) = watch::channel(0u64);
         let limit = params.queue_limit;
         let (ncs_id, role) = (params.ncs_id.clone(), params.role);
@@ -231,6 +260,7 @@ impl Link {
         let task = LinkTask {
             backlog: std::collections::VecDeque::new(),
             pause: None,
+            statuses: statuses.clone(),
             recent: Mutex::new(std::collections::VecDeque::new()),
             cap: None,
             params,
@@ -243,6 +273,7 @@ impl Link {
         tokio::spawn(task.run().instrument(span));
         Link {
             tx,
+            statuses,
             ids,
             ncs_id,
             role,
@@ -266,6 +297,40 @@ impl Link {
         message: Message,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
         self.push(message, None, None)
+    }
+
+    /// Queues a status about `element` (see [`Statuses`]): a status still queued for the
+    /// same element is superseded by it ([`LinkError::Superseded`]). When the queue is
+    /// full it is kept, as the element's latest, to offer once the NCS answers again
+    /// ([`LinkError::QueueFull`]).
+    pub fn enqueue_status(
+        &self,
+        message: Message,
+        element: String,
+    ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
+        let mut st = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        st.next += 1;
+        let n = st.next;
+        st.latest.insert(element.clone(), n);
+        st.parked.remove(&element);
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.try_send(Outgoing {
+            message,
+            reply: Some(reply),
+            durable: None,
+            id: None,
+            status: Some((element, n)),
+        });
+        match sent {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(out)) => {
+                if let Some((element, n)) = out.status {
+                    st.parked.insert(element, (n, out.message));
+                }
+                Err(LinkError::QueueFull { limit: self.limit })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LinkError::Shutdown),
+        }
     }
 
     /// Queues a message that must reach the NCS even across a restart of the gateway: it
@@ -304,6 +369,7 @@ impl Link {
                 reply: Some(reply),
                 durable,
                 id,
+                status: None,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
@@ -351,8 +417,11 @@ pub fn is_reply_type(sent: &Message, got: &Message) -> bool {
 }
 
 struct LinkTask {
-    /// Durable messages left from before a restart, sent before anything new.
+    /// Durable messages left from before a restart, sent before anything new; statuses
+    /// the NCS did not answer go here again on each new connection.
     backlog: std::collections::VecDeque<Outgoing>,
+    /// The link's queued statuses (shared with [`Link`]).
+    statuses: Arc<Mutex<Statuses>>,
     /// The pause before the next connection attempt: none after a reply, growing (up to
     /// `reconnect_max`) while attempts fail and while connections drop before any reply (an
     /// NCS, or a load balancer before a dead one, that accepts and closes at once).
@@ -419,6 +488,28 @@ impl LinkTask {
             "switching to the {} server: {why}",
             if to == Server::Main { "main" } else { "buddy" }
         );
+    }
+
+    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, Statuses> {
+        self.statuses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Statuses the NCS did not answer, still the latest for their element, queued again
+    /// (after the backlog) once the NCS answers something (so a status it never answers
+    /// does not hold up everything behind it).
+    fn unpark_statuses(&mut self) {
+        let parked: Vec<(String, (u64, Message))> = self.lock_statuses().parked.drain().collect();
+        for (element, (n, message)) in parked {
+            if self.lock_statuses().is_latest(&element, n) {
+                self.backlog.push_back(Outgoing {
+                    message,
+                    reply: None,
+                    durable: None,
+                    id: None,
+                    status: Some((element, n)),
+                });
+            }
+        }
     }
 
     fn active(&self) -> Server {
@@ -517,6 +608,7 @@ impl LinkTask {
                     durable: Some(seq),
                     // Kept since the message was queued (rows from older builds have none).
                     id: p.mos.message_id,
+                    status: None,
                 }),
                 Err(e) => {
                     warn!("dropping an unreadable queued message: {e}");
@@ -567,6 +659,7 @@ impl LinkTask {
                                     reply: None,
                                     durable: None,
                                     id: None,
+                                    status: None,
                                 },
                                 f = rd.next() => {
                                     match f {
@@ -592,11 +685,27 @@ impl LinkTask {
                                 }
                             }
                         };
+                        // A status superseded while it waited is not sent.
+                        if let Some((element, n)) = &next.status
+                            && !self.lock_statuses().is_latest(element, *n)
+                        {
+                            debug!(element, "status superseded by a newer one: not sent");
+                            if let Some(r) = next.reply {
+                                let _ = r.send(Err(LinkError::Superseded));
+                            }
+                            continue;
+                        }
                         // A status for a running order deleted while it waited is dropped.
                         if let Some(ro_id) = status_ro_id(&next.message)
                             && self.ids.state().ro_info(ro_id).await.is_none()
                         {
                             debug!(ro = %ro_id, "status dropped: the running order was deleted");
+                            if let Some((element, n)) = &next.status {
+                                let mut st = self.lock_statuses();
+                                if st.is_latest(element, *n) {
+                                    st.latest.remove(element);
+                                }
+                            }
                             if let Some(r) = next.reply {
                                 let _ = r.send(Err(LinkError::Dropped));
                             }
@@ -669,8 +778,10 @@ impl LinkTask {
                         continue 'link;
                     }
                     Wait::Reply(reply) => {
-                        // The connection works: a later drop reconnects at once.
+                        // The connection works: a later drop reconnects at once, and the
+                        // statuses the NCS did not answer before are offered again.
                         self.pause = None;
+                        self.unpark_statuses();
                         let rtt = started.elapsed();
                         let heartbeat = matches!(reply.message, Message::Heartbeat(_));
                         self.set(|s| {
@@ -679,6 +790,12 @@ impl LinkTask {
                                 s.last_heartbeat = Some(SystemTime::now());
                             }
                         });
+                        if let Some((element, n)) = &job.outgoing.status {
+                            let mut st = self.lock_statuses();
+                            if st.is_latest(element, *n) {
+                                st.latest.remove(element);
+                            }
+                        }
                         if let Some(seq) = job.outgoing.durable {
                             // Answered, either way: a refusal is the NCS's last word on it
                             // (resending would not change it), so it is said loudly.
@@ -741,6 +858,20 @@ impl LinkTask {
         job.outgoing.reply.as_ref()?;
         if unlimited || job.sent < self.params.attempts {
             return Some(job);
+        }
+        // The element's latest status is kept to offer again once the NCS answers (the
+        // NCS would otherwise show an old state until the element changes again).
+        if let Some((element, n)) = &job.outgoing.status {
+            let mut st = self.lock_statuses();
+            if st.is_latest(element, *n) {
+                warn!(
+                    element,
+                    "status not answered after {} attempts; offered again once the NCS answers",
+                    job.sent
+                );
+                st.parked
+                    .insert(element.clone(), (*n, job.outgoing.message.clone()));
+            }
         }
         if let Some(r) = job.outgoing.reply {
             let _ = r.send(Err(LinkError::Timeout { attempts: job.sent }));

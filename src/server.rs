@@ -27,7 +27,7 @@ use crate::mos::{
     DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_id, peek_message_name,
 };
 use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
-use crate::outbound::{FailoverStyle, Link, LinkParams, MessageIds};
+use crate::outbound::{FailoverStyle, Link, LinkError, LinkParams, MessageIds};
 use crate::recent::{MessageKey, Seen};
 use crate::session::{Decision, PortRole, ProfileStyle, RUNNING_ORDER_EDITS, SessionPolicy, nack};
 use crate::state::{State, StateError, StateHandle, Ticket};
@@ -963,7 +963,19 @@ impl StatusSender {
             StatusError::Dropped(d)
         })?;
         let name = message.name().to_string();
-        let rx = links.upper.enqueue(message).map_err(StatusError::Link)?;
+        let element = report.target.element_key();
+        let rx = match links.upper.enqueue_status(message, element) {
+            Ok(rx) => rx,
+            Err(e) => {
+                match e {
+                    LinkError::QueueFull { .. } => {
+                        warn!(ncs = %ncs_id, "{name} not queued ({e}): kept to offer once the NCS answers")
+                    }
+                    _ => warn!(ncs = %ncs_id, "{name} not queued: {e}"),
+                }
+                return Err(StatusError::Link(e));
+            }
+        };
         let ncs_id = ncs_id.to_string();
         tokio::spawn(async move {
             match rx.await {
@@ -972,6 +984,7 @@ impl StatusSender {
                     ..
                 })) if a.is_ok() => {}
                 Ok(Ok(reply)) => warn!(ncs = %ncs_id, "{name} answered with {:?}", reply.message),
+                Ok(Err(LinkError::Superseded)) => {}
                 Ok(Err(e)) => warn!(ncs = %ncs_id, "{name} not delivered: {e}"),
                 Err(_) => {}
             }

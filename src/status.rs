@@ -79,6 +79,22 @@ pub enum StatusTarget {
 }
 
 impl StatusTarget {
+    /// The element's identity (roID, storyID, itemID): statuses with the same key are about
+    /// the same element, the later replacing the earlier.
+    pub fn element_key(&self) -> String {
+        const SEP: char = '\u{1f}';
+        match self {
+            Self::RunningOrder { ro_id } => ro_id.clone(),
+            Self::Story { ro_id, story_id } => format!("{ro_id}{SEP}{story_id}"),
+            Self::Item {
+                ro_id,
+                story_id,
+                item_id,
+                ..
+            } => format!("{ro_id}{SEP}{story_id}{SEP}{item_id}"),
+        }
+    }
+
     /// The running order the status belongs to.
     pub fn ro_id(&self) -> &str {
         match self {

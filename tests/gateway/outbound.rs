@@ -282,7 +282,7 @@ mod statuses {
         ))
         .await;
         let mut ncs = Ncs::connect(gw.upper).await;
-        ncs.ok(&ro_create("R", &[("S1", &["1"])])).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1", "2"])])).await;
         gw.status
             .send(
                 NCS_ID,
@@ -290,8 +290,9 @@ mod statuses {
             )
             .await
             .unwrap();
+        // (Another item: a newer status for the same item would supersede the first.)
         gw.status
-            .send(NCS_ID, item("R", ElementState::Play))
+            .send(NCS_ID, item_n("R", "2", ElementState::Play))
             .await
             .unwrap();
         let mut conn = upper.accept().await;
@@ -316,6 +317,106 @@ mod statuses {
             .send(NCS_ID, item("GONE", ElementState::Play))
             .await;
         assert_eq!(r, Err(StatusError::Dropped(Dropped::RunningOrderGone)));
+        gw.stop().await;
+    }
+
+    fn item_n(ro: &str, item_id: &str, state: ElementState) -> StatusReport {
+        let mut r = item(ro, state);
+        if let StatusTarget::Item { item_id: id, .. } = &mut r.target {
+            *id = item_id.into();
+        }
+        r
+    }
+
+    /// After an outage the NCS gets each item's current state, not its history.
+    #[tokio::test]
+    async fn a_status_still_queued_is_superseded_by_a_newer_one_for_the_same_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = FakeNcs::bind().await.port(); // the NCS is down for now
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            port,
+            "heartbeat_interval_s = 0\nreconnect_max_s = 0.2",
+        ))
+        .await;
+        let mut ncs = Ncs::connect(gw.upper).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1", "2"])])).await;
+        for (id, state) in [
+            ("1", ElementState::Ready),
+            ("1", ElementState::Play),
+            ("2", ElementState::Ready),
+        ] {
+            gw.status
+                .send(NCS_ID, item_n("R", id, state))
+                .await
+                .unwrap();
+        }
+        let upper = FakeNcs {
+            listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        };
+        let mut conn = upper.accept().await;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let m = conn.recv().await;
+            let Message::RoItemStat(s) = &m.message else {
+                panic!("{:?}", m.message)
+            };
+            seen.push((s.item_id.clone(), s.status.clone()));
+            ack(&mut conn, &m).await;
+        }
+        assert_eq!(
+            seen,
+            [("1".into(), "PLAY".into()), ("2".into(), "READY".into())]
+        );
+        conn.expect_nothing(300).await;
+        gw.stop().await;
+    }
+
+    /// A status the NCS does not answer is not forgotten: once the NCS answers again (here
+    /// a heartbeat), the item's latest status is offered again.
+    #[tokio::test]
+    async fn an_unanswered_status_is_offered_again_once_the_ncs_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            upper.port(),
+            "heartbeat_interval_s = 1\nack_timeout_s = 0.2\nreconnect_max_s = 0.2",
+        ))
+        .await;
+        let mut ncs = Ncs::connect(gw.upper).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1"])])).await;
+        gw.status
+            .send(NCS_ID, item("R", ElementState::Play))
+            .await
+            .unwrap();
+        // Three attempts, each on a fresh socket, none answered.
+        let mut attempts = 0;
+        while attempts < 3 {
+            let mut conn = upper.accept().await;
+            while let Some(m) = conn.next_or_closed(2000).await {
+                assert!(
+                    matches!(m.message, Message::RoItemStat(_)),
+                    "{:?}",
+                    m.message
+                );
+                attempts += 1;
+            }
+        }
+        // The NCS answers again: its heartbeat is answered, then the status comes back.
+        let mut conn = upper.accept().await;
+        let m = tokio::time::timeout(Duration::from_secs(5), conn.recv())
+            .await
+            .expect("the unanswered status was not offered again");
+        let Message::RoItemStat(s) = &m.message else {
+            panic!("{:?}", m.message)
+        };
+        assert_eq!(s.status, "PLAY");
+        ack(&mut conn, &m).await;
         gw.stop().await;
     }
 

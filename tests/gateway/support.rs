@@ -314,6 +314,18 @@ impl FakeConn {
             return m;
         }
     }
+    /// The next message from the gateway, unanswered; `None` when the gateway closes the
+    /// connection or sends nothing within `ms`.
+    #[allow(dead_code)]
+    pub async fn next_or_closed(&mut self, ms: u64) -> Option<Mos> {
+        let item = tokio::time::timeout(Duration::from_millis(ms), self.rd.next())
+            .await
+            .ok()??
+            .ok()?
+            .ok()?;
+        Some(Mos::parse(&item.text, ParseOptions::strict()).unwrap().mos)
+    }
+
     /// The next message from the gateway that answers one of ours (skips and answers
     /// the gateway's own heartbeat requests, whose messageIDs are not `mine`).
     pub async fn recv_any(&mut self) -> Mos {
