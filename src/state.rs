@@ -453,6 +453,9 @@ enum StateCmd {
     RoIds {
         reply: oneshot::Sender<Vec<String>>,
     },
+    Owners {
+        reply: oneshot::Sender<Vec<(String, String)>>,
+    },
     Apply {
         port: PortRole,
         request: Box<Mos>,
@@ -880,6 +883,13 @@ impl StateHandle {
                             let ids = state.rundowns().iter().map(|(id, _)| id.to_string());
                             let _ = reply.send(ids.collect());
                         }
+                        StateCmd::Owners { reply } => {
+                            let owners = state.store.owners().unwrap_or_else(|e| {
+                                tracing::error!("cannot read the running orders' NCSs: {e}");
+                                Vec::new()
+                            });
+                            let _ = reply.send(owners);
+                        }
                         StateCmd::OutboxAdd {
                             ncs_id,
                             port,
@@ -1037,6 +1047,16 @@ impl StateHandle {
         };
         self.tx.send(cmd).ok()?;
         rx.await.ok()?
+    }
+
+    /// The NCS that last changed each running order, as `(roID, ncsID)`, from the store
+    /// (statuses go there, also after a restart).
+    pub async fn owners(&self) -> Vec<(String, String)> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(StateCmd::Owners { reply }).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// The roIDs of every running order held now.

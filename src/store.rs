@@ -523,10 +523,22 @@ impl Store {
                         "DELETE FROM journal WHERE ro_id = ?1",
                         "DELETE FROM snapshot_body WHERE ro_id = ?1",
                         "DELETE FROM snapshot WHERE ro_id = ?1",
+                        "DELETE FROM meta WHERE key = 'owner:' || ?1",
                     ] {
                         exec(&tx, sql, params![ro_id]).map_err(err)?;
                     }
                 }
+            }
+            // The NCS that changed it last: its statuses go there, also after a restart.
+            if let (Some((ncs, ..)), RoChange::Snapshot(_) | RoChange::Journal(_)) =
+                (&commit.processed, &commit.change)
+            {
+                exec(
+                    &tx,
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('owner:' || ?1, ?2)",
+                    params![ro_id, ncs],
+                )
+                .map_err(err)?;
             }
         }
         let mut next_processed = None;
@@ -703,6 +715,22 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The NCS that last changed each running order, as `(roID, ncsID)` (running orders
+    /// changed only by messages without a messageID have none).
+    pub fn owners(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let e = |x| self.err(x);
+        let mut q = self
+            .conn
+            .prepare("SELECT substr(key, 7), value FROM meta WHERE key LIKE 'owner:%' ORDER BY key")
+            .map_err(e)?;
+        let rows = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        Ok(rows)
+    }
+
     /// Every stored placeholder object as `(objID, document)`, ordered by objID.
     pub fn placeholders(&self) -> Result<Vec<(String, String)>, StoreError> {
         let e = |x| self.err(x);
@@ -756,6 +784,51 @@ fn exec(
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_ncs_that_last_changed_a_running_order_is_kept_until_it_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let edit = |ro: &str, ncs: &str, id: &str, change: RoChange| Commit {
+            ro_id: Some(ro.into()),
+            change,
+            processed: Some((
+                ncs.into(),
+                "upper".into(),
+                id.into(),
+                Processed {
+                    digest: id.into(),
+                    reply: "<ack/>".into(),
+                },
+            )),
+            received: None,
+            ro_list_received: false,
+        };
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            let snap = || RoChange::Snapshot(Snapshot::default());
+            s.commit(&edit("R1", "ENPS", "1", snap())).unwrap();
+            s.commit(&edit("R2", "ENPS", "2", snap())).unwrap();
+            // Another NCS edits R1 later; R2 goes.
+            s.commit(&edit("R1", "INEWS", "3", RoChange::Journal("<e/>".into())))
+                .unwrap();
+            s.commit(&edit("R2", "ENPS", "4", RoChange::Delete))
+                .unwrap();
+            // A message without a messageID changes nothing about the owner.
+            s.commit(&Commit {
+                ro_id: Some("R1".into()),
+                change: RoChange::Journal("<e2/>".into()),
+                processed: None,
+                received: None,
+                ro_list_received: false,
+            })
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.owners().unwrap(),
+            [("R1".to_string(), "INEWS".to_string())]
+        );
+    }
 
     #[test]
     fn snapshot_journal_and_delete_survive_reopening() {

@@ -75,6 +75,9 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         rundowns: None,
         versions: HashMap::new(),
     };
+    // Statuses about the running orders held before a restart go to the NCS that changed
+    // each last, not to every NCS.
+    bridge.owners.extend(parts.state.owners().await);
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
     // Start-up: nothing is resolved until the first catalogue and the IS-08 io of its devices
     // are in (or STARTUP_GRACE has passed), so a restart mid-show does not flash every item
