@@ -310,7 +310,12 @@ impl Gateway {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();
             let conns = tracker.clone();
-            let limit = Arc::new(Semaphore::new(shared.config.mos.max_connections.max(1)));
+            let most = shared.config.mos.max_connections.max(1);
+            let limit = Arc::new(Semaphore::new(most));
+            // Peers that are no configured NCS's address may hold half of the slots at
+            // most, so connections from elsewhere (a port scan, a misconfigured system)
+            // cannot lock the newsroom out.
+            let strangers = Arc::new(Semaphore::new(most.div_ceil(2)));
             tracker.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -325,16 +330,30 @@ impl Gateway {
                             continue;
                         }
                     };
+                    let known = shared.config.mos.accept_any_ncs
+                        || shared.config.ncs.iter().any(|n| n.accepts_address(peer.ip()));
+                    let stranger = if known {
+                        None
+                    } else {
+                        match strangers.clone().try_acquire_owned() {
+                            Ok(p) => Some(p),
+                            Err(_) => {
+                                warn!(port = role.name(), %peer, "connection refused: too many connections from addresses of no configured NCS");
+                                continue;
+                            }
+                        }
+                    };
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         warn!(port = role.name(), %peer, "connection refused: too many connections on this port");
                         continue;
                     };
+                    keep_alive(&socket);
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
                     let span = info_span!("conn", port = role.name(), %peer);
                     conns.spawn(
                         async move {
-                            let _permit = permit;
+                            let _permit = (permit, stranger);
                             if let Err(e) = serve_connection(shared, role, socket, peer, shutdown).await {
                                 debug!("connection ended: {e}");
                             }
@@ -661,6 +680,18 @@ fn admit_received(
 /// every step).
 fn recent(shared: &Shared) -> std::sync::MutexGuard<'_, crate::recent::RecentReplies> {
     shared.recent.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// TCP keepalive on an NCS's connection: a peer gone without closing (power cut, cable,
+/// a NAT forgetting the flow) frees its slot within about a minute instead of never.
+fn keep_alive(socket: &TcpStream) {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(socket).set_tcp_keepalive(&ka) {
+        debug!("no TCP keepalive: {e}");
+    }
 }
 
 /// Tells the bridge (if any) that a running order changed.

@@ -334,6 +334,42 @@ async fn bad_bytes_get_a_nack_and_the_connection_goes_on() {
     gw.stop().await;
 }
 
+/// Connections from addresses of no configured NCS may take half of a port's slots at
+/// most: the newsroom's own connections are still served.
+#[tokio::test]
+async fn strangers_cannot_take_every_connection_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "");
+    cfg.mos.max_connections = 4;
+    let gw = start(cfg).await;
+    let stranger = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = Ncs::connect_from(stranger, gw.lower).await;
+        // Served (refused for its address, which needs a slot to say so).
+        let reply = c.request("<heartbeat/>").await;
+        assert!(
+            matches!(reply.message, Message::MosAck(_)),
+            "{:?}",
+            reply.message
+        );
+        held.push(c);
+    }
+    // A third from elsewhere is closed at once ...
+    let mut third = Ncs::connect_from(stranger, gw.lower).await;
+    let (_, hb) = third.envelope("<heartbeat/>");
+    third.send_text(&hb).await;
+    third.expect_closed(2000).await;
+    // ... while the NCS's own address still gets its connections.
+    for _ in 0..2 {
+        let mut ncs = Ncs::connect(gw.lower).await;
+        let reply = ncs.request("<heartbeat/>").await;
+        assert!(matches!(reply.message, Message::Heartbeat(_)));
+        held.push(ncs);
+    }
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn running_orders_and_bodies_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -123,6 +123,20 @@ impl Ncs {
 
     pub async fn connect_with(addr: SocketAddr, encoding: WireEncoding) -> Self {
         let s = TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(s, encoding)
+    }
+
+    /// A connection from another loopback address (`127.0.0.x`): a peer that is not the
+    /// configured NCS's address.
+    #[allow(dead_code)]
+    pub async fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((source, 0).into()).unwrap();
+        let s = socket.connect(addr).await.unwrap();
+        Self::from_stream(s, WireEncoding::Utf16Be)
+    }
+
+    fn from_stream(s: TcpStream, encoding: WireEncoding) -> Self {
         let (rd, wr) = s.into_split();
         Self {
             rd: FramedRead::new(rd, MosCodec::new(CodecConfig::default())),
@@ -168,6 +182,16 @@ impl Ncs {
     }
 
     /// Nothing arrives within `ms`.
+    /// The gateway closes the connection within `ms`, answering nothing.
+    #[allow(dead_code)]
+    pub async fn expect_closed(&mut self, ms: u64) {
+        match tokio::time::timeout(Duration::from_millis(ms), self.rd.next()).await {
+            Ok(None) | Ok(Some(Err(_))) => {}
+            Ok(Some(Ok(x))) => panic!("answered instead of closed: {x:?}"),
+            Err(_) => panic!("still open after {ms} ms"),
+        }
+    }
+
     pub async fn expect_silence(&mut self, ms: u64) {
         if let Ok(Some(x)) = tokio::time::timeout(Duration::from_millis(ms), self.rd.next()).await {
             panic!("unexpected reply: {x:?}");
