@@ -426,7 +426,9 @@ struct LinkTask {
     /// `reconnect_max`) while attempts fail and while connections drop before any reply (an
     /// NCS, or a load balancer before a dead one, that accepts and closes at once).
     pause: Option<Duration>,
-    /// messageIDs we sent lately: a heartbeat carrying one is a (late) reply, never answered.
+    /// The messageIDs of our last few heartbeats: a heartbeat carrying one is a (late)
+    /// reply, never answered. (Only heartbeats: the NCS numbers its own messages, and a
+    /// heartbeat of its own whose ID happened to match any message of ours went unanswered.)
     recent: Mutex<std::collections::VecDeque<String>>,
     /// Records this socket's messages (set on each connect when capture is on).
     cap: Option<ConnCapture>,
@@ -724,9 +726,11 @@ impl LinkTask {
                                 continue;
                             }
                         };
-                        if let Ok(mut r) = self.recent.lock() {
+                        if matches!(next.message, Message::Heartbeat(_))
+                            && let Ok(mut r) = self.recent.lock()
+                        {
                             r.push_back(id.clone());
-                            if r.len() > 32 {
+                            if r.len() > 4 {
                                 r.pop_front();
                             }
                         }

@@ -328,6 +328,45 @@ mod statuses {
         r
     }
 
+    /// The NCS numbers its own messages: a heartbeat of its own whose messageID matches a
+    /// status we sent is still answered (only our heartbeats' IDs mark late replies).
+    #[tokio::test]
+    async fn an_ncs_heartbeat_with_the_id_of_one_of_our_statuses_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = FakeNcs::bind().await;
+        let gw = start(config_with(
+            dir.path(),
+            1,
+            upper.port(),
+            "heartbeat_interval_s = 0",
+        ))
+        .await;
+        let mut ncs = Ncs::connect(gw.upper).await;
+        ncs.ok(&ro_create("R", &[("S1", &["1"])])).await;
+        gw.status
+            .send(NCS_ID, item("R", ElementState::Play))
+            .await
+            .unwrap();
+        let mut conn = upper.accept().await;
+        let status = conn.recv().await;
+        ack(&mut conn, &status).await;
+        let id = status.message_id.clone().unwrap();
+        let heartbeat = Mos::new(
+            MOS_ID,
+            NCS_ID,
+            Some(id.clone()),
+            Message::Heartbeat(mos_gateway::mos::messages::Heartbeat { time: None }),
+        );
+        conn.send(&heartbeat).await;
+        let answer = conn
+            .next_or_closed(2000)
+            .await
+            .expect("the NCS's heartbeat was not answered");
+        assert!(matches!(answer.message, Message::Heartbeat(_)));
+        assert_eq!(answer.message_id, Some(id));
+        gw.stop().await;
+    }
+
     /// After an outage the NCS gets each item's current state, not its history.
     #[tokio::test]
     async fn a_status_still_queued_is_superseded_by_a_newer_one_for_the_same_item() {
