@@ -456,6 +456,13 @@ enum StateCmd {
     Owners {
         reply: oneshot::Sender<Vec<(String, String)>>,
     },
+    SetOnAir {
+        element: String,
+        on: bool,
+    },
+    OnAir {
+        reply: oneshot::Sender<Vec<String>>,
+    },
     Apply {
         port: PortRole,
         request: Box<Mos>,
@@ -883,6 +890,24 @@ impl StateHandle {
                             let ids = state.rundowns().iter().map(|(id, _)| id.to_string());
                             let _ = reply.send(ids.collect());
                         }
+                        StateCmd::SetOnAir { element, on } => {
+                            let key = format!("onair:{element}");
+                            let r = if on {
+                                state.store.set_meta(&key, "")
+                            } else {
+                                state.store.delete_meta(&key)
+                            };
+                            if let Err(e) = r {
+                                tracing::warn!("cannot note what is on air: {e}");
+                            }
+                        }
+                        StateCmd::OnAir { reply } => {
+                            let on = state.store.meta_under("onair:").unwrap_or_else(|e| {
+                                tracing::error!("cannot read what was on air: {e}");
+                                Vec::new()
+                            });
+                            let _ = reply.send(on.into_iter().map(|(k, _)| k).collect());
+                        }
                         StateCmd::Owners { reply } => {
                             let owners = state.store.owners().unwrap_or_else(|e| {
                                 tracing::error!("cannot read the running orders' NCSs: {e}");
@@ -1047,6 +1072,21 @@ impl StateHandle {
         };
         self.tx.send(cmd).ok()?;
         rx.await.ok()?
+    }
+
+    /// Notes that the item `element` (see `StatusTarget::element_key`) is on air (PLAY) or
+    /// no longer: what is on air is told PLAY again after a restart, not READY.
+    pub fn set_on_air(&self, element: String, on: bool) {
+        let _ = self.tx.send(StateCmd::SetOnAir { element, on });
+    }
+
+    /// The items noted on air ([`StateHandle::set_on_air`]).
+    pub async fn on_air(&self) -> Vec<String> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(StateCmd::OnAir { reply }).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// The NCS that last changed each running order, as `(roID, ncsID)`, from the store

@@ -718,17 +718,33 @@ impl Store {
     /// The NCS that last changed each running order, as `(roID, ncsID)` (running orders
     /// changed only by messages without a messageID have none).
     pub fn owners(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.meta_under("owner:")
+    }
+
+    /// The meta entries whose key starts with `prefix`, as `(rest of the key, value)`.
+    pub fn meta_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         let e = |x| self.err(x);
         let mut q = self
             .conn
-            .prepare("SELECT substr(key, 7), value FROM meta WHERE key LIKE 'owner:%' ORDER BY key")
+            .prepare_cached(
+                "SELECT substr(key, length(?1) + 1), value FROM meta \
+                 WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )
             .map_err(e)?;
         let rows = q
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(e)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?;
         Ok(rows)
+    }
+
+    /// Removes a meta entry (not synced: for state that may be lost, such as what is on air).
+    pub fn delete_meta(&mut self, key: &str) -> Result<(), StoreError> {
+        self.check_healthy()?;
+        exec(&self.conn, "DELETE FROM meta WHERE key = ?1", params![key])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Every stored placeholder object as `(objID, document)`, ordered by objID.

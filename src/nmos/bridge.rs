@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::is04::{Catalogue, ControlKind};
 use super::mapping::{LabelIndex, Mapping};
-use super::plan::DeviceIo;
+use super::plan::{DeviceIo, ItemKey};
 use super::resolve::{ResolveContext, resolve_rundown};
 use super::takes::{Devices, ItemInfo, ItemStatus, TakeEngine, TakeSettings};
 use crate::mos::structures::AirStatus;
@@ -71,6 +71,7 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
         io: BTreeMap::new(),
         io_asked: HashSet::new(),
         owners: HashMap::new(),
+        noted_on_air: HashSet::new(),
         ready_to_air: HashMap::new(),
         rundowns: None,
         versions: HashMap::new(),
@@ -78,6 +79,17 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
     // Statuses about the running orders held before a restart go to the NCS that changed
     // each last, not to every NCS.
     bridge.owners.extend(parts.state.owners().await);
+    // What was on air when the gateway stopped is told PLAY again, not READY (checked
+    // against the registry once the running orders are resolved).
+    let on_air: Vec<ItemKey> = parts
+        .state
+        .on_air()
+        .await
+        .iter()
+        .filter_map(|k| item_key(k))
+        .collect();
+    bridge.noted_on_air.extend(on_air.iter().cloned());
+    engine.restore_on_air(on_air);
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(String, Result<DeviceIo, String>)>();
     // Start-up: nothing is resolved until the first catalogue and the IS-08 io of its devices
     // are in (or STARTUP_GRACE has passed), so a restart mid-show does not flash every item
@@ -182,6 +194,29 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
     }
 }
 
+/// The key under which an item is noted on air (that of its statuses).
+fn element_key(key: &ItemKey) -> String {
+    crate::status::StatusTarget::Item {
+        ro_id: key.ro_id.clone(),
+        story_id: key.story_id.clone(),
+        item_id: key.item_id.clone(),
+        object_id: String::new(),
+        channel: None,
+    }
+    .element_key()
+}
+
+/// The item of a key made by [`element_key`].
+fn item_key(element: &str) -> Option<ItemKey> {
+    let mut parts = element.split('\u{1f}');
+    let (ro_id, story_id, item_id) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then(|| ItemKey {
+        ro_id: ro_id.to_string(),
+        story_id: story_id.to_string(),
+        item_id: item_id.to_string(),
+    })
+}
+
 /// Whether resolution may run: already, or now that the catalogue was seen and every IS-08
 /// io asked for has been answered (start-up; logged once).
 fn warmed_up(ready: &mut bool, catalogue_seen: bool, bridge: &Bridge) -> bool {
@@ -206,6 +241,8 @@ struct Bridge {
     io_asked: HashSet<String>,
     /// The NCS each running order came from.
     owners: HashMap<String, String>,
+    /// Items noted on air in the store (see `StateHandle::set_on_air`).
+    noted_on_air: HashSet<ItemKey>,
     /// roReadyToAir as last seen, per running order.
     ready_to_air: HashMap<String, Option<AirStatus>>,
     /// The running orders as last read from the state (`None` until first read).
@@ -306,6 +343,21 @@ impl Bridge {
             for ro_id in parts.state.ro_ids().await {
                 self.resolve_one(parts, engine, &ro_id).await;
             }
+            // Items restored on air: their receivers must still take their senders. Items
+            // noted on air that are no longer planned (their running order went) are
+            // forgotten.
+            engine.forget_restored();
+            self.check_receivers(engine);
+            let gone: Vec<ItemKey> = self
+                .noted_on_air
+                .iter()
+                .filter(|k| engine.phase(k).is_none())
+                .cloned()
+                .collect();
+            for key in gone {
+                self.noted_on_air.remove(&key);
+                parts.state.set_on_air(element_key(&key), false);
+            }
             return;
         }
         let ro_ids: Vec<String> = self
@@ -382,8 +434,18 @@ impl Bridge {
         }
     }
 
-    async fn send_status<D: Devices>(&self, parts: &BridgeParts<D>, status: ItemStatus) {
+    async fn send_status<D: Devices>(&mut self, parts: &BridgeParts<D>, status: ItemStatus) {
         let key = &status.item.key;
+        // What is on air is noted, so that a restart says PLAY again.
+        let on = status.state == ElementState::Play;
+        if on != self.noted_on_air.contains(key) {
+            if on {
+                self.noted_on_air.insert(key.clone());
+            } else {
+                self.noted_on_air.remove(key);
+            }
+            parts.state.set_on_air(element_key(key), on);
+        }
         let report = StatusReport {
             target: StatusTarget::Item {
                 ro_id: key.ro_id.clone(),

@@ -183,6 +183,9 @@ pub struct TakeEngine<D: Devices> {
     /// Per receiver, the end of the device calls of the last dispatch that used it (see
     /// [`Lanes`]).
     lanes: HashMap<String, oneshot::Receiver<()>>,
+    /// Items on air before a restart ([`TakeEngine::restore_on_air`]), until their first
+    /// plan.
+    restored: std::collections::HashSet<ItemKey>,
     next_generation: u64,
     out: mpsc::UnboundedSender<ItemStatus>,
     done_tx: mpsc::UnboundedSender<Completion>,
@@ -205,11 +208,25 @@ impl<D: Devices> TakeEngine<D> {
             retired: HashMap::new(),
             on_air: HashMap::new(),
             lanes: HashMap::new(),
+            restored: std::collections::HashSet::new(),
             next_generation: 1,
             out,
             done_tx,
             done_rx,
         }
+    }
+
+    /// Items that were on air when the gateway stopped: when their first plan arrives they
+    /// are on air again (PLAY, owning their receivers) instead of READY. The caller then
+    /// checks their receivers against the registry, and [`TakeEngine::forget_restored`]
+    /// ends the window.
+    pub fn restore_on_air(&mut self, keys: impl IntoIterator<Item = ItemKey>) {
+        self.restored.extend(keys);
+    }
+
+    /// Ends the restoring of items on air (the start-up resolution is done).
+    pub fn forget_restored(&mut self) {
+        self.restored.clear();
     }
 
     /// Replaces the settings (configuration reload).
@@ -298,17 +315,24 @@ impl<D: Devices> TakeEngine<D> {
                     e
                 }
                 previous => {
+                    let was_on_air =
+                        previous.is_none() && info.plan.is_ok() && self.restored.remove(&key);
                     if let Some(p) = previous {
                         self.forget(p);
                     }
-                    let state = match &info.plan {
-                        Ok(_) => ElementState::Ready,
-                        Err(reason) => ElementState::NotReady(reason.to_string()),
+                    let (state, phase) = match &info.plan {
+                        Ok(_) if was_on_air => (ElementState::Play, Phase::Playing),
+                        Ok(_) => (ElementState::Ready, Phase::Planned),
+                        Err(reason) => (ElementState::NotReady(reason.to_string()), Phase::Planned),
                     };
                     self.emit(info.clone(), state);
+                    if was_on_air {
+                        info!(item = ?key, "on air before the restart: PLAY");
+                        self.claim_receivers(&info);
+                    }
                     Entry {
                         info,
-                        phase: Phase::Planned,
+                        phase,
                         generation: self.bump(),
                         scheduled_maps: Vec::new(),
                         scheduled_receivers: Vec::new(),

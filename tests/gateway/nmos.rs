@@ -597,6 +597,34 @@ async fn a_restart_mid_show_does_not_flash_items_not_ready() {
     s.gw.stop().await;
 }
 
+/// An item on air when the gateway restarts is told PLAY again, not READY, and still
+/// owns its receiver: the next take there stops it.
+#[tokio::test]
+async fn a_restart_mid_show_keeps_the_item_on_air_playing() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
+    let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
+    let (mut ncs, mut upper) = s
+        .create(&[item("I1", &cam1, "PGM"), item("I2", &cam2, "PGM")])
+        .await;
+    wait_statuses(&mut upper, &[("I1", "READY"), ("I2", "READY")], 10).await;
+    ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
+    drop(ncs);
+
+    let s = restart(s).await;
+    let mut upper = s.ncs.accept().await;
+    let seen = wait_statuses(&mut upper, &[("I1", "PLAY"), ("I2", "READY")], 10).await;
+    assert!(
+        !seen.iter().any(|(i, st)| i == "I1" && st != "PLAY"),
+        "{seen:?}"
+    );
+    let mut ncs = Ncs::connect(s.gw.upper).await;
+    ncs.ok(&ro_ctrl("I2", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I2", "PLAY"), ("I1", "STOP")], 5).await;
+    s.gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_receiver_switched_by_another_controller_stops_its_item() {
     let s = start("").await;
