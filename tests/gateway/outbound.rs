@@ -666,9 +666,31 @@ mod failover {
     }
 }
 
+/// Acknowledges the queued message `m`, restarts the gateway and checks that it is not sent
+/// again: delivered, it left the store.
+async fn acknowledged_then_forgotten(
+    mut conn: FakeConn,
+    m: &Mos,
+    gw: Running,
+    cfg: mos_gateway::config::Config,
+    upper: &FakeNcs,
+) {
+    conn.reply(
+        m,
+        Message::RoAck(mos_gateway::mos::messages::RoAck::ok("R1")),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.stop().await;
+    drop(conn);
+    let gw = start(cfg).await;
+    let mut conn = upper.accept().await;
+    conn.expect_nothing(400).await;
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
-    use mos_gateway::mos::messages::RoAck;
     use mos_gateway::mos::structures::Item;
     let dir = tempfile::tempdir().unwrap();
     // The NCS is down.
@@ -707,15 +729,7 @@ async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
     };
     assert_eq!((r.ro_id.as_str(), r.story_id.as_str()), ("R1", "S1"));
     assert_eq!(r.item, item);
-    conn.reply(&m, Message::RoAck(RoAck::ok("R1"))).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    gw.stop().await;
-    drop(conn);
-    // Delivered: not sent again after another restart.
-    let gw = start(cfg).await;
-    let mut conn = upper.accept().await;
-    conn.expect_nothing(400).await;
-    gw.stop().await;
+    acknowledged_then_forgotten(conn, &m, gw, cfg, &upper).await;
 }
 
 /// A message that must arrive keeps its messageID across a restart (the NCS may have
@@ -771,15 +785,7 @@ async fn a_queued_message_keeps_its_message_id_across_restarts_and_standby_refus
     let mut conn = upper.accept().await;
     let offered = conn.recv().await;
     assert_eq!(offered.message_id, first.message_id);
-    conn.reply(&offered, Message::RoAck(RoAck::ok("R1"))).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    gw.stop().await;
-    drop(conn);
-    // Delivered: not sent again.
-    let gw = start(cfg).await;
-    let mut conn = upper.accept().await;
-    conn.expect_nothing(400).await;
-    gw.stop().await;
+    acknowledged_then_forgotten(conn, &offered, gw, cfg, &upper).await;
 }
 
 /// An NCS (or a load balancer before a dead one) that accepts and closes at once: the
