@@ -162,6 +162,11 @@ async fn launch(config: &Config) -> (Running, NmosService) {
 /// Stops the gateway and starts it again on the same ports, data directory and studio (a
 /// restart mid-show).
 async fn restart(s: Studio) -> Studio {
+    restart_after(s, async {}).await
+}
+
+/// [`restart`], with `meanwhile` run while the gateway is stopped.
+async fn restart_after(s: Studio, meanwhile: impl std::future::Future<Output = ()>) -> Studio {
     let Studio {
         studio,
         gw,
@@ -173,6 +178,7 @@ async fn restart(s: Studio) -> Studio {
     } = s;
     gw.stop().await;
     drop(service);
+    meanwhile.await;
     let config = Config::from_toml_str(&format!("{base}\n{MAPPING}"), "test").unwrap();
     let (running, service) = launch(&config).await;
     Studio {
@@ -622,6 +628,33 @@ async fn a_restart_mid_show_keeps_the_item_on_air_playing() {
     let mut ncs = Ncs::connect(s.gw.upper).await;
     ncs.ok(&ro_ctrl("I2", "EXECUTE")).await;
     wait_statuses(&mut upper, &[("I2", "PLAY"), ("I1", "STOP")], 5).await;
+
+    // While the gateway is down, a router panel puts CAM1 back on the receiver: I2, on air
+    // before the stop, is STOP after it.
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap();
+    let mixer = s.studio.device_id("MIXER").unwrap();
+    let url = format!(
+        "{}/single/receivers/{in1}/staged",
+        s.studio.connection_url(mixer)
+    );
+    let switch = async move {
+        let answer = reqwest::Client::new()
+            .patch(&url)
+            .json(&serde_json::json!({
+                "sender_id": cam1,
+                "master_enable": true,
+                "activation": {"mode": "activate_immediate"}
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    drop(ncs);
+    let s = restart_after(s, switch).await;
+    let mut upper = s.ncs.accept().await;
+    let seen = wait_statuses(&mut upper, &[("I2", "STOP")], 10).await;
+    assert_eq!(last_of(&seen, "I2"), "STOP", "{seen:?}");
     s.gw.stop().await;
 }
 
