@@ -213,6 +213,9 @@ struct Outgoing {
     status: Option<(String, u64)>,
 }
 
+/// A connection that stayed up this long before dropping is reconnected at once.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
 /// The statuses queued on a link, latest per element (an item, a story, a running order):
 /// an older status still queued when a newer one for the same element is queued is not
 /// sent (after an outage the NCS gets each element's current state, not its history), and
@@ -260,6 +263,7 @@ impl Link {
         let task = LinkTask {
             backlog: std::collections::VecDeque::new(),
             pause: None,
+            connected_at: None,
             statuses: statuses.clone(),
             recent: Mutex::new(std::collections::VecDeque::new()),
             cap: None,
@@ -426,6 +430,9 @@ struct LinkTask {
     /// `reconnect_max`) while attempts fail and while connections drop before any reply (an
     /// NCS, or a load balancer before a dead one, that accepts and closes at once).
     pause: Option<Duration>,
+    /// When the current connection was made: one that stayed up a while before dropping
+    /// (an idle socket closed by the NCS or a firewall) is reconnected at once.
+    connected_at: Option<Instant>,
     /// The messageIDs of our last few heartbeats: a heartbeat carrying one is a (late)
     /// reply, never answered. (Only heartbeats: the NCS numbers its own messages, and a
     /// heartbeat of its own whose ID happened to match any message of ours went unanswered.)
@@ -529,6 +536,13 @@ impl LinkTask {
         // Failing over from the main server to the buddy happens at once; the pause applies
         // between full rounds.
         let mut at_once = false;
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
+        {
+            self.pause = None;
+        }
         loop {
             if let Some(pause) = self.pause.filter(|_| !at_once) {
                 debug!("next connection attempt in {pause:?}");
@@ -565,6 +579,7 @@ impl LinkTask {
                         // Until a reply proves the connection good, a drop waits before
                         // the next attempt.
                         self.pause = Some(self.grown_pause());
+                        self.connected_at = Some(Instant::now());
                         self.set(|s| {
                             s.up = true;
                             s.connections += 1;
@@ -667,6 +682,8 @@ impl LinkTask {
                                     match f {
                                         Some(Ok(Ok(frame))) => {
                                             capture::record(&self.cap, Direction::In, &frame.text, frame.encoding);
+                                            // The NCS talks: the connection works.
+                                            self.pause = None;
                                             if let Some(answer) = self.unsolicited(&frame.text) {
                                                 let enc = self.encoding(&rd);
                                                 capture::record(&self.cap, Direction::Out, &answer, enc);
@@ -859,7 +876,11 @@ impl LinkTask {
             return Some(job);
         }
         let unlimited = self.params.attempts == 0;
-        job.outgoing.reply.as_ref()?;
+        // Statuses are resent whether or not someone waits for their reply (one offered
+        // again after parking has no reply channel).
+        if job.outgoing.status.is_none() {
+            job.outgoing.reply.as_ref()?;
+        }
         if unlimited || job.sent < self.params.attempts {
             return Some(job);
         }

@@ -31,8 +31,11 @@ pub struct MessageKey {
 /// What a message is, for the replies kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// Not seen lately: carry it out, then [`RecentReplies::remember`] the reply.
+    /// Not seen lately: [`RecentReplies::begin`], carry it out, then
+    /// [`RecentReplies::remember`] the reply.
     New,
+    /// A resend of a message still being carried out: its reply comes soon.
+    InProgress,
     /// A resend of a message answered lately: its reply, to send again.
     Retry(String),
     /// The messageID of a recent message with other content.
@@ -43,7 +46,8 @@ struct Kept {
     at: Instant,
     key: MessageKey,
     digest: String,
-    reply: String,
+    /// `None` while it is being carried out.
+    reply: Option<String>,
 }
 
 /// The replies kept (see the module documentation).
@@ -64,13 +68,17 @@ impl RecentReplies {
         }
         match self.kept.iter().rev().find(|k| k.key == *key) {
             None => Seen::New,
-            Some(k) if k.digest == digest => Seen::Retry(k.reply.clone()),
+            Some(k) if k.digest == digest => match &k.reply {
+                Some(reply) => Seen::Retry(reply.clone()),
+                None => Seen::InProgress,
+            },
             Some(_) => Seen::Conflict,
         }
     }
 
-    /// Keeps the reply to a message carried out.
-    pub fn remember(&mut self, key: MessageKey, digest: String, reply: String, now: Instant) {
+    /// Notes that a message is being carried out, so that a resend meanwhile is not
+    /// carried out too ([`Seen::InProgress`]).
+    pub fn begin(&mut self, key: MessageKey, digest: String, now: Instant) {
         if self.kept.len() >= MOST {
             self.kept.pop_front();
         }
@@ -78,8 +86,25 @@ impl RecentReplies {
             at: now,
             key,
             digest,
-            reply,
+            reply: None,
         });
+    }
+
+    /// Keeps the reply to a message carried out (begun or not).
+    pub fn remember(&mut self, key: MessageKey, digest: String, reply: String, now: Instant) {
+        if let Some(k) = self
+            .kept
+            .iter_mut()
+            .rev()
+            .find(|k| k.key == key && k.digest == digest && k.reply.is_none())
+        {
+            k.reply = Some(reply);
+            return;
+        }
+        self.begin(key.clone(), digest.clone(), now);
+        if let Some(k) = self.kept.back_mut() {
+            k.reply = Some(reply);
+        }
     }
 }
 
@@ -118,6 +143,14 @@ mod tests {
             ..key("7")
         };
         assert_eq!(r.check(&lower, "d1", later), Seen::New);
+        // A resend while the first is being carried out waits for its reply.
+        r.begin(key("8"), "d".into(), later);
+        assert_eq!(r.check(&key("8"), "d", later), Seen::InProgress);
+        r.remember(key("8"), "d".into(), "<mos>8</mos>".into(), later);
+        assert_eq!(
+            r.check(&key("8"), "d", later),
+            Seen::Retry("<mos>8</mos>".into())
+        );
         // Forgotten after a while: an NCS numbering from the start again is not mistaken.
         assert_eq!(r.check(&key("7"), "d1", t0 + KEEP), Seen::New);
     }

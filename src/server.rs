@@ -556,11 +556,25 @@ async fn handle_document(
                     message_id,
                 });
                 let digest = crate::state::digest(&text);
-                let seen = match &key {
+                let mut seen = match &key {
                     Some(key) => recent(shared).check(key, &digest, Instant::now()),
                     None => Seen::New,
                 };
+                // A resend while the first copy is being carried out waits for its reply.
+                let waiting_since = Instant::now();
+                while seen == Seen::InProgress && waiting_since.elapsed() < RESEND_WAIT {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if let Some(key) = &key {
+                        seen = recent(shared).check(key, &digest, Instant::now());
+                    }
+                }
                 match seen {
+                    Seen::InProgress => {
+                        warn!("refused: a resend of a message still being carried out");
+                        let ro_id = crate::session::ro_id_of(&request.message);
+                        let reason = "the same message is still being carried out";
+                        return Some(nack(role, &env, ro_id, reason).to_xml());
+                    }
                     Seen::Retry(reply) => {
                         info!("retry of a message carried out: same reply again, not carried out twice");
                         return Some(reply);
@@ -571,7 +585,11 @@ async fn handle_document(
                         let reason = "messageID already used for a different message";
                         return Some(nack(role, &env, ro_id, reason).to_xml());
                     }
-                    Seen::New => {}
+                    Seen::New => {
+                        if let Some(key) = &key {
+                            recent(shared).begin(key.clone(), digest.clone(), Instant::now());
+                        }
+                    }
                 }
                 let reply = if matches!(decision, Decision::Control) {
                     control(shared, &ncs_id, request).await.to_xml()
@@ -675,6 +693,9 @@ fn admit_received(
         )),
     }
 }
+
+/// How long a resend waits for the reply of its first copy, still being carried out.
+const RESEND_WAIT: Duration = Duration::from_secs(5);
 
 /// The replies kept for resends (a poisoned lock is taken as it is: the list is valid at
 /// every step).

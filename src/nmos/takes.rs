@@ -134,6 +134,8 @@ pub enum Phase {
     Staged,
     /// EXECUTE sent, confirmation pending.
     Taking,
+    /// STOP's disconnect sent (`on_stop = disconnect`), answers pending.
+    Stopping,
     /// Confirmed on air.
     Playing,
     /// Taken off (STOP) or replaced by a later take on its receivers.
@@ -467,8 +469,7 @@ impl<D: Devices> TakeEngine<D> {
                 let info = entry.info.clone();
                 warn!(item = ?c.key, "take failed: {e}");
                 self.emit(info, ElementState::Error(e.0));
-                self.cancel_maps(maps);
-                self.cancel_activations(receivers);
+                self.cancel_pending(maps, receivers);
             }
             CompletionKind::Stopped(Ok(())) => {
                 entry.phase = Phase::Stopped;
@@ -510,24 +511,31 @@ impl<D: Devices> TakeEngine<D> {
             }
             _ => {
                 debug!(item = ?key, "scheduled activations of an item that changed: cancelling");
-                self.cancel_maps(maps);
-                self.cancel_activations(receivers);
+                self.cancel_pending(maps, receivers);
             }
         }
     }
 
-    fn cancel_activations(&self, receivers: Vec<Connection>) {
-        for c in receivers {
-            let devices = self.devices.clone();
-            tokio::spawn(async move { devices.cancel_activation(&c).await });
+    /// Cancels pending activations, in their receivers' order of device calls ([`Lanes`]):
+    /// a take dispatched later on the same receivers is not cancelled by them.
+    fn cancel_pending(&mut self, maps: Vec<(AudioMap, String)>, receivers: Vec<Connection>) {
+        if maps.is_empty() && receivers.is_empty() {
+            return;
         }
-    }
-
-    fn cancel_maps(&self, maps: Vec<(AudioMap, String)>) {
-        for (map, id) in maps {
-            let devices = self.devices.clone();
-            tokio::spawn(async move { devices.cancel_map(&map, &id).await });
-        }
+        let lanes = self.take_lanes(receivers.iter().map(|c| c.receiver_id.as_str()));
+        let devices = self.devices.clone();
+        tokio::spawn(async move {
+            for earlier in lanes.earlier {
+                let _ = earlier.await;
+            }
+            for (map, id) in &maps {
+                devices.cancel_map(map, id).await;
+            }
+            for c in &receivers {
+                devices.cancel_activation(c).await;
+            }
+            drop(lanes.turns);
+        });
     }
 
     fn targets(&self, ctrl: &RoCtrl) -> Result<Vec<ItemKey>, String> {
@@ -574,8 +582,7 @@ impl<D: Devices> TakeEngine<D> {
     /// An item that leaves the plan: cancel its scheduled maps, release its receivers.
     fn forget(&mut self, entry: Entry) {
         self.release_receivers(&entry.info.key);
-        self.cancel_maps(entry.scheduled_maps);
-        self.cancel_activations(entry.scheduled_receivers);
+        self.cancel_pending(entry.scheduled_maps, entry.scheduled_receivers);
     }
 
     fn release_receivers(&mut self, key: &ItemKey) {
@@ -628,7 +635,7 @@ impl<D: Devices> TakeEngine<D> {
         entry.generation = generation;
         let done = self.done_tx.clone();
         let key = key.clone();
-        let lanes = self.take_lanes(&route);
+        let lanes = self.take_lanes(route.receiver_ids());
         let turns = Arc::new(std::sync::Mutex::new(Some(lanes.turns)));
         let progress = Progress {
             key: key.clone(),
@@ -652,12 +659,12 @@ impl<D: Devices> TakeEngine<D> {
         });
     }
 
-    /// This dispatch's place on each of the route's receivers: after the dispatches before.
-    fn take_lanes(&mut self, route: &Route) -> Lanes {
+    /// This dispatch's place on each of these receivers: after the dispatches before.
+    fn take_lanes<'a>(&mut self, receivers: impl Iterator<Item = &'a str>) -> Lanes {
         let mut earlier = Vec::new();
         let mut turns = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for r in route.receiver_ids() {
+        for r in receivers {
             if !seen.insert(r) {
                 continue;
             }
@@ -716,8 +723,7 @@ impl<D: Devices> TakeEngine<D> {
         match self.settings.on_stop {
             StopAction::None => {
                 let generation = self.bump();
-                self.cancel_maps(maps);
-                self.cancel_activations(pending);
+                self.cancel_pending(maps, pending);
                 if let Some(e) = self.items.get_mut(key) {
                     e.phase = Phase::Stopped;
                     e.generation = generation;
@@ -727,7 +733,7 @@ impl<D: Devices> TakeEngine<D> {
                 }
             }
             StopAction::Disconnect => {
-                self.dispatch(key, Phase::Taking, move |devices, route, _| {
+                self.dispatch(key, Phase::Stopping, move |devices, route, _| {
                     Box::pin(async move {
                         // Pending activations first: a receiver with one refuses the
                         // disconnect (423).

@@ -667,3 +667,39 @@ async fn a_plan_changed_in_names_only_leaves_an_item_on_air_alone() {
     assert_eq!(drain(&mut rx), vec![("I1".into(), "READY".into())]);
     assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Planned));
 }
+
+#[tokio::test]
+async fn execute_right_after_a_disconnecting_stop_is_carried_out() {
+    let settings = TakeSettings {
+        on_stop: StopAction::Disconnect,
+        ..TakeSettings::default()
+    };
+    let (mut e, fake, mut rx) = engine(settings);
+    e.set_plans("RO1", vec![item("S1", "I1", route("CAM1", &["R1"]))]);
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    settle(&mut e, 1).await;
+    drain(&mut rx);
+    // STOP disconnects; the operator takes the item again before the disconnect is done.
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Stop)).unwrap();
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Stopping));
+    e.control(&ctrl("S1", "I1", RoCtrlCommand::Execute))
+        .unwrap();
+    // The disconnect's answer (for the earlier command, ignored), then the take's.
+    settle(&mut e, 2).await;
+    let calls = fake.calls();
+    let disconnect = calls.iter().position(|c| c == "disconnect R1");
+    let retake = calls.iter().rposition(|c| c.starts_with("activate"));
+    assert!(
+        disconnect < retake,
+        "the take overtook the disconnect: {calls:?}"
+    );
+    let activations = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("activate"))
+        .count();
+    assert_eq!(activations, 2, "{:?}", fake.calls());
+    assert_eq!(e.phase(&key("S1", "I1")), Some(Phase::Playing));
+    assert_eq!(drain(&mut rx).last(), Some(&("I1".into(), "PLAY".into())));
+}

@@ -434,8 +434,13 @@ mod statuses {
             .await
             .unwrap();
         // Three attempts, each on a fresh socket, none answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
         let mut attempts = 0;
         while attempts < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{attempts} attempts seen"
+            );
             let mut conn = upper.accept().await;
             while let Some(m) = conn.next_or_closed(2000).await {
                 assert!(
@@ -455,6 +460,31 @@ mod statuses {
             panic!("{:?}", m.message)
         };
         assert_eq!(s.status, "PLAY");
+        // Unanswered again (the connection drops): kept again, not lost.
+        drop(conn);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut attempts = 1;
+        while attempts < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the status offered again was lost when unanswered ({attempts} attempts seen)"
+            );
+            let mut conn = upper.accept().await;
+            while let Some(m) = conn.next_or_closed(2000).await {
+                if matches!(m.message, Message::RoItemStat(_)) {
+                    attempts += 1;
+                }
+            }
+        }
+        let mut conn = upper.accept().await;
+        let m = tokio::time::timeout(Duration::from_secs(5), conn.recv())
+            .await
+            .expect("the status offered again was lost when unanswered");
+        assert!(
+            matches!(m.message, Message::RoItemStat(_)),
+            "{:?}",
+            m.message
+        );
         ack(&mut conn, &m).await;
         gw.stop().await;
     }
