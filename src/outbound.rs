@@ -231,6 +231,12 @@ struct Statuses {
 }
 
 impl Statuses {
+    /// The link's statuses, locked (a poisoned lock is taken as it is: every step leaves
+    /// them whole).
+    fn lock(statuses: &Mutex<Statuses>) -> std::sync::MutexGuard<'_, Statuses> {
+        statuses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn is_latest(&self, element: &str, n: u64) -> bool {
         self.latest.get(element) == Some(&n)
     }
@@ -300,7 +306,7 @@ impl Link {
         &self,
         message: Message,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
-        self.push(message, None, None)
+        self.push(message, None, None, None)
     }
 
     /// Queues a status about `element` (see [`Statuses`]): a status still queued for the
@@ -312,29 +318,15 @@ impl Link {
         message: Message,
         element: String,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
-        let mut st = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
-        st.next += 1;
-        let n = st.next;
-        st.latest.insert(element.clone(), n);
-        st.parked.remove(&element);
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.try_send(Outgoing {
-            message,
-            reply: Some(reply),
-            durable: None,
-            id: None,
-            status: Some((element, n)),
-        });
-        match sent {
-            Ok(()) => Ok(rx),
-            Err(mpsc::error::TrySendError::Full(out)) => {
-                if let Some((element, n)) = out.status {
-                    st.parked.insert(element, (n, out.message));
-                }
-                Err(LinkError::QueueFull { limit: self.limit })
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(LinkError::Shutdown),
-        }
+        let n = {
+            let mut st = Statuses::lock(&self.statuses);
+            st.next += 1;
+            let n = st.next;
+            st.latest.insert(element.clone(), n);
+            st.parked.remove(&element);
+            n
+        };
+        self.push(message, None, None, Some((element, n)))
     }
 
     /// Queues a message that must reach the NCS even across a restart of the gateway: it
@@ -351,7 +343,7 @@ impl Link {
             .outbox_add(&self.ncs_id, self.role, doc)
             .await
             .map_err(LinkError::Counter)?;
-        let queued = self.push(message, Some(seq), Some(id));
+        let queued = self.push(message, Some(seq), Some(id), None);
         if queued.is_err() {
             // Not queued: the caller is told, and nothing is left behind to surprise a restart.
             self.ids.state().outbox_remove(seq).await;
@@ -360,26 +352,35 @@ impl Link {
     }
 
     /// Puts a request in the link's queue (bounded: a full queue is refused, never waited on).
+    /// A status the full queue refuses is parked, if still the latest for its element.
     fn push(
         &self,
         message: Message,
         durable: Option<i64>,
         id: Option<String>,
+        status: Option<(String, u64)>,
     ) -> Result<oneshot::Receiver<Result<Mos, LinkError>>, LinkError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Outgoing {
-                message,
-                reply: Some(reply),
-                durable,
-                id,
-                status: None,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => LinkError::QueueFull { limit: self.limit },
-                mpsc::error::TrySendError::Closed(_) => LinkError::Shutdown,
-            })?;
-        Ok(rx)
+        let sent = self.tx.try_send(Outgoing {
+            message,
+            reply: Some(reply),
+            durable,
+            id,
+            status,
+        });
+        match sent {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(out)) => {
+                if let Some((element, n)) = out.status {
+                    let mut st = Statuses::lock(&self.statuses);
+                    if st.is_latest(&element, n) {
+                        st.parked.insert(element, (n, out.message));
+                    }
+                }
+                Err(LinkError::QueueFull { limit: self.limit })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LinkError::Shutdown),
+        }
     }
 
     /// The link's current state.
@@ -499,17 +500,14 @@ impl LinkTask {
         );
     }
 
-    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, Statuses> {
-        self.statuses.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Statuses the NCS did not answer, still the latest for their element, queued again
     /// (after the backlog) once the NCS answers something (so a status it never answers
     /// does not hold up everything behind it).
     fn unpark_statuses(&mut self) {
-        let parked: Vec<(String, (u64, Message))> = self.lock_statuses().parked.drain().collect();
+        let parked: Vec<(String, (u64, Message))> =
+            Statuses::lock(&self.statuses).parked.drain().collect();
         for (element, (n, message)) in parked {
-            if self.lock_statuses().is_latest(&element, n) {
+            if Statuses::lock(&self.statuses).is_latest(&element, n) {
                 self.backlog.push_back(Outgoing {
                     message,
                     reply: None,
@@ -706,7 +704,7 @@ impl LinkTask {
                         };
                         // A status superseded while it waited is not sent.
                         if let Some((element, n)) = &next.status
-                            && !self.lock_statuses().is_latest(element, *n)
+                            && !Statuses::lock(&self.statuses).is_latest(element, *n)
                         {
                             debug!(element, "status superseded by a newer one: not sent");
                             if let Some(r) = next.reply {
@@ -720,7 +718,7 @@ impl LinkTask {
                         {
                             debug!(ro = %ro_id, "status dropped: the running order was deleted");
                             if let Some((element, n)) = &next.status {
-                                let mut st = self.lock_statuses();
+                                let mut st = Statuses::lock(&self.statuses);
                                 if st.is_latest(element, *n) {
                                     st.latest.remove(element);
                                 }
@@ -812,7 +810,7 @@ impl LinkTask {
                             }
                         });
                         if let Some((element, n)) = &job.outgoing.status {
-                            let mut st = self.lock_statuses();
+                            let mut st = Statuses::lock(&self.statuses);
                             if st.is_latest(element, *n) {
                                 st.latest.remove(element);
                             }
@@ -887,7 +885,7 @@ impl LinkTask {
         // The element's latest status is kept to offer again once the NCS answers (the
         // NCS would otherwise show an old state until the element changes again).
         if let Some((element, n)) = &job.outgoing.status {
-            let mut st = self.lock_statuses();
+            let mut st = Statuses::lock(&self.statuses);
             if st.is_latest(element, *n) {
                 warn!(
                     element,

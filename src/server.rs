@@ -526,7 +526,8 @@ async fn handle_document(
         // Logged once per peer and kind, for messages from a known NCS to us: a message
         // refused for its envelope tolerates nothing, and unknown senders must not grow
         // the set.
-        let envelope_ok = shared.policy.check_envelope(role, mos).is_ok();
+        let envelope_ok =
+            !parsed.deviations.is_empty() && shared.policy.check_envelope(role, mos).is_ok();
         for d in parsed.deviations.iter().filter(|_| envelope_ok) {
             let key = (format!("{}/{}", peer.ip(), mos.ncs_id), d.kind);
             let first = shared.logged.lock().map(|mut s| s.insert(key)).unwrap_or(false);

@@ -78,20 +78,34 @@ pub enum StatusTarget {
     },
 }
 
+/// Separates the IDs in an element key (a character no MOS ID contains).
+const KEY_SEP: char = '\u{1f}';
+
+/// [`StatusTarget::element_key`] of an item.
+pub fn item_element_key(ro_id: &str, story_id: &str, item_id: &str) -> String {
+    format!("{ro_id}{KEY_SEP}{story_id}{KEY_SEP}{item_id}")
+}
+
+/// The (roID, storyID, itemID) of an item's element key.
+pub fn parse_item_element_key(key: &str) -> Option<(&str, &str, &str)> {
+    let mut ids = key.split(KEY_SEP);
+    let parsed = (ids.next()?, ids.next()?, ids.next()?);
+    ids.next().is_none().then_some(parsed)
+}
+
 impl StatusTarget {
     /// The element's identity (roID, storyID, itemID): statuses with the same key are about
     /// the same element, the later replacing the earlier.
     pub fn element_key(&self) -> String {
-        const SEP: char = '\u{1f}';
         match self {
             Self::RunningOrder { ro_id } => ro_id.clone(),
-            Self::Story { ro_id, story_id } => format!("{ro_id}{SEP}{story_id}"),
+            Self::Story { ro_id, story_id } => format!("{ro_id}{KEY_SEP}{story_id}"),
             Self::Item {
                 ro_id,
                 story_id,
                 item_id,
                 ..
-            } => format!("{ro_id}{SEP}{story_id}{SEP}{item_id}"),
+            } => item_element_key(ro_id, story_id, item_id),
         }
     }
 

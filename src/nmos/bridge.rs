@@ -196,21 +196,13 @@ pub async fn run<D: Devices>(mut parts: BridgeParts<D>, stop: CancellationToken)
 
 /// The key under which an item is noted on air (that of its statuses).
 fn element_key(key: &ItemKey) -> String {
-    crate::status::StatusTarget::Item {
-        ro_id: key.ro_id.clone(),
-        story_id: key.story_id.clone(),
-        item_id: key.item_id.clone(),
-        object_id: String::new(),
-        channel: None,
-    }
-    .element_key()
+    crate::status::item_element_key(&key.ro_id, &key.story_id, &key.item_id)
 }
 
 /// The item of a key made by [`element_key`].
 fn item_key(element: &str) -> Option<ItemKey> {
-    let mut parts = element.split('\u{1f}');
-    let (ro_id, story_id, item_id) = (parts.next()?, parts.next()?, parts.next()?);
-    parts.next().is_none().then(|| ItemKey {
+    let (ro_id, story_id, item_id) = crate::status::parse_item_element_key(element)?;
+    Some(ItemKey {
         ro_id: ro_id.to_string(),
         story_id: story_id.to_string(),
         item_id: item_id.to_string(),

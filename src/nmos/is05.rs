@@ -428,22 +428,30 @@ impl ConnectionClient {
         &self,
         conns: &[Connection],
     ) -> Result<TransportFiles, (String, Is05Error)> {
+        let mut files = TransportFiles::new();
+        for (sender, file) in self.fetch_transport_files(conns).await {
+            files.insert(sender.clone(), file.map_err(|e| (sender, e))?);
+        }
+        Ok(files)
+    }
+
+    /// Each distinct sender of `conns` with its transport file or why it could not be had
+    /// (one GET per sender, concurrently), in the order of `conns`.
+    async fn fetch_transport_files(
+        &self,
+        conns: &[Connection],
+    ) -> Vec<(String, Result<Option<TransportFile>, Is05Error>)> {
         let mut senders: Vec<&Connection> = Vec::new();
         for c in conns {
             if c.sender_id.is_some() && !senders.iter().any(|s| s.sender_id == c.sender_id) {
                 senders.push(c);
             }
         }
-        let fetched = join_all(senders.iter().map(|c| async move {
+        join_all(senders.iter().map(|c| async move {
             let sender = c.sender_id.clone().unwrap_or_default();
             (sender, self.transport_file(c).await)
         }))
-        .await;
-        let mut files = TransportFiles::new();
-        for (sender, file) in fetched {
-            files.insert(sender.clone(), file.map_err(|e| (sender, e))?);
-        }
-        Ok(files)
+        .await
     }
 
     /// PATCHes `body` to the connection's receiver's `/staged`.
@@ -507,16 +515,12 @@ impl ConnectionClient {
     /// anything (its result says why).
     pub async fn activate(&self, conns: &[Connection], activation: Activation) -> TakeResults {
         let mut files = TransportFiles::new();
-        for c in conns {
-            if let Some(sender) = &c.sender_id
-                && !files.contains_key(sender)
-            {
-                match self.transport_file(c).await {
-                    Ok(file) => {
-                        files.insert(sender.clone(), file);
-                    }
-                    Err(e) => tracing::warn!(sender, error = %e, "no transport file: not taken"),
+        for (sender, file) in self.fetch_transport_files(conns).await {
+            match file {
+                Ok(file) => {
+                    files.insert(sender, file);
                 }
+                Err(e) => tracing::warn!(sender, error = %e, "no transport file: not taken"),
             }
         }
         let prepared = self.prepare_take(conns, &files, activation).await;

@@ -112,11 +112,7 @@ async fn ncs_down_at_start_is_reached_when_it_comes_up() {
     let status = gw.links.as_ref().unwrap().upper.status();
     assert!(!status.up, "{status:?}");
     assert!(status.last_error.is_some());
-    let upper = FakeNcs {
-        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap(),
-    };
+    let upper = FakeNcs::up_on(port).await;
     let mut conn = upper.accept().await;
     serve_resync(&mut conn, &[("R7", &["X"])]).await;
     wait_for_order(&gw, "R7", &["X"]).await;
@@ -371,7 +367,7 @@ mod statuses {
     #[tokio::test]
     async fn a_status_still_queued_is_superseded_by_a_newer_one_for_the_same_item() {
         let dir = tempfile::tempdir().unwrap();
-        let port = FakeNcs::bind().await.port(); // the NCS is down for now
+        let port = FakeNcs::down_port().await; // the NCS is down for now
         let gw = start(config_with(
             dir.path(),
             1,
@@ -391,11 +387,7 @@ mod statuses {
                 .await
                 .unwrap();
         }
-        let upper = FakeNcs {
-            listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .unwrap(),
-        };
+        let upper = FakeNcs::up_on(port).await;
         let mut conn = upper.accept().await;
         let mut seen = Vec::new();
         for _ in 0..2 {
@@ -612,11 +604,7 @@ mod failover {
         let mut on_buddy = buddy.accept().await;
         let req = on_buddy.recv().await;
         // The main server comes back; the buddy refuses as ENPS does (empty roID).
-        let main = FakeNcs {
-            listener: tokio::net::TcpListener::bind(("127.0.0.1", main_port))
-                .await
-                .unwrap(),
-        };
+        let main = FakeNcs::up_on(main_port).await;
         on_buddy
             .reply(
                 &req,
@@ -747,11 +735,7 @@ async fn a_queued_mos_item_replace_survives_a_restart_and_is_delivered() {
     gw.stop().await;
     // Restarted, then the NCS comes up: the message is delivered, then forgotten.
     let gw = start(cfg.clone()).await;
-    let upper = FakeNcs {
-        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap(),
-    };
+    let upper = FakeNcs::up_on(port).await;
     let mut conn = upper.accept().await;
     let m = conn.recv().await;
     let Message::MosItemReplace(r) = &m.message else {
@@ -898,11 +882,7 @@ async fn hot_standby_hands_back_to_the_main_server_when_the_standby_fails() {
         )
         .await;
     // The main server comes back and the standby goes away: the link returns to main.
-    let main = FakeNcs {
-        listener: tokio::net::TcpListener::bind(("127.0.0.1", main_port))
-            .await
-            .unwrap(),
-    };
+    let main = FakeNcs::up_on(main_port).await;
     drop(on_standby);
     drop(standby);
     let mut on_main = main.accept().await;
@@ -1009,7 +989,7 @@ async fn a_status_queued_for_a_running_order_deleted_meanwhile_is_dropped() {
     use mos_gateway::mos::messages::RoAck;
     use mos_gateway::status::{ElementState, StatusReport, StatusTarget};
     let dir = tempfile::tempdir().unwrap();
-    let port = FakeNcs::bind().await.port(); // the NCS is down for now
+    let port = FakeNcs::down_port().await; // the NCS is down for now
     let gw = start(config_with(
         dir.path(),
         1,
@@ -1027,11 +1007,7 @@ async fn a_status_queued_for_a_running_order_deleted_meanwhile_is_dropped() {
     gw.status.send(NCS_ID, report("GOING")).await.unwrap();
     gw.status.send(NCS_ID, report("STAYING")).await.unwrap();
     ncs.ok("<roDelete><roID>GOING</roID></roDelete>").await;
-    let upper = FakeNcs {
-        listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap(),
-    };
+    let upper = FakeNcs::up_on(port).await;
     let mut conn = upper.accept().await;
     let m = conn.recv().await;
     let Message::RoStat(s) = &m.message else {

@@ -300,6 +300,22 @@ impl FakeNcs {
     pub fn port(&self) -> u16 {
         self.listener.local_addr().unwrap().port()
     }
+    /// A port where no NCS listens yet (it is down): [`FakeNcs::up_on`] brings it up.
+    #[allow(dead_code)]
+    pub async fn down_port() -> u16 {
+        Self::bind().await.port()
+    }
+
+    /// The NCS comes up on `port`.
+    #[allow(dead_code)]
+    pub async fn up_on(port: u16) -> Self {
+        Self {
+            listener: tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        }
+    }
+
     pub async fn accept(&self) -> FakeConn {
         let (s, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
             .await
