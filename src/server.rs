@@ -26,7 +26,8 @@ use crate::mos::messages::{RoReq, RoReqAll};
 use crate::mos::{
     DeviationKind, Envelope, Mos, ParseOptions, Parsed, peek_message_id, peek_message_name,
 };
-use crate::objects::{Catalogue, ChangeKind, MemoryCatalogue};
+use crate::objects::push_queue::PushQueue;
+use crate::objects::{Catalogue, MemoryCatalogue};
 use crate::outbound::{FailoverStyle, Link, LinkError, LinkParams, MessageIds};
 use crate::recent::{MessageKey, Seen};
 use crate::session::{Decision, PortRole, ProfileStyle, RUNNING_ORDER_EDITS, SessionPolicy, nack};
@@ -117,6 +118,10 @@ pub struct NcsLinks {
 
 /// How often the same running order may be re-requested after a refused edit.
 const RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long an object change that could not be queued for an NCS (its queue full) waits
+/// before it is offered again.
+const OBJECT_PUSH_RETRY: Duration = Duration::from_secs(1);
 
 /// The gateway with its ports bound, ready to run.
 pub struct Gateway {
@@ -222,12 +227,15 @@ impl Gateway {
             bridge: OnceLock::new(),
         });
         for n in &shared.config.ncs {
-            // Subscribed here, before any change can happen, not inside the task.
+            // Subscribed here, before any change can happen, not inside the task; the
+            // objects the NCS is taken to know are those of this moment.
             let changes = shared.catalogue.subscribe();
+            let queue = PushQueue::new(shared.catalogue.list());
             tokio::spawn(push_object_changes(
                 shared.clone(),
                 n.id.clone(),
                 changes,
+                queue,
                 stop.clone(),
             ));
         }
@@ -1122,50 +1130,87 @@ fn spawn_req_all(shared: Arc<Shared>, ncs_id: String, pause: u32) {
     });
 }
 
-/// Pushes every catalogue change to one NCS as mosObj NEW / UPDATED / DELETED, in order,
-/// each acknowledged before the next, durably (kept across restarts until acknowledged).
+/// Pushes every catalogue change to one NCS as mosObj NEW / UPDATED / DELETED, each
+/// acknowledged before the next, durably once queued (kept across restarts until
+/// acknowledged). Changes made while one waits for its reply (an NCS away for a while) wait
+/// in a [`PushQueue`], merged per objID, and are never dropped: if the broadcast outruns
+/// this task, the queue is resynchronised from the catalogue.
 async fn push_object_changes(
     shared: Arc<Shared>,
     ncs_id: String,
     mut changes: tokio::sync::broadcast::Receiver<crate::objects::ObjectChange>,
+    mut queue: PushQueue,
     stop: CancellationToken,
 ) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     let Some(links) = shared.links.get(&ncs_id).cloned() else {
         return;
     };
+    let mut in_flight: Option<(String, oneshot::Receiver<Result<Mos, LinkError>>)> = None;
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        let change = tokio::select! {
-            _ = stop.cancelled() => return,
-            c = changes.recv() => c,
-        };
-        let change = match change {
-            Ok(c) => c,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                warn!(ncs = %ncs_id, "{n} object changes were missed; the NCS can resynchronise with mosReqAll");
-                continue;
+        if in_flight.is_none()
+            && retry_at.is_none()
+            && let Some(change) = queue.pop()
+        {
+            let id = change.object.id.clone();
+            let mut obj = change.object.clone();
+            obj.status = change.kind.status().to_owned();
+            match links.lower.enqueue_durable(Message::MosObj(obj)).await {
+                Ok(rx) => in_flight = Some((id, rx)),
+                Err(LinkError::Shutdown) => return,
+                Err(e) => {
+                    warn!(ncs = %ncs_id, obj = %id, "mosObj not queued, trying again in {}s: {e}", OBJECT_PUSH_RETRY.as_secs());
+                    queue.put_back(change);
+                    retry_at = Some(tokio::time::Instant::now() + OBJECT_PUSH_RETRY);
+                }
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        let mut obj = change.object;
-        obj.status = match change.kind {
-            ChangeKind::New => "NEW",
-            ChangeKind::Updated => "UPDATED",
-            ChangeKind::Deleted => "DELETED",
         }
-        .to_string();
-        let id = obj.id.clone();
-        match links.lower.enqueue_durable(Message::MosObj(obj)).await {
-            Ok(rx) => match rx.await {
-                Ok(Ok(reply)) => match crate::outbound::refusal(&reply.message) {
-                    None => debug!(ncs = %ncs_id, obj = %id, "mosObj acknowledged"),
-                    Some(reason) => {
-                        warn!(ncs = %ncs_id, obj = %id, reason, "mosObj refused by the NCS")
+        let reply = async {
+            match in_flight.as_mut() {
+                Some((_, rx)) => rx.await,
+                None => std::future::pending().await,
+            }
+        };
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            c = changes.recv() => match c {
+                Ok(c) => queue.add(c),
+                Err(RecvError::Lagged(n)) => {
+                    warn!(ncs = %ncs_id, "{n} object changes went by unread; telling the NCS what differs from the catalogue");
+                    // The changes still buffered are older than the list read next (the
+                    // catalogue announces under its lock): dropped, not sent after it.
+                    loop {
+                        match changes.try_recv() {
+                            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Closed) => return,
+                        }
                     }
-                },
-                Ok(Err(e)) => warn!(ncs = %ncs_id, obj = %id, "mosObj not delivered: {e}"),
-                Err(_) => return,
+                    queue.resync(shared.catalogue.list());
+                }
+                Err(RecvError::Closed) => return,
             },
-            Err(e) => warn!(ncs = %ncs_id, obj = %id, "mosObj not queued: {e}"),
+            r = reply => {
+                let id = in_flight.take().map(|(id, _)| id).unwrap_or_default();
+                match r {
+                    Ok(Ok(reply)) => match crate::outbound::refusal(&reply.message) {
+                        None => debug!(ncs = %ncs_id, obj = %id, "mosObj acknowledged"),
+                        Some(reason) => {
+                            warn!(ncs = %ncs_id, obj = %id, reason, "mosObj refused by the NCS")
+                        }
+                    },
+                    Ok(Err(e)) => warn!(ncs = %ncs_id, obj = %id, "mosObj not delivered: {e}"),
+                    Err(_) => return,
+                }
+            }
+            _ = retry => retry_at = None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`xpath`]: the XPath subset of searchField.
 
 pub mod catalogue;
+pub mod push_queue;
 pub mod search;
 pub mod xpath;
 

@@ -261,3 +261,120 @@ async fn catalogue_changes_reach_every_ncs_in_order_each_acknowledged_before_the
     ack_obj(&mut conn, &second).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn changes_made_while_the_ncs_is_away_all_reach_it_merged_per_object() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let port = FakeNcs::down_port().await; // the NCS is away for now
+    let gw = start(config_with(
+        dir.path(),
+        port,
+        2,
+        &extra("reconnect_max_s = 0.2"),
+    ))
+    .await;
+    // Far more changes than the broadcast keeps for a subscriber (1,024), made while the
+    // first one waits for the NCS: the deletion of LOGO comes early.
+    let mut clip = gw.catalogue.get("CLIP-7").unwrap();
+    clip.slug = "Weather clip (new)".into();
+    gw.catalogue.upsert(clip.clone()).unwrap();
+    gw.catalogue.remove("LOGO").unwrap();
+    for i in 0..1500 {
+        let mut cam = gw.catalogue.get("CAM-1").unwrap();
+        cam.slug = format!("Camera one v{i}");
+        gw.catalogue.upsert(cam).unwrap();
+    }
+    for i in 0..600 {
+        let mut o = clip.clone();
+        o.id = format!("N-{i}");
+        o.slug = format!("New {i}");
+        gw.catalogue.upsert(o).unwrap();
+    }
+    for i in (0..600).step_by(2) {
+        gw.catalogue.remove(&format!("N-{i}")).unwrap();
+    }
+    let lower = FakeNcs::up_on(port).await;
+    let mut conn = lower.accept().await;
+    let mut told: HashMap<String, (String, String)> = HashMap::new();
+    let mut count = 0;
+    while let Some(m) = conn.next_or_closed(1500).await {
+        let Message::MosObj(o) = &m.message else {
+            panic!("{:?}", m.message)
+        };
+        count += 1;
+        told.insert(o.id.clone(), (o.status.clone(), o.slug.clone()));
+        ack_obj(&mut conn, &m).await;
+    }
+    let status = |id: &str| told.get(id).map(|(s, _)| s.as_str());
+    assert_eq!(status("LOGO"), Some("DELETED"), "LOGO's deletion was lost");
+    assert_eq!(
+        told.get("CAM-1"),
+        Some(&("UPDATED".to_string(), "Camera one v1499".to_string()))
+    );
+    assert_eq!(
+        told.get("CLIP-7"),
+        Some(&("UPDATED".to_string(), "Weather clip (new)".to_string()))
+    );
+    for i in 0..600 {
+        let id = format!("N-{i}");
+        let want = (i % 2 == 1).then_some("NEW");
+        assert_eq!(status(&id), want, "{id}");
+    }
+    // One message per object changed (and CLIP-7's first, sent while the rest piled up):
+    // CLIP-7, LOGO, CAM-1 and the 300 new objects that stayed.
+    assert!(
+        count <= 303,
+        "{count} mosObj messages for 303 objects changed"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn while_the_ncs_is_away_each_object_waits_as_its_latest_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = FakeNcs::down_port().await; // the NCS is away for now
+    let gw = start(config_with(
+        dir.path(),
+        port,
+        2,
+        &extra("reconnect_max_s = 0.2"),
+    ))
+    .await;
+    let pause = || tokio::time::sleep(Duration::from_millis(20));
+    for i in 0..5 {
+        let mut cam = gw.catalogue.get("CAM-1").unwrap();
+        cam.slug = format!("Camera one v{i}");
+        gw.catalogue.upsert(cam).unwrap();
+        pause().await;
+    }
+    let mut x = gw.catalogue.get("CLIP-7").unwrap();
+    x.id = "X".into();
+    gw.catalogue.upsert(x).unwrap();
+    pause().await;
+    gw.catalogue.remove("X").unwrap();
+    pause().await;
+    gw.catalogue.remove("LOGO").unwrap();
+    pause().await;
+    let lower = FakeNcs::up_on(port).await;
+    let mut conn = lower.accept().await;
+    let mut got = Vec::new();
+    while let Some(m) = conn.next_or_closed(1000).await {
+        let Message::MosObj(o) = &m.message else {
+            panic!("{:?}", m.message)
+        };
+        got.push(format!("{} {} {}", o.id, o.status, o.slug));
+        ack_obj(&mut conn, &m).await;
+    }
+    assert_eq!(
+        got,
+        [
+            // Sent before the others piled up behind it.
+            "CAM-1 UPDATED Camera one v0",
+            // Its four later changes as one; X came and went unseen.
+            "CAM-1 UPDATED Camera one v4",
+            "LOGO DELETED Station logo",
+        ]
+    );
+    gw.stop().await;
+}
