@@ -201,6 +201,7 @@ fn conn(api_base: &str, receiver: &str, sender: Option<&str>) -> Connection {
         authorization: false,
         sender_id: sender.map(str::to_owned),
         sender_manifest_href: None,
+        sender_version: None,
         sender_connection_api: Some(format!("{api_base}/x-nmos/connection/v1.1/")),
         sender_authorization: false,
         transport: "urn:x-nmos:transport:rtp.mcast".to_owned(),

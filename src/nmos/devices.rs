@@ -6,7 +6,9 @@
 //! that EXECUTE only writes them (one PATCH per receiver, or one bulk POST per device). Each
 //! body restates what READY staged, transport file included, since another item may have
 //! been staged on the same receiver in between. A take without READY stages first, then
-//! activates; a timed take of a readied item fetches the transport files again.
+//! activates; a timed take of a readied item, and one whose senders' IS-04 `version`
+//! changed since READY (the stream may have moved behind the same `manifest_href`), fetch
+//! the transport files again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,13 @@ pub struct NmosDevices {
     is05: ConnectionClient,
     is08: ChannelMappingClient,
     /// Takes prepared by READY, by route.
-    prepared: Mutex<HashMap<String, Arc<PreparedTake>>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+}
+
+/// A take prepared by READY, with its senders' IS-04 versions at the time.
+struct Prepared {
+    take: Arc<PreparedTake>,
+    versions: Vec<Option<String>>,
 }
 
 impl NmosDevices {
@@ -38,7 +46,7 @@ impl NmosDevices {
         }
     }
 
-    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PreparedTake>>> {
+    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
         self.prepared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -120,6 +128,15 @@ fn is05_reason(e: &Is05Error) -> String {
     }
 }
 
+/// The IS-04 versions of a route's senders, in connection order.
+fn sender_versions(route: &Route) -> Vec<Option<String>> {
+    route
+        .connections
+        .iter()
+        .map(|c| c.sender_version.clone())
+        .collect()
+}
+
 /// The identity of a route's connections (receiver ← sender pairs, and where the receiver's
 /// Connection API is: a take prepared for a device's old address, by a READY still in
 /// flight when the device moved, must not be taken for the new one).
@@ -143,7 +160,11 @@ impl Devices for NmosDevices {
             .is05
             .prepare_take(&route.connections, &files, Activation::Immediate)
             .await;
-        self.prepared().insert(route_key(route), Arc::new(take));
+        let prepared = Prepared {
+            take: Arc::new(take),
+            versions: sender_versions(route),
+        };
+        self.prepared().insert(route_key(route), prepared);
         Ok(())
     }
 
@@ -161,12 +182,22 @@ impl Devices for NmosDevices {
         } else {
             None
         };
-        let ready = prepared.filter(|_| at.is_none());
+        let ready = prepared.filter(|_| at.is_none()).and_then(|p| {
+            if p.versions == sender_versions(route) {
+                return Some(p.take);
+            }
+            info!(
+                receivers = route.connections.len(),
+                "a sender changed since READY: its transport file is fetched again for the take"
+            );
+            None
+        });
         let take = match ready {
             Some(t) => t,
             None => {
-                // Staged by READY but timed: the take restates the transport files, so they
-                // are fetched again (the staged ones may have been overwritten since).
+                // Staged by READY but timed, or a sender changed since: the take restates
+                // the transport files, so they are fetched again (the staged ones may have
+                // been overwritten since, or the stream moved).
                 let files = if staged {
                     self.transport_files(route).await?
                 } else {

@@ -38,6 +38,10 @@ pub struct Connection {
     pub sender_id: Option<String>,
     /// The sender's IS-04 `manifest_href` (where its transport file is), if any.
     pub sender_manifest_href: Option<String>,
+    /// The sender's IS-04 `version` when the item was resolved: a take prepared at READY
+    /// under another version fetches the transport file again (the stream may have moved
+    /// behind the same `manifest_href`). Not part of the routing.
+    pub sender_version: Option<String>,
     /// IS-05 v1.1 Connection API base of the sender's device, if it has one (the transport
     /// file is also at `single/senders/{id}/transportfile`).
     pub sender_connection_api: Option<String>,
@@ -121,6 +125,7 @@ impl Connection {
             authorization,
             sender_id,
             sender_manifest_href,
+            sender_version: _,
             sender_connection_api,
             sender_authorization,
             transport,

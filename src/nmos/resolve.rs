@@ -322,6 +322,7 @@ fn connection(
         authorization: control.authorization,
         sender_id: Some(sender.core.id.clone()),
         sender_manifest_href: sender.manifest_href.clone(),
+        sender_version: Some(sender.core.version.clone()),
         sender_connection_api: sender_control.map(base),
         sender_authorization: sender_control.is_some_and(|c| c.authorization),
         transport: sender.transport.clone(),

@@ -126,6 +126,7 @@ fn conn(receiver: &str, sender: &str) -> Connection {
         authorization: false,
         sender_id: Some(sender.into()),
         sender_manifest_href: None,
+        sender_version: None,
         sender_connection_api: None,
         sender_authorization: false,
         transport: "urn:x-nmos:transport:rtp".into(),

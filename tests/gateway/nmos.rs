@@ -13,7 +13,7 @@ use mos_gateway::mos::structures::MosObj;
 use mos_gateway::nmos::schemas::SchemaSet;
 use mos_gateway::nmos::service::NmosService;
 use mos_gateway::nmos::studio::{
-    Fault, FaultTarget, RequestRecord, StudioHandle, StudioSpec, VirtualStudio,
+    Fault, FaultTarget, RequestRecord, ResourceType, StudioHandle, StudioSpec, VirtualStudio,
 };
 use mos_gateway::server::Gateway;
 use mos_gateway::session::PortRole;
@@ -688,6 +688,69 @@ async fn a_receiver_switched_by_another_controller_stops_its_item() {
         .unwrap();
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
     wait_statuses(&mut upper, &[("I1", "STOP")], 5).await;
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_sender_whose_stream_moved_after_ready_is_taken_with_its_new_transport_file() {
+    let s = start("").await;
+    let cam1 = s.studio.sender_id("CAM1-V").unwrap();
+    let in1 = s.studio.receiver_id("MIX-IN1").unwrap().to_string();
+    let (mut ncs, mut upper) = s.create(&[item("I1", &cam1.to_string(), "PGM")]).await;
+    wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
+    s.studio.clear_requests();
+    ncs.ok(&ro_ctrl("I1", "READY")).await;
+    let staged = patch_to(&s.studio, &in1, None).await;
+    let old_sdp = staged.body.unwrap()["transport_file"]["data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // CAM1's stream moves to another multicast group (its own IS-05 sender activated by
+    // someone else): same manifest_href, new SDP, new IS-04 version.
+    let cam1_device = s.studio.device_id("CAM1").unwrap();
+    let url = format!(
+        "{}/single/senders/{cam1}/staged",
+        s.studio.connection_url(cam1_device)
+    );
+    let answer = reqwest::Client::new()
+        .patch(&url)
+        .json(&serde_json::json!({
+            "transport_params": [{"destination_ip": "239.77.77.77"}],
+            "activation": {"mode": "activate_immediate"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let version = s.studio.resource(ResourceType::Senders, cam1).unwrap()["version"].clone();
+    let mut catalogue = s.service.discovery().catalogue();
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let now = catalogue
+                .borrow_and_update()
+                .sender(&cam1.to_string())
+                .map(|x| x.core.version.clone());
+            if now.as_deref() == version.as_str() {
+                return;
+            }
+            catalogue.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the gateway did not see CAM1's new version");
+    // The bridge re-resolves on the same change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
+    wait_statuses(&mut upper, &[("I1", "PLAY")], 5).await;
+    let active = s.studio.receiver_active(in1.parse().unwrap()).unwrap();
+    let sdp = active["transport_file"]["data"].as_str().unwrap();
+    assert_ne!(
+        sdp, old_sdp,
+        "taken with the transport file of before the move"
+    );
+    assert!(sdp.contains("239.77.77.77"), "{sdp}");
     s.gw.stop().await;
 }
 

@@ -262,18 +262,35 @@ async fn catalogue_changes_reach_every_ncs_in_order_each_acknowledged_before_the
     gw.stop().await;
 }
 
+/// A gateway whose NCS's lower port is down for now (it reconnects every 0.2 s), and that
+/// port.
+async fn start_with_ncs_away(dir: &std::path::Path) -> (Running, u16) {
+    let port = FakeNcs::down_port().await;
+    let gw = start(config_with(dir, port, 2, &extra("reconnect_max_s = 0.2"))).await;
+    (gw, port)
+}
+
+/// The NCS comes up on `port`: every mosObj pushed until the gateway goes quiet, each
+/// acknowledged, as (objID, status, slug).
+async fn mos_objs_once_up(port: u16) -> Vec<(String, String, String)> {
+    let lower = FakeNcs::up_on(port).await;
+    let mut conn = lower.accept().await;
+    let mut got = Vec::new();
+    while let Some(m) = conn.next_or_closed(1500).await {
+        let Message::MosObj(o) = &m.message else {
+            panic!("{:?}", m.message)
+        };
+        got.push((o.id.clone(), o.status.clone(), o.slug.clone()));
+        ack_obj(&mut conn, &m).await;
+    }
+    got
+}
+
 #[tokio::test]
 async fn changes_made_while_the_ncs_is_away_all_reach_it_merged_per_object() {
     use std::collections::HashMap;
     let dir = tempfile::tempdir().unwrap();
-    let port = FakeNcs::down_port().await; // the NCS is away for now
-    let gw = start(config_with(
-        dir.path(),
-        port,
-        2,
-        &extra("reconnect_max_s = 0.2"),
-    ))
-    .await;
+    let (gw, port) = start_with_ncs_away(dir.path()).await;
     // Far more changes than the broadcast keeps for a subscriber (1,024), made while the
     // first one waits for the NCS: the deletion of LOGO comes early.
     let mut clip = gw.catalogue.get("CLIP-7").unwrap();
@@ -294,18 +311,12 @@ async fn changes_made_while_the_ncs_is_away_all_reach_it_merged_per_object() {
     for i in (0..600).step_by(2) {
         gw.catalogue.remove(&format!("N-{i}")).unwrap();
     }
-    let lower = FakeNcs::up_on(port).await;
-    let mut conn = lower.accept().await;
-    let mut told: HashMap<String, (String, String)> = HashMap::new();
-    let mut count = 0;
-    while let Some(m) = conn.next_or_closed(1500).await {
-        let Message::MosObj(o) = &m.message else {
-            panic!("{:?}", m.message)
-        };
-        count += 1;
-        told.insert(o.id.clone(), (o.status.clone(), o.slug.clone()));
-        ack_obj(&mut conn, &m).await;
-    }
+    let pushed = mos_objs_once_up(port).await;
+    let count = pushed.len();
+    let told: HashMap<String, (String, String)> = pushed
+        .into_iter()
+        .map(|(id, st, slug)| (id, (st, slug)))
+        .collect();
     let status = |id: &str| told.get(id).map(|(s, _)| s.as_str());
     assert_eq!(status("LOGO"), Some("DELETED"), "LOGO's deletion was lost");
     assert_eq!(
@@ -333,14 +344,7 @@ async fn changes_made_while_the_ncs_is_away_all_reach_it_merged_per_object() {
 #[tokio::test]
 async fn while_the_ncs_is_away_each_object_waits_as_its_latest_change() {
     let dir = tempfile::tempdir().unwrap();
-    let port = FakeNcs::down_port().await; // the NCS is away for now
-    let gw = start(config_with(
-        dir.path(),
-        port,
-        2,
-        &extra("reconnect_max_s = 0.2"),
-    ))
-    .await;
+    let (gw, port) = start_with_ncs_away(dir.path()).await;
     let pause = || tokio::time::sleep(Duration::from_millis(20));
     for i in 0..5 {
         let mut cam = gw.catalogue.get("CAM-1").unwrap();
@@ -356,16 +360,11 @@ async fn while_the_ncs_is_away_each_object_waits_as_its_latest_change() {
     pause().await;
     gw.catalogue.remove("LOGO").unwrap();
     pause().await;
-    let lower = FakeNcs::up_on(port).await;
-    let mut conn = lower.accept().await;
-    let mut got = Vec::new();
-    while let Some(m) = conn.next_or_closed(1000).await {
-        let Message::MosObj(o) = &m.message else {
-            panic!("{:?}", m.message)
-        };
-        got.push(format!("{} {} {}", o.id, o.status, o.slug));
-        ack_obj(&mut conn, &m).await;
-    }
+    let got: Vec<String> = mos_objs_once_up(port)
+        .await
+        .into_iter()
+        .map(|(id, st, slug)| format!("{id} {st} {slug}"))
+        .collect();
     assert_eq!(
         got,
         [
