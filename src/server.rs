@@ -1154,9 +1154,12 @@ async fn push_object_changes(
             && let Some(change) = queue.pop()
         {
             let id = change.object.id.clone();
-            let mut obj = change.object.clone();
-            obj.status = change.kind.status().to_owned();
-            match links.lower.enqueue_durable(Message::MosObj(obj)).await {
+            // The object's status is the change's (NEW, UPDATED or DELETED).
+            match links
+                .lower
+                .enqueue_durable(Message::MosObj(change.object.clone()))
+                .await
+            {
                 Ok(rx) => in_flight = Some((id, rx)),
                 Err(LinkError::Shutdown) => return,
                 Err(e) => {

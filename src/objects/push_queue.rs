@@ -20,6 +20,7 @@
 //! UPDATED for the others, DELETED for those no longer there. Pure: no I/O.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::mos::structures::MosObj;
 
@@ -29,9 +30,11 @@ use super::catalogue::{ChangeKind, ObjectChange, next_revision};
 #[derive(Debug, Default)]
 pub struct PushQueue {
     order: VecDeque<String>,
-    waiting: HashMap<String, ObjectChange>,
+    /// The change waiting per objID: what happened, and the object after it (shared with
+    /// `told`: one copy per object however long the NCS is away).
+    waiting: HashMap<String, (ChangeKind, Arc<MosObj>)>,
     /// Objects the NCS has been told exist (or will be, by a waiting change), as last told.
-    told: HashMap<String, MosObj>,
+    told: HashMap<String, Arc<MosObj>>,
 }
 
 impl PushQueue {
@@ -39,7 +42,10 @@ impl PushQueue {
     /// pusher subscribed).
     pub fn new(objects: impl IntoIterator<Item = MosObj>) -> Self {
         Self {
-            told: objects.into_iter().map(|o| (o.id.clone(), o)).collect(),
+            told: objects
+                .into_iter()
+                .map(|o| (o.id.clone(), Arc::new(o)))
+                .collect(),
             ..Self::default()
         }
     }
@@ -59,32 +65,32 @@ impl PushQueue {
         if redundant {
             return;
         }
-        match change.kind {
-            ChangeKind::Deleted => self.told.remove(id),
+        let ObjectChange { kind, object } = change;
+        let object = Arc::new(object);
+        match kind {
+            ChangeKind::Deleted => self.told.remove(&object.id),
             ChangeKind::New | ChangeKind::Updated => {
-                self.told.insert(id.clone(), change.object.clone())
+                self.told.insert(object.id.clone(), object.clone())
             }
         };
-        self.merge(change);
+        self.merge(kind, object);
     }
 
     /// Merges a change into the waiting ones (module docs), what the NCS was told aside.
-    fn merge(&mut self, change: ObjectChange) {
-        let id = change.object.id.clone();
-        let merged = match self.waiting.get(&id).map(|w| w.kind) {
-            None => Some(change),
-            Some(ChangeKind::New) => match change.kind {
+    fn merge(&mut self, kind: ChangeKind, object: Arc<MosObj>) {
+        let id = object.id.clone();
+        let merged = match self.waiting.get(&id).map(|(k, _)| *k) {
+            None => Some(kind),
+            Some(ChangeKind::New) => match kind {
                 ChangeKind::Deleted => None,
-                _ => Some(with_kind(change, ChangeKind::New)),
+                _ => Some(ChangeKind::New),
             },
-            Some(ChangeKind::Deleted) if change.kind != ChangeKind::Deleted => {
-                Some(with_kind(change, ChangeKind::Updated))
-            }
-            Some(_) => Some(change),
+            Some(ChangeKind::Deleted) if kind != ChangeKind::Deleted => Some(ChangeKind::Updated),
+            Some(_) => Some(kind),
         };
         match merged {
-            Some(c) => {
-                if self.waiting.insert(id.clone(), c).is_none() {
+            Some(k) => {
+                if self.waiting.insert(id.clone(), (k, object)).is_none() {
                     self.order.push_back(id);
                 }
             }
@@ -95,10 +101,14 @@ impl PushQueue {
         }
     }
 
-    /// Takes the next change to send, oldest objID first.
+    /// Takes the next change to send, oldest objID first (its object's status set to the
+    /// change's).
     pub fn pop(&mut self) -> Option<ObjectChange> {
         let id = self.order.pop_front()?;
-        self.waiting.remove(&id)
+        let (kind, object) = self.waiting.remove(&id)?;
+        let mut object = Arc::unwrap_or_clone(object);
+        object.status = kind.status().to_owned();
+        Some(ObjectChange { kind, object })
     }
 
     /// Puts back a change taken by [`PushQueue::pop`] that could not be sent, ahead of the
@@ -107,10 +117,10 @@ impl PushQueue {
         let id = change.object.id.clone();
         if self.waiting.contains_key(&id) {
             // Newer than the one put back: merge the two in order.
-            let newer = self.waiting.remove(&id).expect("checked");
+            let (kind, object) = self.waiting.remove(&id).expect("checked");
             self.order.retain(|o| *o != id);
             self.insert_front(change);
-            self.merge(newer);
+            self.merge(kind, object);
         } else {
             self.insert_front(change);
         }
@@ -118,8 +128,8 @@ impl PushQueue {
 
     /// After missed changes: queues whatever makes the NCS's view the catalogue's `objects`.
     pub fn resync(&mut self, objects: Vec<MosObj>) {
-        let mut gone: HashMap<String, MosObj> = std::mem::take(&mut self.told);
-        for mut obj in objects {
+        let mut gone: HashMap<String, Arc<MosObj>> = std::mem::take(&mut self.told);
+        for obj in objects {
             let kind = match gone.remove(&obj.id) {
                 Some(old) if same_as_told(&old, &obj) => {
                     self.told.insert(obj.id.clone(), old);
@@ -128,16 +138,12 @@ impl PushQueue {
                 Some(_) => ChangeKind::Updated,
                 None => ChangeKind::New,
             };
-            obj.status = kind.status().to_owned();
             self.add(ObjectChange { kind, object: obj });
         }
-        for (_, mut obj) in gone {
+        for (_, obj) in gone {
+            let mut obj = Arc::unwrap_or_clone(obj);
             obj.revision = next_revision(obj.revision);
-            obj.status = ChangeKind::Deleted.status().to_owned();
-            self.merge(ObjectChange {
-                kind: ChangeKind::Deleted,
-                object: obj,
-            });
+            self.merge(ChangeKind::Deleted, Arc::new(obj));
         }
     }
 
@@ -154,14 +160,9 @@ impl PushQueue {
     fn insert_front(&mut self, change: ObjectChange) {
         let id = change.object.id.clone();
         self.order.push_front(id.clone());
-        self.waiting.insert(id, change);
+        self.waiting
+            .insert(id, (change.kind, Arc::new(change.object)));
     }
-}
-
-fn with_kind(mut change: ObjectChange, kind: ChangeKind) -> ObjectChange {
-    change.kind = kind;
-    change.object.status = kind.status().to_owned();
-    change
 }
 
 /// The same object as last told: the same revision and content, whatever the status.
