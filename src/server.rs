@@ -441,9 +441,18 @@ async fn serve_connection(
 }
 
 fn frame_error_reply(shared: &Shared, role: PortRole, e: &FrameError) -> String {
-    warn!("bad bytes: {e}");
+    // A message cut off short is answered under its messageID, when it got that far.
+    let message_id = match e {
+        FrameError::Truncated { message_id } => message_id.clone(),
+        _ => None,
+    };
+    warn!(
+        message_id = message_id.as_deref().unwrap_or(""),
+        "bad bytes: {e}"
+    );
     let env = Envelope {
         mos_id: shared.config.mos.id.clone(),
+        message_id,
         ..Envelope::default()
     };
     nack(role, &env, "", &e.reason()).to_xml()

@@ -21,6 +21,11 @@
 //!   end of the previous item, so leading whitespace and comments count) is reported once as
 //!   [`FrameError::TooLarge`]; the decoder then discards the rest of that message, tracking
 //!   `<mos>` depth as usual, consuming bytes as it goes, and carries on after its `</mos>`.
+//! - `<mos>` is only ever the root, so a `<mos …>` start tag inside a message (outside
+//!   comments, CDATA and quotes) means the message was cut off and a new one begins: it is
+//!   reported as [`FrameError::Truncated`] (with its messageID, when the part received shows
+//!   it) and the decoder goes on with the new message. (A payload must escape a `<mos>` it
+//!   carries.)
 //! - Recoverable problems are items (`Ok(Some(Err(_)))`), so a `FramedRead` keeps going.
 //!
 //! The buffered input is bounded: at most one message under the limit plus a few code units of
@@ -177,6 +182,13 @@ pub enum FrameError {
         encoding: WireEncoding,
         /// What was wrong and where.
         detail: String,
+    },
+    /// A message was cut off: another `<mos>` start tag began before its `</mos>` (the
+    /// NCS gave up on it mid-way). The decoder goes on with the new message.
+    #[error("message cut off: a new <mos> began before its </mos>")]
+    Truncated {
+        /// The cut-off message's messageID, when it got that far (for the NACK).
+        message_id: Option<String>,
     },
     /// The stream broke the framing rules, e.g. a message truncated at the end of the stream.
     #[error("malformed stream: {detail}")]
@@ -852,6 +864,20 @@ impl MosCodec {
                 if in_prolog {
                     self.root_start = start;
                     self.ctx = Ctx::Message { depth: 0 };
+                } else {
+                    // `<mos>` is only ever the root: inside a message it means the message
+                    // was cut off and a new one begins here.
+                    let cut_off = (!self.discarding).then(|| self.cut_off(b, p));
+                    self.root_start = start;
+                    self.item_start = start;
+                    self.discarding = false;
+                    self.ctx = Ctx::Message { depth: 0 };
+                    self.lex = Lex::Tag { quote: 0, kind };
+                    self.pos = start + w as u64;
+                    return match cut_off {
+                        Some(e) => Step::Emit(Err(e)),
+                        None => Step::Continue,
+                    };
                 }
                 (Lex::Tag { quote: 0, kind }, 1)
             }
@@ -1000,6 +1026,17 @@ impl MosCodec {
             }))
         };
         Step::Done { item, end }
+    }
+
+    /// The error for a message cut off at relative offset `at`, with its messageID if the
+    /// part received shows it.
+    fn cut_off(&self, b: &[u8], at: usize) -> FrameError {
+        let encoding = self.read_encoding().unwrap_or(WireEncoding::Utf16Be);
+        let message_id = b
+            .get(self.rel(self.root_start)..at)
+            .and_then(|bytes| decode_text(bytes, encoding).ok())
+            .and_then(|text| super::peek_message_id(&text).map(str::to_owned));
+        FrameError::Truncated { message_id }
     }
 
     /// Junk at `s`: report it with an excerpt once enough of it is visible.
@@ -1363,6 +1400,8 @@ mod tests {
         NotAMessage,
         InvalidEncoding,
         Malformed,
+        /// Cut off, with the messageID found.
+        Truncated(Option<String>),
     }
 
     fn summarize(item: Item) -> Out {
@@ -1372,6 +1411,7 @@ mod tests {
             Err(FrameError::NotAMessage { .. }) => Out::NotAMessage,
             Err(FrameError::InvalidEncoding { .. }) => Out::InvalidEncoding,
             Err(FrameError::Malformed { .. }) => Out::Malformed,
+            Err(FrameError::Truncated { message_id }) => Out::Truncated(message_id),
         }
     }
 
@@ -1509,7 +1549,6 @@ mod tests {
     #[test]
     fn depth_aware_end() {
         let cases = [
-            "<mos><mosPayload><mos><x/></mos><mos/></mosPayload></mos>",
             "<mos><a><!-- </mos> --></a></mos>",
             "<mos><a><![CDATA[ </mos> ]]]]></a></mos>",
             "<mos><?pi </mos> ?></mos>",
@@ -1524,6 +1563,50 @@ mod tests {
                 check_all_splits(&auto(), &wire, &frames(&[msg, SHORT]));
             }
         }
+    }
+
+    #[test]
+    fn a_message_cut_off_by_the_next_is_reported_and_the_next_read() {
+        let cut =
+            "<mos><mosID>DEV</mosID><ncsID>NCS</ncsID><messageID>77</messageID><roCreate><roID>R";
+        let early = "<mos><mosID>DEV</mosID><ncsID>N";
+        for enc in ALL {
+            let cfg = CodecConfig {
+                encoding: Some(enc),
+                ..CodecConfig::default()
+            };
+            let wire = encode_text(&format!("{cut}{SHORT}\r\n{SHORT}"), enc);
+            let mut expected = vec![Out::Truncated(Some("77".into()))];
+            expected.extend(frames(&[SHORT, SHORT]));
+            check_all_splits(&cfg, &wire, &expected);
+            // Cut off before its messageID; then a `<mos>` inside a comment or CDATA is text.
+            let wire = encode_text(
+                &format!("{early}<mos><!-- <mos> --><a><![CDATA[<mos>]]></a></mos>"),
+                enc,
+            );
+            let expected = vec![
+                Out::Truncated(None),
+                Out::Frame("<mos><!-- <mos> --><a><![CDATA[<mos>]]></a></mos>".into()),
+            ];
+            check_all_splits(&cfg, &wire, &expected);
+        }
+    }
+
+    #[test]
+    fn a_mos_element_inside_a_message_starts_a_new_one() {
+        // `<mos>` is only ever the root (a payload must escape it): nesting reads as a cut.
+        let wire = encode_text(
+            "<mos><mosPayload><mos><x/></mos></mosPayload></mos>",
+            WireEncoding::Utf8,
+        );
+        assert_eq!(
+            decode_all(auto(), &[&wire]),
+            vec![
+                Out::Truncated(None),
+                Out::Frame("<mos><x/></mos>".into()),
+                Out::NotAMessage,
+            ]
+        );
     }
 
     #[test]
@@ -1583,7 +1666,7 @@ mod tests {
 
     #[test]
     fn oversize_is_reported_once_then_recovers() {
-        let big = format!("<mos><p>{}</p><mos>nested</mos></mos>", "x".repeat(5000));
+        let big = format!("<mos><p>{}</p><q>inner</q></mos>", "x".repeat(5000));
         for enc in ALL {
             let cfg = CodecConfig {
                 encoding: None,

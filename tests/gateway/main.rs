@@ -7,7 +7,7 @@ mod outbound;
 mod support;
 
 use mos_gateway::mos::Message;
-use mos_gateway::mos::codec::WireEncoding;
+use mos_gateway::mos::codec::{WireEncoding, encode_text};
 use mos_gateway::mos::messages::ProfileSupport;
 use support::*;
 
@@ -331,6 +331,56 @@ async fn bad_bytes_get_a_nack_and_the_connection_goes_on() {
         other.request("<heartbeat/>").await.message,
         Message::Heartbeat(_)
     ));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_cut_off_or_in_the_wrong_encoding_is_nacked_and_the_next_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(config(dir.path(), "")).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    // Half a roCreate (the NCS gave up writing it), then heartbeats on the same socket.
+    let (id, ro) = ncs.envelope(&ro_create("CUT", &[("S1", &["1", "2"])]));
+    let cut = ro.rfind("<item>").unwrap();
+    ncs.send_text(&ro[..cut]).await;
+    let (hb1, first) = ncs.envelope("<heartbeat/>");
+    let (hb2, second) = ncs.envelope("<heartbeat/>");
+    ncs.send_text(&format!("{first}{second}")).await;
+    let nack = ncs.recv_lenient().await;
+    assert_eq!(nack.message_id.as_deref(), Some(id.as_str()));
+    let Message::RoAck(a) = nack.message else {
+        panic!("{:?}", nack.message)
+    };
+    assert!(a.status.contains("cut off"), "{}", a.status);
+    for want in [hb1, hb2] {
+        let r = ncs.recv().await;
+        assert!(
+            matches!(r.message, Message::Heartbeat(_)),
+            "{:?}",
+            r.message
+        );
+        assert_eq!(r.message_id.as_deref(), Some(want.as_str()));
+    }
+    // Nothing of the cut-off roCreate was applied.
+    let r = ncs.request("<roReq><roID>CUT</roID></roReq>").await;
+    assert!(
+        matches!(&r.message, Message::RoAck(a) if a.status != "OK"),
+        "{:?}",
+        r.message
+    );
+    // A message that is not valid UTF-16 (an unpaired surrogate in a slug), then a heartbeat.
+    let (_, bad) = ncs.envelope("<roReq><roID>X\u{FFFF}</roID></roReq>");
+    let mut wire = encode_text(&bad, WireEncoding::Utf16Be);
+    let at = wire
+        .windows(2)
+        .position(|w| w == [0xFF, 0xFF])
+        .expect("the marker");
+    wire[at..at + 2].copy_from_slice(&[0xD8, 0x00]);
+    ncs.send_raw(&wire).await;
+    let nacked = ncs.recv_text().await;
+    assert!(nacked.contains("invalid"), "{nacked}");
+    let r = ncs.request("<heartbeat/>").await;
+    assert!(matches!(r.message, Message::Heartbeat(_)));
     gw.stop().await;
 }
 
