@@ -17,7 +17,9 @@ use crate::mos::structures::{AirStatus, RunningOrder};
 use crate::mos::{Message, Mos, ParseOptions, Parsed};
 use crate::rundown::{Applied, Change, Edit, Rundown, Rundowns, edit_from_message, into_edit};
 use crate::session::{PortRole, reply_to};
-use crate::store::{Commit, Processed, RoChange, Snapshot, Store, StoreError, WalSync};
+use crate::store::{
+    Commit, Processed, ProcessedRow, RoChange, Snapshot, Store, StoreError, WalSync,
+};
 
 /// State errors: only storage failures; refused edits are replies, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +205,10 @@ impl State {
     /// `received` is the message's inbox row when it was kept there first
     /// ([`Store::receive`]): applied, its commit removes the row and need not be synced on
     /// its own; refused (or a retry), the row is removed, durably, before the reply.
+    ///
+    /// A refusal is remembered under its messageID like an applied edit, durably before
+    /// the reply: a retry gets the same NACK (not a new judgement against a state that
+    /// moved on), and another message under the same messageID is refused.
     pub fn handle(
         &mut self,
         port: PortRole,
@@ -210,24 +216,28 @@ impl State {
         raw: Option<&str>,
         received: Option<i64>,
     ) -> Result<Outcome, StateError> {
-        let outcome = self.apply_and_commit(port, request, raw, received)?;
+        let (outcome, refusal) = self.apply_and_commit(port, request, raw, received)?;
         if outcome.change.is_none()
-            && let Some(seq) = received
-            && let Err(e) = self.store.forget_received(seq)
+            && let Err(e) = self.store.refuse(received, refusal)
         {
-            // The row may be judged again at start.
-            tracing::error!("cannot remove refused message {seq} from the inbox: {e}");
+            // The row may be judged again at start; a retry may be judged again.
+            tracing::error!(
+                "cannot record the refusal{}: {e}",
+                received.map_or(String::new(), |seq| format!(" of inbox message {seq}"))
+            );
         }
         Ok(outcome)
     }
 
+    /// [`State::handle`] but for the refusal's record: returns the outcome and, for a
+    /// refusal of a message with a messageID, what to remember of it.
     fn apply_and_commit(
         &mut self,
         port: PortRole,
         request: Mos,
         raw: Option<&str>,
         received: Option<i64>,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<(Outcome, Option<ProcessedRow>), StateError> {
         // After a failed sync nothing is acknowledged, not even a retry's stored reply.
         self.store.check_healthy()?;
         let env = request.envelope();
@@ -265,15 +275,40 @@ impl State {
                         )),
                     )
                 };
-                return Ok(Outcome {
+                let outcome = Outcome {
                     reply,
                     change: None,
                     duplicate: done.digest == *content,
                     needs_resync: None,
-                });
+                };
+                return Ok((outcome, None));
             }
         }
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
+        // A refusal, remembered under the messageID (see `handle`).
+        let refused = |reply: Mos, needs_resync: Option<String>| {
+            let row = key
+                .clone()
+                .zip(content.clone())
+                .map(|((ncs, p, id), digest)| {
+                    (
+                        ncs,
+                        p,
+                        id,
+                        Processed {
+                            digest,
+                            reply: reply.to_xml(),
+                        },
+                    )
+                });
+            let outcome = Outcome {
+                reply,
+                change: None,
+                duplicate: false,
+                needs_resync,
+            };
+            Ok((outcome, row))
+        };
         let (mos_id, ncs_id) = (request.mos_id.clone(), request.ncs_id.clone());
         // Without the received text (a roList fetched by the gateway itself) the journal
         // keeps the message as written by us.
@@ -282,26 +317,22 @@ impl State {
         let (ro_id, edit) = match into_edit(request.message) {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                return Ok(Outcome {
-                    reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
-                    change: None,
-                    duplicate: false,
-                    needs_resync: e.needs_resync().then(|| ro_id_hint.clone()),
-                });
+                return refused(
+                    reply_to(&env, Message::RoAck(RoAck::error(&ro_id_hint, &e.reason()))),
+                    e.needs_resync().then(|| ro_id_hint.clone()),
+                );
             }
             None => {
-                return Ok(Outcome {
-                    reply: reply_to(
+                return refused(
+                    reply_to(
                         &env,
                         Message::RoAck(RoAck::error(
                             &ro_id_hint,
                             &format!("{} is not a running-order edit", message_name),
                         )),
                     ),
-                    change: None,
-                    duplicate: false,
-                    needs_resync: None,
-                });
+                    None,
+                );
             }
         };
         let whole = matches!(edit, Edit::Create(_) | Edit::Replace(_) | Edit::List(_));
@@ -311,12 +342,10 @@ impl State {
         {
             Ok(a) => a,
             Err(e) => {
-                return Ok(Outcome {
-                    reply: reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
-                    change: None,
-                    duplicate: false,
-                    needs_resync: e.needs_resync().then(|| ro_id.clone()),
-                });
+                return refused(
+                    reply_to(&env, Message::RoAck(RoAck::error(&ro_id, &e.reason()))),
+                    e.needs_resync().then(|| ro_id.clone()),
+                );
             }
         };
         let reply = reply_to(&env, Message::RoAck(RoAck::ok(&ro_id)));
@@ -370,12 +399,13 @@ impl State {
         if let Some(e) = not_synced {
             return Err(e.into());
         }
-        Ok(Outcome {
+        let outcome = Outcome {
             reply,
             change: Some((ro_id, what)),
             duplicate: false,
             needs_resync: None,
-        })
+        };
+        Ok((outcome, None))
     }
 
     /// Installs an applied edit whose commit (a journal entry, or else a new snapshot or
@@ -414,7 +444,7 @@ impl State {
                     let outcome = self.handle(port, mos, Some(&row.doc), Some(row.seq))?;
                     let what = match (&outcome.change, &outcome.reply.message) {
                         (Some(_), _) => "applied".to_string(),
-                        _ if outcome.duplicate => "already applied".to_string(),
+                        _ if outcome.duplicate => "answered before".to_string(),
                         (None, Message::RoAck(ack)) => format!("refused: {}", ack.status),
                         (None, _) => "refused".to_string(),
                     };

@@ -106,6 +106,9 @@ pub struct Processed {
     pub reply: String,
 }
 
+/// A message handled, under its key: (ncsID, port, messageID) and what to answer a retry.
+pub type ProcessedRow = (String, String, String, Processed);
+
 /// What one acknowledged message changes.
 #[derive(Debug, Clone, Default)]
 pub struct Commit {
@@ -114,7 +117,7 @@ pub struct Commit {
     /// How it changed.
     pub change: RoChange,
     /// The processed-message record: (ncsID, port, messageID, record).
-    pub processed: Option<(String, String, String, Processed)>,
+    pub processed: Option<ProcessedRow>,
     /// The inbox row of the message, when it was kept there first ([`Store::receive`]):
     /// the commit removes it and is not synced on its own.
     pub received: Option<i64>,
@@ -629,6 +632,29 @@ impl Store {
         )
         .map_err(e)?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a refusal, durably, in one transaction: the message's inbox row (if any)
+    /// removed ([`Store::forget_received`] says why durably) and its messageID remembered
+    /// with the NACK (if it has one), for retries. Nothing to do without either.
+    pub fn refuse(
+        &mut self,
+        received: Option<i64>,
+        processed: Option<ProcessedRow>,
+    ) -> Result<(), StoreError> {
+        if received.is_none() && processed.is_none() {
+            return Ok(());
+        }
+        self.commit(&Commit {
+            processed,
+            received,
+            ..Commit::default()
+        })?;
+        if received.is_some() {
+            // A commit with an inbox row is not synced on its own.
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// Removes a message from the inbox that was refused or not applied, durably: a removal

@@ -271,6 +271,54 @@ async fn a_retried_message_is_not_applied_twice_and_a_reused_id_is_refused() {
 }
 
 #[tokio::test]
+async fn a_refused_message_is_remembered_under_its_message_id_like_an_applied_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let gw = start(cfg.clone()).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.ok(&ro_create("RO1", &[("S1", &[])])).await;
+    let msg = |body: &str| {
+        format!(
+            "<mos><mosID>{MOS_ID}</mosID><ncsID>{NCS_ID}</ncsID><messageID>6000</messageID>{body}</mos>"
+        )
+    };
+    // Refused: S9 is not in the running order.
+    let delete_s9 = msg("<roStoryDelete><roID>RO1</roID><storyID>S9</storyID></roStoryDelete>");
+    ncs.send_text(&delete_s9).await;
+    let first = ncs.recv_text().await;
+    assert!(first.contains("S9"), "{first}");
+    // S9 appears meanwhile; the retry of the refused message gets the same NACK and
+    // changes nothing (it is not judged again against the new state).
+    ncs.ok(&format!(
+        "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
+        story("S9", &[])
+    ))
+    .await;
+    ncs.send_text(&delete_s9).await;
+    assert_eq!(ncs.recv_text().await, first);
+    assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S9"]);
+    // Another message under the refused one's messageID is refused, not applied.
+    ncs.send_text(&msg(
+        "<roStoryDelete><roID>RO1</roID><storyID>S1</storyID></roStoryDelete>",
+    ))
+    .await;
+    let Message::RoAck(a) = ncs.recv().await.message else {
+        panic!()
+    };
+    assert!(a.status.contains("already used"), "{}", a.status);
+    assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S9"]);
+    // Also after a restart.
+    drop(ncs);
+    gw.stop().await;
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    ncs.send_text(&delete_s9).await;
+    assert_eq!(ncs.recv_text().await, first);
+    assert_eq!(ids(&ncs.order("RO1").await), ["S1", "S9"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_ncs_and_wrong_mos_id_get_distinct_nacks() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;
