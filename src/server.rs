@@ -416,10 +416,35 @@ async fn serve_connection(
     let (rd, mut wr) = socket.into_split();
     let mut frames = FramedRead::new(rd, MosCodec::new(codec_for(&shared.config, peer)));
     debug!("connected");
+    let stall = shared.config.mos.message_stall;
+    // Bytes seen on the connection, and when that count last moved.
+    let seen = |f: &FramedRead<_, MosCodec>| f.decoder().consumed() + f.read_buffer().len() as u64;
+    let mut progress = (seen(&frames), Instant::now());
     loop {
+        let now = seen(&frames);
+        if now != progress.0 {
+            progress = (now, Instant::now());
+        }
+        // The silence in the middle of a message is checked four times per `stall`.
+        let check = tokio::time::sleep(stall / 4);
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
             n = frames.next() => n,
+            _ = check => {
+                let now = seen(&frames);
+                if !frames.decoder().mid_message()
+                    || now != progress.0
+                    || progress.1.elapsed() < stall
+                {
+                    continue;
+                }
+                // Silent for `stall` in the middle of a message: its sender gave up.
+                let mut buffered = std::mem::take(frames.read_buffer_mut());
+                match frames.decoder_mut().abandon(&mut buffered) {
+                    Some(e) => Some(Ok(Err(e))),
+                    None => continue,
+                }
+            }
         };
         let Some(item) = next else { break };
         let item = item?;

@@ -89,6 +89,9 @@ pub struct MosConfig {
     pub accept_any_ncs: bool,
     /// Largest accepted message, in bytes as received.
     pub max_message_bytes: usize,
+    /// How long a connection may fall silent in the middle of a message before the message
+    /// is taken as cut off (NACKed and dropped with what followed it).
+    pub message_stall: Duration,
     /// Most simultaneous connections on each of our ports.
     pub max_connections: usize,
     /// URL of the schema of searchable fields, announced in mosListSearchableSchema and

@@ -54,6 +54,8 @@ pub struct RawMos {
     pub accept_any_ncs: bool,
     /// Largest accepted message, in bytes.
     pub max_message_bytes: u64,
+    /// Silence after which an incomplete message is taken as cut off.
+    pub message_stall_s: Seconds,
     /// Most simultaneous connections per port.
     pub max_connections: u32,
     /// Record every NCS's traffic (in addition to per-NCS `capture`).
@@ -81,6 +83,7 @@ impl Default for RawMos {
             data_dir: PathBuf::from("data"),
             accept_any_ncs: false,
             max_message_bytes: 16 * 1024 * 1024,
+            message_stall_s: Seconds(5.0),
             max_connections: 64,
             capture: false,
             capture_heartbeats: false,

@@ -257,6 +257,11 @@ fn mos_limits() {
         &["out of range"],
     );
     fails(
+        "[mos]\nmessage_stall_s = 0\n",
+        "mos.message_stall_s",
+        &["more than 0"],
+    );
+    fails(
         "[mos]\nmax_connections = 1\n",
         "mos.max_connections",
         &["2 to 65535"],

@@ -252,6 +252,7 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
             "too large for this machine's address space",
         )
     })?;
+    let message_stall = seconds(src, "mos.message_stall_s", m.message_stall_s, false)?;
     if !(2..=65_535).contains(&m.max_connections) {
         return Err(src.err(
             "mos.max_connections",
@@ -299,6 +300,7 @@ fn mos(m: &RawMos, src: &Source<'_>) -> Result<MosConfig, ConfigError> {
         data_dir: m.data_dir.clone(),
         accept_any_ncs: m.accept_any_ncs,
         max_message_bytes,
+        message_stall,
         max_connections: m.max_connections as usize,
         capture: CaptureConfig {
             all: m.capture,

@@ -21,11 +21,10 @@
 //!   end of the previous item, so leading whitespace and comments count) is reported once as
 //!   [`FrameError::TooLarge`]; the decoder then discards the rest of that message, tracking
 //!   `<mos>` depth as usual, consuming bytes as it goes, and carries on after its `</mos>`.
-//! - `<mos>` is only ever the root, so a `<mos …>` start tag inside a message (outside
-//!   comments, CDATA and quotes) means the message was cut off and a new one begins: it is
-//!   reported as [`FrameError::Truncated`] (with its messageID, when the part received shows
-//!   it) and the decoder goes on with the new message. (A payload must escape a `<mos>` it
-//!   carries.)
+//! - `<mos>` elements nested in a message (a payload carrying a whole MOS message, seen in the
+//!   field) are counted, so a message whose sender gave up mid-way never ends: everything
+//!   after it reads as nested. The caller, which sees the stream fall silent,
+//!   gives it up with [`MosCodec::abandon`] ([`FrameError::Truncated`]).
 //! - Recoverable problems are items (`Ok(Some(Err(_)))`), so a `FramedRead` keeps going.
 //!
 //! The buffered input is bounded: at most one message under the limit plus a few code units of
@@ -183,9 +182,9 @@ pub enum FrameError {
         /// What was wrong and where.
         detail: String,
     },
-    /// A message was cut off: another `<mos>` start tag began before its `</mos>` (the
-    /// NCS gave up on it mid-way). The decoder goes on with the new message.
-    #[error("message cut off: a new <mos> began before its </mos>")]
+    /// A message was given up as cut off ([`MosCodec::abandon`]): it stayed incomplete and
+    /// the stream fell silent. It was dropped with whatever followed it in the buffer.
+    #[error("message cut off: incomplete when the stream fell silent")]
     Truncated {
         /// The cut-off message's messageID, when it got that far (for the NACK).
         message_id: Option<String>,
@@ -627,6 +626,43 @@ impl MosCodec {
             .unwrap_or(WireEncoding::Utf16Be)
     }
 
+    /// Wire bytes consumed from the stream so far (those still buffered aside).
+    pub fn consumed(&self) -> u64 {
+        self.base
+    }
+
+    /// Whether a message has begun and not ended: a `FramedRead` waiting for more of it.
+    pub fn mid_message(&self) -> bool {
+        matches!(self.ctx, Ctx::Message { .. })
+    }
+
+    /// Gives up on the message begun in `src` (the `FramedRead`'s buffer), for a caller
+    /// that has waited long enough for the rest of it: a message whose sender gave up
+    /// mid-way never ends, and every message after it would count as nested inside it.
+    /// Drops everything buffered and starts afresh with the next bytes. Returns the error to
+    /// report ([`FrameError::Truncated`], with the messageID when the part received shows
+    /// it), or `None` when no message had begun or it was already reported as too large.
+    pub fn abandon(&mut self, src: &mut BytesMut) -> Option<FrameError> {
+        if !self.mid_message() {
+            return None;
+        }
+        let report = (!self.discarding).then(|| {
+            let encoding = self.read_encoding().unwrap_or(WireEncoding::Utf16Be);
+            let start = self.rel(self.root_start).min(src.len());
+            // The envelope comes first: a few KB show the messageID if it is there.
+            let head = &src[start..src.len().min(start + 8192)];
+            let message_id = super::peek_message_id(&lossy_text(head, encoding)).map(str::to_owned);
+            FrameError::Truncated { message_id }
+        });
+        let n = src.len();
+        self.consume(src, n);
+        self.ctx = Ctx::Prolog;
+        self.lex = Lex::Text;
+        self.discarding = false;
+        self.item_start = self.pos;
+        report
+    }
+
     /// The settings.
     pub fn config(&self) -> &CodecConfig {
         &self.config
@@ -864,20 +900,6 @@ impl MosCodec {
                 if in_prolog {
                     self.root_start = start;
                     self.ctx = Ctx::Message { depth: 0 };
-                } else {
-                    // `<mos>` is only ever the root: inside a message it means the message
-                    // was cut off and a new one begins here.
-                    let cut_off = (!self.discarding).then(|| self.cut_off(b, p));
-                    self.root_start = start;
-                    self.item_start = start;
-                    self.discarding = false;
-                    self.ctx = Ctx::Message { depth: 0 };
-                    self.lex = Lex::Tag { quote: 0, kind };
-                    self.pos = start + w as u64;
-                    return match cut_off {
-                        Some(e) => Step::Emit(Err(e)),
-                        None => Step::Continue,
-                    };
                 }
                 (Lex::Tag { quote: 0, kind }, 1)
             }
@@ -1026,17 +1048,6 @@ impl MosCodec {
             }))
         };
         Step::Done { item, end }
-    }
-
-    /// The error for a message cut off at relative offset `at`, with its messageID if the
-    /// part received shows it.
-    fn cut_off(&self, b: &[u8], at: usize) -> FrameError {
-        let encoding = self.read_encoding().unwrap_or(WireEncoding::Utf16Be);
-        let message_id = b
-            .get(self.rel(self.root_start)..at)
-            .and_then(|bytes| decode_text(bytes, encoding).ok())
-            .and_then(|text| super::peek_message_id(&text).map(str::to_owned));
-        FrameError::Truncated { message_id }
     }
 
     /// Junk at `s`: report it with an excerpt once enough of it is visible.
@@ -1258,6 +1269,21 @@ fn decode_text(bytes: &[u8], encoding: WireEncoding) -> Result<String, FrameErro
     }
 }
 
+/// Text of possibly cut bytes, bad code units replaced (for peeking only).
+fn lossy_text(bytes: &[u8], encoding: WireEncoding) -> String {
+    let units = |read: fn([u8; 2]) -> u16| {
+        let units = bytes.chunks_exact(2).map(|c| read([c[0], c[1]]));
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    };
+    match encoding {
+        WireEncoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+        WireEncoding::Utf16Be => units(u16::from_be_bytes),
+        WireEncoding::Utf16Le => units(u16::from_le_bytes),
+    }
+}
+
 /// Strict UTF-16 → UTF-8 with an ASCII fast path.
 fn utf16_to_string(
     bytes: &[u8],
@@ -1400,8 +1426,6 @@ mod tests {
         NotAMessage,
         InvalidEncoding,
         Malformed,
-        /// Cut off, with the messageID found.
-        Truncated(Option<String>),
     }
 
     fn summarize(item: Item) -> Out {
@@ -1411,7 +1435,7 @@ mod tests {
             Err(FrameError::NotAMessage { .. }) => Out::NotAMessage,
             Err(FrameError::InvalidEncoding { .. }) => Out::InvalidEncoding,
             Err(FrameError::Malformed { .. }) => Out::Malformed,
-            Err(FrameError::Truncated { message_id }) => Out::Truncated(message_id),
+            Err(e @ FrameError::Truncated { .. }) => panic!("only abandon() reports {e}"),
         }
     }
 
@@ -1549,6 +1573,7 @@ mod tests {
     #[test]
     fn depth_aware_end() {
         let cases = [
+            "<mos><mosPayload><mos><x/></mos><mos/></mosPayload></mos>",
             "<mos><a><!-- </mos> --></a></mos>",
             "<mos><a><![CDATA[ </mos> ]]]]></a></mos>",
             "<mos><?pi </mos> ?></mos>",
@@ -1566,47 +1591,57 @@ mod tests {
     }
 
     #[test]
-    fn a_message_cut_off_by_the_next_is_reported_and_the_next_read() {
+    fn a_message_abandoned_mid_way_is_reported_and_the_stream_starts_afresh() {
         let cut =
             "<mos><mosID>DEV</mosID><ncsID>NCS</ncsID><messageID>77</messageID><roCreate><roID>R";
-        let early = "<mos><mosID>DEV</mosID><ncsID>N";
         for enc in ALL {
-            let cfg = CodecConfig {
-                encoding: Some(enc),
-                ..CodecConfig::default()
-            };
-            let wire = encode_text(&format!("{cut}{SHORT}\r\n{SHORT}"), enc);
-            let mut expected = vec![Out::Truncated(Some("77".into()))];
-            expected.extend(frames(&[SHORT, SHORT]));
-            check_all_splits(&cfg, &wire, &expected);
-            // Cut off before its messageID; then a `<mos>` inside a comment or CDATA is text.
-            let wire = encode_text(
-                &format!("{early}<mos><!-- <mos> --><a><![CDATA[<mos>]]></a></mos>"),
-                enc,
-            );
-            let expected = vec![
-                Out::Truncated(None),
-                Out::Frame("<mos><!-- <mos> --><a><![CDATA[<mos>]]></a></mos>".into()),
-            ];
-            check_all_splits(&cfg, &wire, &expected);
+            for (what, cut, id) in [
+                ("with its messageID", cut, Some("77".to_owned())),
+                ("before its messageID", &cut[..23], None),
+            ] {
+                let mut codec = MosCodec::new(auto());
+                let mut buf = BytesMut::new();
+                // What followed the cut is taken for nested messages: all waits.
+                buf.extend_from_slice(&encode_text(&format!("\r\n{cut}{SHORT}"), enc));
+                assert!(codec.decode(&mut buf).unwrap().is_none(), "{enc} {what}");
+                assert!(codec.mid_message());
+                match codec.abandon(&mut buf) {
+                    Some(FrameError::Truncated { message_id }) => {
+                        assert_eq!(message_id, id, "{enc} {what}")
+                    }
+                    other => panic!("{enc} {what}: {other:?}"),
+                }
+                assert!(buf.is_empty() && !codec.mid_message());
+                assert!(codec.abandon(&mut buf).is_none());
+                // The next message reads normally, split or not.
+                let wire = encode_text(SHORT, enc);
+                let (a, b) = wire.split_at(wire.len() / 2);
+                buf.extend_from_slice(a);
+                assert!(codec.decode(&mut buf).unwrap().is_none());
+                buf.extend_from_slice(b);
+                let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
+                assert_eq!(frame.text, SHORT, "{enc} {what}");
+            }
         }
     }
 
     #[test]
-    fn a_mos_element_inside_a_message_starts_a_new_one() {
-        // `<mos>` is only ever the root (a payload must escape it): nesting reads as a cut.
-        let wire = encode_text(
-            "<mos><mosPayload><mos><x/></mos></mosPayload></mos>",
-            WireEncoding::Utf8,
-        );
-        assert_eq!(
-            decode_all(auto(), &[&wire]),
-            vec![
-                Out::Truncated(None),
-                Out::Frame("<mos><x/></mos>".into()),
-                Out::NotAMessage,
-            ]
-        );
+    fn an_oversize_message_abandoned_is_not_reported_twice() {
+        let cfg = CodecConfig {
+            encoding: Some(WireEncoding::Utf8),
+            max_message_bytes: 1000,
+        };
+        let mut codec = MosCodec::new(cfg);
+        let mut buf = BytesMut::from(format!("<mos><p>{}", "x".repeat(2000)).as_bytes());
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Err(FrameError::TooLarge { .. }))
+        ));
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(codec.abandon(&mut buf).is_none());
+        buf.extend_from_slice(SHORT.as_bytes());
+        let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
+        assert_eq!(frame.text, SHORT);
     }
 
     #[test]
@@ -1666,7 +1701,7 @@ mod tests {
 
     #[test]
     fn oversize_is_reported_once_then_recovers() {
-        let big = format!("<mos><p>{}</p><q>inner</q></mos>", "x".repeat(5000));
+        let big = format!("<mos><p>{}</p><mos>nested</mos></mos>", "x".repeat(5000));
         for enc in ALL {
             let cfg = CodecConfig {
                 encoding: None,
