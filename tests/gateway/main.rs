@@ -1,6 +1,7 @@
 //! The gateway over real TCP: Profile 0 and the running-order messages of Profiles 2 and
 //! 4, retries, bad input, restarts.
 
+mod edits;
 mod nmos;
 mod objects;
 mod outbound;
