@@ -478,24 +478,80 @@ async fn strangers_cannot_take_every_connection_slot() {
 
 #[tokio::test]
 async fn running_orders_and_bodies_survive_a_restart() {
+    use mos_gateway::mos::{Mos, ParseOptions};
+    use mos_gateway::rundown::{Rundowns, edit_from_message};
+    use mos_gateway::state::State;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");
     let gw = start(cfg.clone()).await;
     let mut ncs = Ncs::connect(gw.upper).await;
-    ncs.ok(&ro_create("RO1", &[("S1", &["1"]), ("S2", &[])]))
-        .await;
+    // Every acknowledged message is also applied to the model the restart must give back.
+    let mut model = Rundowns::new();
+    let mut send = async |ncs: &mut Ncs, body: String| {
+        let (_, text) = ncs.envelope(&body);
+        ncs.send_text(&text).await;
+        assert!(
+            matches!(ncs.recv().await.message, Message::RoAck(a) if a.is_ok()),
+            "{body}"
+        );
+        let message = Mos::parse(&text, ParseOptions::lenient())
+            .unwrap()
+            .mos
+            .message;
+        let (ro_id, edit) = edit_from_message(&message).unwrap().unwrap();
+        model.update(&ro_id, &edit).unwrap();
+    };
+    send(&mut ncs, ro_create("RO1", &[("S1", &["1"]), ("S2", &[])])).await;
     for i in 0..300 {
-        ncs.ok(&format!(
-            "<roStoryAppend><roID>RO1</roID>{}</roStoryAppend>",
-            story(&format!("A{i}"), &["1"])
-        ))
+        let appended = story(&format!("A{i}"), &["1"]);
+        send(
+            &mut ncs,
+            format!("<roStoryAppend><roID>RO1</roID>{appended}</roStoryAppend>"),
+        )
         .await;
     }
-    ncs.ok("<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>")
+    // Story bodies, one then moved and replaced: the body follows its story.
+    for id in ["S1", "A5", "A299"] {
+        send(
+            &mut ncs,
+            format!(
+                "<roStorySend><roID>RO1</roID><storyID>{id}</storyID><storySlug>{id} body</storySlug>\
+                 <storyBody><p>Text of {id}.</p></storyBody></roStorySend>"
+            ),
+        )
         .await;
+    }
+    send(
+        &mut ncs,
+        "<roStoryMove><roID>RO1</roID><storyID>A5</storyID><storyID>S1</storyID></roStoryMove>"
+            .into(),
+    )
+    .await;
+    send(
+        &mut ncs,
+        format!(
+            "<roStoryReplace><roID>RO1</roID><storyID>A299</storyID>{}</roStoryReplace>",
+            story("A299", &["2"])
+        ),
+    )
+    .await;
+    send(
+        &mut ncs,
+        "<roReadyToAir><roID>RO1</roID><roAir>READY</roAir></roReadyToAir>".into(),
+    )
+    .await;
     let before = ncs.order("RO1").await;
     drop(ncs);
     gw.stop().await;
+    // What the store gives back is the model: order, items, bodies, readiness.
+    {
+        let state = State::open(dir.path()).unwrap();
+        let restored = state.rundowns().get("RO1").expect("RO1 restored");
+        let expected = model.get("RO1").unwrap();
+        assert_eq!(restored, expected);
+        assert!(restored.body("A5").is_some() && restored.body("S1").is_some());
+        assert!(restored.ready_to_air().is_some());
+    }
     let gw = start(cfg).await;
     let mut ncs = Ncs::connect(gw.upper).await;
     assert_eq!(ncs.order("RO1").await, before);

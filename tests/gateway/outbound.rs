@@ -1020,3 +1020,35 @@ async fn a_status_queued_for_a_running_order_deleted_meanwhile_is_dropped() {
     conn.reply(&m, Message::RoAck(RoAck::ok("STAYING"))).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn our_message_ids_keep_rising_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let cfg = config_with(dir.path(), lower.port(), 2, "heartbeat_interval_s = 0.1");
+    // The messageIDs of our heartbeats on the lower port, each answered (FakeConn::recv
+    // would answer and skip them).
+    let heartbeat_ids = async |lower: &FakeNcs, n: usize| {
+        let mut conn = lower.accept().await;
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            let m = conn.next_or_closed(5000).await.expect("a heartbeat");
+            if let Message::Heartbeat(_) = m.message {
+                ids.push(m.message_id.clone().unwrap().parse::<i64>().unwrap());
+            }
+            conn.reply(&m, m.message.clone()).await;
+        }
+        ids
+    };
+    let gw = start(cfg.clone()).await;
+    let before = heartbeat_ids(&lower, 5).await;
+    gw.stop().await;
+    let gw = start(cfg).await;
+    let after = heartbeat_ids(&lower, 3).await;
+    gw.stop().await;
+    let last = *before.iter().max().unwrap();
+    assert!(
+        after.iter().all(|id| *id > last),
+        "messageIDs reused after the restart: {before:?} then {after:?}"
+    );
+}
