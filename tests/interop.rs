@@ -261,7 +261,7 @@ async fn listening_ncs(status_messages: &str) {
     let [listen_lower, listen_upper, listen_query] = support::free_ports();
     let extra = format!(
         "status_messages = \"{status_messages}\"\nheartbeat_interval_s = 1\nreconnect_max_s = 1\n\
-         listmachinfo_style = \"container\"\ncapture = true\n\n{}",
+         listmachinfo_style = \"container\"\ncapture = true\nresync_on_connect = true\n\n{}",
         objects_toml()
     );
     let config = support::config_with(data.path(), listen_lower, listen_upper, &extra);

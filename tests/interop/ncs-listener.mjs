@@ -1,7 +1,9 @@
 // Interoperability check, the way back: @mos-connection/connector plays the newsroom system (NCS)
 // and *listens* for the gateway's own connections (`acceptsConnections: true`), so that it
 // receives and parses the messages the gateway originates: mosListAll, mosObj NEW, statuses
-// (roElementStat, or roItemStat/roStat) and heartbeats.
+// (roElementStat, or roItemStat/roStat) and heartbeats; and it answers the gateway's
+// resynchronisation on connect (`resync_on_connect`: roReqAll, then roReq for each running
+// order) with its own copy of a running order, which the gateway then holds.
 //
 // The connector routes a message arriving on its listening ports to the MosDevice registered
 // for the message's mosID/ncsID pair. Its only way to register one is to connect out, so, as in
@@ -35,6 +37,8 @@ const { MosConnection, getMosTypes, xml2js } = connector;
 const STEP_TIMEOUT_MS = 8000;
 const RUN_TIMEOUT_MS = 55000;
 const RO_ID = 'INTEROP.RO.STATUS';
+/** The running order the connector, as the NCS, holds and gives the gateway on resync. */
+const NCS_RO_ID = 'INTEROP.RO.NCS';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -130,6 +134,24 @@ function item(id) {
   return { ID: str(id), Slug: str(`Item ${id}`), ObjectID: str(`OBJ-${id}`), MOSID: opt.mosId };
 }
 
+/** The NCS's copy of NCS_RO_ID (roListAll, then roList on resync). */
+const NCS_RO = {
+  ID: str(NCS_RO_ID),
+  Slug: str('Held by the NCS'),
+  Stories: [
+    { ID: str('N1'), Slug: str('Story N1'), Items: ['N11', 'N12'].map(item) },
+    { ID: str('N2'), Slug: str('Story N2'), Items: [] },
+  ],
+};
+const NCS_RO_SHAPE = 'N1(N11 N12) N2()';
+
+/** Stories and items of a running order as "S1(I1 I2) S2()". */
+function shape(ro) {
+  return (ro?.Stories ?? [])
+    .map((s) => `${text(s.ID)}(${(s.Items ?? []).map((i) => text(i.ID)).join(' ')})`)
+    .join(' ');
+}
+
 // ---------------------------------------------------------------------------------------------
 // What arrives
 
@@ -172,7 +194,6 @@ const UNEXPECTED = [
   'onCreateRunningOrder',
   'onReplaceRunningOrder',
   'onDeleteRunningOrder',
-  'onRequestRunningOrder',
   'onMetadataReplace',
   'onReadyToAir',
   'onROInsertStories',
@@ -185,9 +206,19 @@ const UNEXPECTED = [
   'onRODeleteItems',
   'onROSwapStories',
   'onROSwapItems',
+  'onRunningOrderStory',
 ];
 
+/** roIDs the gateway asked for with roReq, in order. */
+const roReqs = [];
+
 function registerCallbacks(device) {
+  // The gateway's resynchronisation: every running order the NCS holds, then each in full.
+  device.onRequestAllRunningOrders(async () => [NCS_RO]);
+  device.onRequestRunningOrder(async (roId) => {
+    roReqs.push(text(roId));
+    return text(roId) === NCS_RO_ID ? NCS_RO : null;
+  });
   for (const name of UNEXPECTED) {
     device[name](async () => {
       report(`unexpected ${name}`, false, 'the gateway sent a message an NCS does not receive');
@@ -263,7 +294,7 @@ async function main() {
       acceptsConnections: true, // listen for the gateway's outbound connections
       ports: opt.listen,
       strict: true,
-      profiles: { 0: true, 1: true, 2: true },
+      profiles: { 0: true, 1: true, 2: true, 4: true },
       debug: false,
     });
     mos.on('error', (e) => process.stderr.write(`connector error: ${e}\n`));
@@ -296,6 +327,28 @@ async function main() {
     });
     const hb = inbound.filter((m) => messageName(m) === 'heartbeat');
     return `${gatewayConnections} connection(s) from the gateway; ${hb.length} heartbeat(s) received, each answered: ${replyTo(hb[0])}`;
+  });
+
+  await step('gateway resync: roReqAll → roListAll, roReq → roList, the NCS copy held', async () => {
+    const reqAll = await until(() => inbound.find((m) => messageName(m) === 'roReqAll'));
+    const listAll = await until(() => replyTo(reqAll));
+    if (!/<roListAll>/.test(listAll) || !listAll.includes(NCS_RO_ID)) throw new Error(`connector's reply to roReqAll: ${listAll}`);
+    const req = await until(() => inbound.find((m) => messageName(m) === 'roReq' && m.includes(NCS_RO_ID)));
+    const list = await until(() => replyTo(req));
+    if (!/<roList>/.test(list)) throw new Error(`connector's reply to roReq: ${list}`);
+    // The gateway answers roReq from its copy, which is now the NCS's.
+    let held = '';
+    for (let i = 0; i < 40 && held !== NCS_RO_SHAPE; i++) {
+      try {
+        held = shape(await device.sendRequestRunningOrder(str(NCS_RO_ID)));
+      } catch (e) {
+        held = `(refused: ${e instanceof Error ? e.message : e})`;
+      }
+      if (held !== NCS_RO_SHAPE) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (held !== NCS_RO_SHAPE) throw new Error(`the gateway holds [${held}], the NCS sent [${NCS_RO_SHAPE}]`);
+    if (roReqs.join(' ') !== NCS_RO_ID) throw new Error(`roReq for [${roReqs.join(' ')}], expected [${NCS_RO_ID}]`);
+    return `roReqAll answered ${compact(listAll).slice(0, 160)}…; roReq ${roReqs.join(' ')} answered roList; gateway's roList: ${held}`;
   });
 
   await step('mosReqAll pause 0 → mosListAll parsed', async () => {

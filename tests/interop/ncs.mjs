@@ -122,9 +122,10 @@ let heartbeatReplies = 0;
 
 // In strict mode the connector wants every MOS-device callback of the profiles declared below
 // (its `isNCS` option is not passed on to the device, so it cannot be told it is the NCS), and
-// it needs at least one profile besides 0. These callbacks serve messages sent *to* the NCS; the
-// gateway sends none (it does not connect to the NCS yet), so each one refuses and counts as a
-// failed step.
+// it needs at least one profile besides 0. These callbacks serve messages sent *to* the NCS; in
+// this script the connector does not listen, so the gateway's own connections (and what it
+// sends on them) never reach it: ncs-listener.mjs covers that way. Each one refuses and counts
+// as a failed step.
 const INBOUND_CALLBACKS = [
   'onRequestMachineInfo',
   'onRequestMOSObject',
