@@ -937,7 +937,8 @@ fn ask_for_running_order(shared: &Arc<Shared>, ncs_id: &str, ro_id: &str) {
 }
 
 /// Each time the upper link to an NCS comes up: roReqAll, then roReq for each running
-/// order, one at a time; our copies are replaced by the NCS's.
+/// order, one at a time; our copies are replaced by the NCS's. Running orders the NCS did
+/// not list are kept (and named in a warning).
 async fn resync_on_connect(shared: Arc<Shared>, ncs_id: String, stop: CancellationToken) {
     let Some(links) = shared.links.get(&ncs_id).cloned() else {
         return;
@@ -974,6 +975,20 @@ async fn resync_on_connect(shared: Arc<Shared>, ncs_id: String, stop: Cancellati
             }
         }
         info!(ncs = %ncs_id, "resynchronised {done} of {} running orders", all.running_orders.len());
+        // Running orders of this NCS it did not list are kept (an NCS may list only its
+        // active ones; one may be on air): said once per resynchronisation.
+        let listed: HashSet<&str> = all.running_orders.iter().map(|r| r.id.as_str()).collect();
+        let unlisted: Vec<String> = shared
+            .state
+            .owners()
+            .await
+            .into_iter()
+            .filter(|(ro, owner)| *owner == ncs_id && !listed.contains(ro.as_str()))
+            .map(|(ro, _)| ro)
+            .collect();
+        if !unlisted.is_empty() {
+            warn!(ncs = %ncs_id, "kept {} running order(s) the NCS did not list in roListAll, until it deletes them: {}", unlisted.len(), unlisted.join(", "));
+        }
     }
 }
 

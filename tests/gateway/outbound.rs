@@ -26,7 +26,8 @@ fn ncs_running_order(ro_id: &str, stories: &[&str]) -> RunningOrder {
     }
 }
 
-/// Plays the NCS side of a resync: answers roReqAll and each roReq.
+/// Plays the NCS side of a resync: answers roReqAll and each roReq (checking that the
+/// next roReq waits for the answer to the last).
 async fn serve_resync(conn: &mut FakeConn, ros: &[(&str, &[&str])]) {
     let req = conn.recv().await;
     assert!(
@@ -50,6 +51,8 @@ async fn serve_resync(conn: &mut FakeConn, ros: &[(&str, &[&str])]) {
             panic!("expected roReq, got {:?}", req.message)
         };
         assert_eq!(r.ro_id, *id, "one roReq per running order, in order");
+        // One at a time: the next roReq waits for this one's roList.
+        conn.expect_nothing(100).await;
         conn.reply(
             &req,
             Message::RoList(RoList(ncs_running_order(id, stories))),
@@ -86,13 +89,15 @@ async fn resync_on_connect_replaces_our_copies_with_the_ncs_running_orders() {
         "resync_on_connect = true\nheartbeat_interval_s = 0",
     ))
     .await;
-    // Our stale copy of R1 is replaced.
+    // Our stale copy of R1 is replaced; KEPT, which the NCS does not list, stays.
     let mut ncs = Ncs::connect(gw.upper).await;
     ncs.ok(&ro_create("R1", &[("OLD", &[])])).await;
+    ncs.ok(&ro_create("KEPT", &[("K1", &[])])).await;
     let mut conn = upper.accept().await;
     serve_resync(&mut conn, &[("R1", &["A", "B"]), ("R2", &["C"])]).await;
     wait_for_order(&gw, "R1", &["A", "B"]).await;
     wait_for_order(&gw, "R2", &["C"]).await;
+    assert_eq!(ids(&ncs.order("KEPT").await), ["K1"]);
     gw.stop().await;
 }
 
