@@ -12,9 +12,10 @@
 #[path = "common/process.rs"]
 mod process;
 use process::{Process, config_text, start_gateway};
+#[path = "common/blocking_client.rs"]
+mod blocking_client;
+use blocking_client::Client;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus};
@@ -22,12 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use mos_gateway::mos::codec::{CodecConfig, MosCodec, WireEncoding, encode_text};
 use mos_gateway::mos::structures::RunningOrder;
 use mos_gateway::mos::{Message, Mos, ParseOptions};
 use mos_gateway::rundown::{Applied, Rundowns, edit_from_message};
-use tokio_util::codec::Decoder;
 
 const MOS_ID: &str = "nmos.gateway.mos";
 const NCS_ID: &str = "ENPS.NCS";
@@ -114,67 +112,15 @@ fn stop_later(
 }
 
 // ---------------------------------------------------------------------------------------
-// A blocking NCS client speaking UTF-16BE.
+// The NCS client.
 
-struct Client {
-    stream: TcpStream,
-    codec: MosCodec,
-    buf: BytesMut,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Self {
-            stream,
-            codec: MosCodec::new(CodecConfig::default()),
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn send(&mut self, text: &str) -> std::io::Result<()> {
-        self.stream
-            .write_all(&encode_text(text, WireEncoding::Utf16Be))
-    }
-
-    /// The next reply; an error when the connection ends first.
-    fn recv(&mut self) -> std::io::Result<Mos> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(item) = self.codec.decode(&mut self.buf)? {
-                let frame = item.map_err(|e| std::io::Error::other(e.reason()))?;
-                let parsed = Mos::parse(&frame.text, ParseOptions::strict())
-                    .unwrap_or_else(|e| panic!("reply not valid: {}\n{}", e.error, frame.text));
-                return Ok(parsed.mos);
-            }
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Sends a whole message and returns its reply, checking that it echoes `id`.
-    fn request(&mut self, id: &str, text: &str) -> std::io::Result<Mos> {
-        self.send(text)?;
-        let reply = self.recv()?;
-        assert_eq!(reply.message_id.as_deref(), Some(id), "reply echoes the ID");
-        Ok(reply)
-    }
-
-    /// roReq: the running order, or `None` when the gateway does not hold it.
-    fn running_order(&mut self, next_id: &mut u64) -> Option<RunningOrder> {
-        let (id, text) = envelope(next_id, &format!("<roReq><roID>{RO}</roID></roReq>"));
-        match self.request(&id, &text).expect("roReq answered").message {
-            Message::RoList(list) => Some(list.0),
-            Message::RoAck(a) if !a.is_ok() => None,
-            other => panic!("expected roList, got {other:?}"),
-        }
+/// roReq: the running order, or `None` when the gateway does not hold it.
+fn running_order(client: &mut Client, next_id: &mut u64) -> Option<RunningOrder> {
+    let (id, text) = envelope(next_id, &format!("<roReq><roID>{RO}</roID></roReq>"));
+    match client.request(&id, &text).expect("roReq answered").message {
+        Message::RoList(list) => Some(list.0),
+        Message::RoAck(a) if !a.is_ok() => None,
+        other => panic!("expected roList, got {other:?}"),
     }
 }
 
@@ -554,7 +500,7 @@ fn scenario(seed: u64, moments: &[Moment]) {
         // Restart on the same data directory.
         process = start(dir.path());
         let mut client = Client::connect(process.upper);
-        let got = client.running_order(&mut ncs.next_id);
+        let got = running_order(&mut client, &mut ncs.next_id);
         let without = ncs.expected();
         let Some(pending) = pending else {
             assert_eq!(got, without, "after {:?}", m.how);
@@ -595,7 +541,7 @@ fn scenario(seed: u64, moments: &[Moment]) {
         }
         ncs.model.commit(RO, pending.applied);
         ncs.acked.fetch_add(1, Ordering::SeqCst);
-        let got = client.running_order(&mut ncs.next_id);
+        let got = running_order(&mut client, &mut ncs.next_id);
         assert_eq!(
             got,
             ncs.expected(),
@@ -612,7 +558,7 @@ fn scenario(seed: u64, moments: &[Moment]) {
         assert!(matches!(&reply.message, Message::RoAck(a) if a.is_ok()));
         ncs.model.commit(RO, sent.applied);
     }
-    assert_eq!(client.running_order(&mut ncs.next_id), ncs.expected());
+    assert_eq!(running_order(&mut client, &mut ncs.next_id), ncs.expected());
 }
 
 fn kill(after_acks: usize, jitter_us: u64) -> Moment {

@@ -320,6 +320,32 @@ async fn a_refused_message_is_remembered_under_its_message_id_like_an_applied_on
 }
 
 #[tokio::test]
+async fn accept_any_ncs_serves_an_ncs_that_is_not_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "");
+    cfg.mos.accept_any_ncs = true;
+    let gw = start(cfg).await;
+    let mut ncs = Ncs::connect(gw.upper).await;
+    let lab = |id: u32, body: &str| {
+        format!(
+            "<mos><mosID>{MOS_ID}</mosID><ncsID>LAB.NCS</ncsID><messageID>{id}</messageID>{body}</mos>"
+        )
+    };
+    ncs.send_text(&lab(1, &ro_create("LAB1", &[("S1", &["1"])])))
+        .await;
+    let r = ncs.recv().await;
+    assert!(
+        matches!(&r.message, Message::RoAck(a) if a.is_ok()),
+        "{:?}",
+        r.message
+    );
+    assert_eq!(r.ncs_id, "LAB.NCS");
+    ncs.send_text(&lab(2, "<heartbeat/>")).await;
+    assert!(matches!(ncs.recv().await.message, Message::Heartbeat(_)));
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_ncs_and_wrong_mos_id_get_distinct_nacks() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(config(dir.path(), "")).await;

@@ -1057,3 +1057,38 @@ async fn our_message_ids_keep_rising_across_a_restart() {
         "messageIDs reused after the restart: {before:?} then {after:?}"
     );
 }
+
+#[tokio::test]
+async fn a_heartbeat_that_answers_ours_is_never_answered_even_when_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = FakeNcs::bind().await;
+    let gw = start(config_with(
+        dir.path(),
+        lower.port(),
+        2,
+        "heartbeat_interval_s = 0.2",
+    ))
+    .await;
+    let mut conn = lower.accept().await;
+    let ours = conn.next_or_closed(5000).await.expect("our heartbeat");
+    assert!(matches!(ours.message, Message::Heartbeat(_)));
+    // The NCS answers it twice (a late duplicate): neither answer is answered.
+    conn.reply(&ours, ours.message.clone()).await;
+    conn.reply(&ours, ours.message.clone()).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(700);
+    let mut later = 0;
+    while tokio::time::Instant::now() < until {
+        let Some(m) = conn.next_or_closed(300).await else {
+            continue;
+        };
+        assert_ne!(
+            m.message_id, ours.message_id,
+            "the gateway answered a heartbeat that was a reply: {:?}",
+            m.message
+        );
+        conn.reply(&m, m.message.clone()).await;
+        later += 1;
+    }
+    assert!(later >= 1, "the gateway's own heartbeats stopped");
+    gw.stop().await;
+}
