@@ -661,10 +661,15 @@ async fn handle_document(
                 match applied {
                     Some(Ok(outcome)) => {
                         if outcome.duplicate {
-                            info!("retry of an applied message: same reply again, not applied twice");
+                            info!("retry of a message already answered: same reply again, not applied twice");
                         }
                         if let Some((ro, change)) = &outcome.change {
-                            info!(ro = %ro, "applied: {change:?}");
+                            match change {
+                                crate::rundown::Change::Created {
+                                    replaced_existing: true,
+                                } => info!(ro = %ro, "roCreate for a running order already held: replaced it"),
+                                _ => info!(ro = %ro, "applied: {change:?}"),
+                            }
                             notify_bridge(shared, &ncs_id, ro);
                         }
                         if let Some(ro) = &outcome.needs_resync {

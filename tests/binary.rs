@@ -110,3 +110,42 @@ fn lenient_mode_logs_each_tolerated_deviation_once_per_peer_and_kind() {
     assert_eq!(logged.len(), 2, "{log}");
     assert_ne!(logged[0], logged[1]);
 }
+
+#[test]
+fn a_ro_create_for_a_held_running_order_replaces_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start_gateway(dir.path(), &[], |ports| {
+        config_text(&dir.path().join("data"), ports, "")
+    });
+    let mut ncs = Client::connect(p.upper);
+    let create = |story: &str| {
+        format!(
+            "<roCreate><roID>R</roID><roSlug>R</roSlug><story><storyID>{story}</storyID></story></roCreate>"
+        )
+    };
+    for (id, story) in [(1, "FIRST"), (2, "SECOND")] {
+        let r = ncs
+            .request(
+                &id.to_string(),
+                &envelope("nmos.gateway.mos", id, &create(story)),
+            )
+            .unwrap();
+        assert!(
+            matches!(&r.message, Message::RoAck(a) if a.is_ok()),
+            "{:?}",
+            r.message
+        );
+    }
+    let r = ncs
+        .request(
+            "3",
+            &envelope("nmos.gateway.mos", 3, "<roReq><roID>R</roID></roReq>"),
+        )
+        .unwrap();
+    let Message::RoList(list) = r.message else {
+        panic!("{:?}", r.message)
+    };
+    let stories: Vec<&str> = list.0.stories.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(stories, ["SECOND"]);
+    p.wait_log("roCreate for a running order already held: replaced it", 1);
+}

@@ -524,6 +524,13 @@ fn scenario(seed: u64, moments: &[Moment]) {
             "round {round}: message {} in flight was applied: {was_applied}",
             pending.id
         );
+        // A clean stop finishes what it took in: a message it applied was also answered.
+        assert!(
+            !(was_applied && matches!(m.how, Stop::Term | Stop::Int)),
+            "{:?}: message {} applied but not answered",
+            m.how,
+            pending.id
+        );
 
         // The retry of the unanswered message: acknowledged, and applied exactly once.
         let reply = client
