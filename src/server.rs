@@ -440,7 +440,10 @@ async fn serve_connection(
                 }
                 // Silent for `stall` in the middle of a message: its sender gave up.
                 let mut buffered = std::mem::take(frames.read_buffer_mut());
-                match frames.decoder_mut().abandon(&mut buffered) {
+                let given_up = frames.decoder_mut().abandon(&mut buffered);
+                // What abandon keeps (an odd byte of UTF-16) stays for the next read.
+                *frames.read_buffer_mut() = buffered;
+                match given_up {
                     Some(e) => Some(Ok(Err(e))),
                     None => continue,
                 }

@@ -631,34 +631,53 @@ impl MosCodec {
         self.base
     }
 
-    /// Whether a message has begun and not ended: a `FramedRead` waiting for more of it.
+    /// Whether a message, or a comment or processing instruction between messages, has begun
+    /// and not ended: a `FramedRead` waiting for more of it.
     pub fn mid_message(&self) -> bool {
-        matches!(self.ctx, Ctx::Message { .. })
+        match self.ctx {
+            Ctx::Message { .. } => true,
+            Ctx::Prolog => !matches!(self.lex, Lex::Text | Lex::Lt),
+            Ctx::Junk { .. } | Ctx::Skip => false,
+        }
     }
 
     /// Gives up on the message begun in `src` (the `FramedRead`'s buffer), for a caller
     /// that has waited long enough for the rest of it: a message whose sender gave up
     /// mid-way never ends, and every message after it would count as nested inside it.
-    /// Drops everything buffered and starts afresh with the next bytes. Returns the error to
-    /// report ([`FrameError::Truncated`], with the messageID when the part received shows
-    /// it), or `None` when no message had begun or it was already reported as too large.
+    /// Drops what is buffered (but an odd byte of UTF-16, which keeps the code-unit
+    /// alignment of what follows) and starts afresh with the next bytes. Returns the error
+    /// to report: [`FrameError::Truncated`], with the messageID when the part received before
+    /// any nested `<mos>` shows it; [`FrameError::Malformed`] for an unfinished comment or
+    /// processing instruction between messages; `None` when nothing had begun or the message
+    /// was already reported as too large.
     pub fn abandon(&mut self, src: &mut BytesMut) -> Option<FrameError> {
         if !self.mid_message() {
             return None;
         }
-        let report = (!self.discarding).then(|| {
-            let encoding = self.read_encoding().unwrap_or(WireEncoding::Utf16Be);
-            let start = self.rel(self.root_start).min(src.len());
-            // The envelope comes first: a few KB show the messageID if it is there.
-            let head = &src[start..src.len().min(start + 8192)];
-            let message_id = super::peek_message_id(&lossy_text(head, encoding)).map(str::to_owned);
-            FrameError::Truncated { message_id }
-        });
-        let n = src.len();
+        let encoding = self.read_encoding().unwrap_or(WireEncoding::Utf16Be);
+        let report = match self.ctx {
+            Ctx::Message { .. } if self.discarding => None,
+            Ctx::Message { .. } => {
+                let start = self.rel(self.root_start).min(src.len());
+                // The envelope comes first: a few KB show the messageID if it is there.
+                let head = lossy_text(&src[start..src.len().min(start + 8192)], encoding);
+                let own = &head[..nested_mos(&head).unwrap_or(head.len())];
+                let message_id = super::peek_message_id(own).map(str::to_owned);
+                Some(FrameError::Truncated { message_id })
+            }
+            _ => Some(FrameError::Malformed {
+                detail: "unfinished comment or processing instruction given up".to_owned(),
+            }),
+        };
+        let n = match encoding {
+            WireEncoding::Utf8 => src.len(),
+            WireEncoding::Utf16Be | WireEncoding::Utf16Le => src.len() & !1,
+        };
         self.consume(src, n);
         self.ctx = Ctx::Prolog;
         self.lex = Lex::Text;
         self.discarding = false;
+        self.pos = self.base;
         self.item_start = self.pos;
         report
     }
@@ -1269,6 +1288,20 @@ fn decode_text(bytes: &[u8], encoding: WireEncoding) -> Result<String, FrameErro
     }
 }
 
+/// Where a `<mos>` start tag nested after the root's begins in `text` (a `<mos` followed by
+/// a space, `>` or `/`), if one does.
+fn nested_mos(text: &str) -> Option<usize> {
+    let mut from = 1;
+    while let Some(i) = text.get(from..)?.find("<mos") {
+        let at = from + i;
+        match text.as_bytes().get(at + 4) {
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') => return Some(at),
+            _ => from = at + 4,
+        }
+    }
+    None
+}
+
 /// Text of possibly cut bytes, bad code units replaced (for peeking only).
 fn lossy_text(bytes: &[u8], encoding: WireEncoding) -> String {
     let units = |read: fn([u8; 2]) -> u16| {
@@ -1622,6 +1655,72 @@ mod tests {
                 let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
                 assert_eq!(frame.text, SHORT, "{enc} {what}");
             }
+        }
+    }
+
+    #[test]
+    fn abandon_keeps_the_code_unit_alignment_of_utf16() {
+        for enc in [WireEncoding::Utf16Be, WireEncoding::Utf16Le] {
+            let cfg = CodecConfig {
+                encoding: Some(enc),
+                ..CodecConfig::default()
+            };
+            let mut codec = MosCodec::new(cfg);
+            let full = encode_text("<mos><mosID>DEV</mosID><x/>", enc);
+            let (head, last) = full.split_at(full.len() - 1);
+            let mut buf = BytesMut::from(head);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert!(matches!(
+                codec.abandon(&mut buf),
+                Some(FrameError::Truncated { .. })
+            ));
+            assert_eq!(buf.len(), 1, "{enc}: the odd byte is kept");
+            // The rest of the stalled message arrives after all, then a heartbeat.
+            buf.extend_from_slice(last);
+            buf.extend_from_slice(&encode_text(SHORT, enc));
+            let rest = buf.split().freeze();
+            let items = run_chunks(&mut codec, &[&rest[..]]);
+            let frames: Vec<&str> = items
+                .iter()
+                .filter_map(|i| i.as_ref().ok().map(|f| f.text.as_str()))
+                .collect();
+            assert_eq!(frames, [SHORT], "{enc}: {items:?}");
+        }
+    }
+
+    #[test]
+    fn the_message_id_of_a_cut_message_is_its_own_not_the_next_ones() {
+        let next = SHORT.replace("<heartbeat/>", "<messageID>78</messageID><heartbeat/>");
+        for enc in ALL {
+            let mut codec = MosCodec::new(auto());
+            let mut buf =
+                BytesMut::from(&encode_text(&format!("<mos><mosID>DEV</mosID>{next}"), enc)[..]);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            match codec.abandon(&mut buf) {
+                Some(FrameError::Truncated { message_id }) => assert_eq!(message_id, None, "{enc}"),
+                other => panic!("{enc}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unfinished_comment_between_messages_is_given_up_too() {
+        for enc in ALL {
+            let mut codec = MosCodec::new(CodecConfig {
+                encoding: Some(enc),
+                ..CodecConfig::default()
+            });
+            let mut buf = BytesMut::from(&encode_text(&format!("{SHORT}<!-- never ends"), enc)[..]);
+            assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Ok(_))));
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert!(codec.mid_message(), "{enc}");
+            assert!(matches!(
+                codec.abandon(&mut buf),
+                Some(FrameError::Malformed { .. })
+            ));
+            buf.extend_from_slice(&encode_text(SHORT, enc));
+            let frame = codec.decode(&mut buf).unwrap().unwrap().unwrap();
+            assert_eq!(frame.text, SHORT, "{enc}");
         }
     }
 

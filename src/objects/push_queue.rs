@@ -52,15 +52,20 @@ impl PushQueue {
 
     /// Adds a change, merged with the one waiting for the same objID (module docs). A change
     /// that leaves the object as the NCS was already told (a deletion of an object it was
-    /// not told of, the same revision and content again) adds nothing.
+    /// not told of, the same revision and content again) adds nothing, nor does one older
+    /// than what it was told (an UPDATED read from the broadcast after a resync that
+    /// already covered it: sending it would take the NCS's revision backwards).
     pub fn add(&mut self, change: ObjectChange) {
         let id = &change.object.id;
         let redundant = match change.kind {
             ChangeKind::Deleted => !self.told.contains_key(id),
-            ChangeKind::New | ChangeKind::Updated => self
+            ChangeKind::New => self
                 .told
                 .get(id)
                 .is_some_and(|told| same_as_told(told, &change.object)),
+            ChangeKind::Updated => self.told.get(id).is_some_and(|told| {
+                same_as_told(told, &change.object) || older(change.object.revision, told.revision)
+            }),
         };
         if redundant {
             return;
@@ -165,6 +170,13 @@ impl PushQueue {
     }
 }
 
+/// Whether objRev `rev` comes before `told` (revisions run 1…999 and wrap to 1: within half
+/// a cycle behind counts as older).
+fn older(rev: u32, told: u32) -> bool {
+    let behind = (told + 999 - rev % 999) % 999;
+    (1..=499).contains(&behind)
+}
+
 /// The same object as last told: the same revision and content, whatever the status.
 fn same_as_told(told: &MosObj, now: &MosObj) -> bool {
     told.revision == now.revision && {
@@ -229,8 +241,8 @@ mod tests {
             (&[Updated], Some(("UPDATED", "s0"))),
         ];
         for (kinds, expected) in cases {
-            // The NCS was told of A (at another revision).
-            let mut q = PushQueue::new([obj("A", "old", 100)]);
+            // The NCS was told of A (at revision 999: the changes' 1, 2, 3 come after it).
+            let mut q = PushQueue::new([obj("A", "old", 999)]);
             for (i, k) in kinds.iter().enumerate() {
                 q.add(change(*k, "A", &format!("s{i}"), i as u32 + 1));
             }
@@ -313,6 +325,22 @@ mod tests {
         // The same content under a new revision is a change.
         q.add(change(ChangeKind::Updated, "A", "a", 4));
         assert_eq!(drain(&mut q), vec![row("A", "UPDATED", "a")]);
+    }
+
+    #[test]
+    fn a_change_older_than_what_a_resync_told_is_not_sent() {
+        // The resync read A at revision 3 from the catalogue; the broadcast still holds the
+        // changes to revisions 2 and 3 that it covered.
+        let mut q = PushQueue::new([obj("A", "a", 1)]);
+        q.resync(vec![obj("A", "a3", 3)]);
+        assert_eq!(drain(&mut q), vec![row("A", "UPDATED", "a3")]);
+        q.add(change(ChangeKind::Updated, "A", "a2", 2));
+        q.add(change(ChangeKind::Updated, "A", "a3", 3));
+        assert!(q.is_empty());
+        // Newer ones go, also across the wrap from 999 to 1.
+        q.add(change(ChangeKind::Updated, "A", "a4", 4));
+        assert_eq!(drain(&mut q), vec![row("A", "UPDATED", "a4")]);
+        assert!(older(998, 999) && older(999, 1) && !older(1, 999) && !older(5, 4));
     }
 
     #[test]
