@@ -383,6 +383,8 @@ impl State {
             ro_id: Some(ro_id.clone()),
             change,
             processed,
+            // Also without a messageID (a roList the gateway asked for on resync).
+            owner: Some(ncs_id.clone()),
             received,
             ro_list_received,
         });

@@ -118,6 +118,9 @@ pub struct Commit {
     pub change: RoChange,
     /// The processed-message record: (ncsID, port, messageID, record).
     pub processed: Option<ProcessedRow>,
+    /// The NCS whose edit this is, recorded as the running order's owner (its statuses go
+    /// there, also after a restart); `None` leaves the owner as it was.
+    pub owner: Option<String>,
     /// The inbox row of the message, when it was kept there first ([`Store::receive`]):
     /// the commit removes it and is not synced on its own.
     pub received: Option<i64>,
@@ -533,8 +536,8 @@ impl Store {
                 }
             }
             // The NCS that changed it last: its statuses go there, also after a restart.
-            if let (Some((ncs, ..)), RoChange::Snapshot(_) | RoChange::Journal(_)) =
-                (&commit.processed, &commit.change)
+            if let (Some(ncs), RoChange::Snapshot(_) | RoChange::Journal(_)) =
+                (&commit.owner, &commit.change)
             {
                 exec(
                     &tx,
@@ -842,6 +845,7 @@ mod tests {
                     reply: "<ack/>".into(),
                 },
             )),
+            owner: Some(ncs.into()),
             received: None,
             ro_list_received: false,
         };
@@ -855,13 +859,11 @@ mod tests {
                 .unwrap();
             s.commit(&edit("R2", "ENPS", "4", RoChange::Delete))
                 .unwrap();
-            // A message without a messageID changes nothing about the owner.
+            // A commit without an owner changes nothing about it.
             s.commit(&Commit {
                 ro_id: Some("R1".into()),
                 change: RoChange::Journal("<e2/>".into()),
-                processed: None,
-                received: None,
-                ro_list_received: false,
+                ..Commit::default()
             })
             .unwrap();
         }
@@ -893,6 +895,7 @@ mod tests {
                         reply: "<ack/>".into(),
                     },
                 )),
+                owner: None,
                 received: None,
                 ro_list_received: false,
             })
@@ -901,6 +904,7 @@ mod tests {
                 ro_id: Some("R1".into()),
                 change: RoChange::Journal("<edit1/>".into()),
                 processed: None,
+                owner: None,
                 received: None,
                 ro_list_received: false,
             })
@@ -909,6 +913,7 @@ mod tests {
                 ro_id: Some("R2".into()),
                 change: RoChange::Snapshot(Snapshot::default()),
                 processed: None,
+                owner: None,
                 received: None,
                 ro_list_received: false,
             })
@@ -917,6 +922,7 @@ mod tests {
                 ro_id: Some("R2".into()),
                 change: RoChange::Delete,
                 processed: None,
+                owner: None,
                 received: None,
                 ro_list_received: false,
             })
@@ -1017,6 +1023,7 @@ mod tests {
         let seq = s.receive("upper", None, "<mos/>").unwrap();
         let before = s.syncs_for_test();
         s.commit(&Commit {
+            owner: None,
             received: Some(seq),
             ..Commit::default()
         })

@@ -98,7 +98,18 @@ async fn resync_on_connect_replaces_our_copies_with_the_ncs_running_orders() {
     wait_for_order(&gw, "R1", &["A", "B"]).await;
     wait_for_order(&gw, "R2", &["C"]).await;
     assert_eq!(ids(&ncs.order("KEPT").await), ["K1"]);
+    drop(ncs);
     gw.stop().await;
+    // R2 came only from the NCS's roList (no messageID): still recorded as the NCS's, so
+    // that its statuses find their way after a restart.
+    let owners = mos_gateway::store::Store::open(dir.path())
+        .unwrap()
+        .owners()
+        .unwrap();
+    assert!(
+        owners.contains(&("R2".to_string(), NCS_ID.to_string())),
+        "{owners:?}"
+    );
 }
 
 #[tokio::test]
