@@ -420,17 +420,19 @@ async fn serve_connection(
     // Bytes seen on the connection, and when that count last moved.
     let seen = |f: &FramedRead<_, MosCodec>| f.decoder().consumed() + f.read_buffer().len() as u64;
     let mut progress = (seen(&frames), Instant::now());
+    // The silence in the middle of a message is checked four times per `stall` (one timer
+    // for the connection, not one per message).
+    let mut check = tokio::time::interval((stall / 4).max(Duration::from_millis(1)));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = seen(&frames);
         if now != progress.0 {
             progress = (now, Instant::now());
         }
-        // The silence in the middle of a message is checked four times per `stall`.
-        let check = tokio::time::sleep(stall / 4);
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
             n = frames.next() => n,
-            _ = check => {
+            _ = check.tick() => {
                 let now = seen(&frames);
                 if !frames.decoder().mid_message()
                     || now != progress.0

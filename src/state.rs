@@ -59,6 +59,19 @@ pub fn digest(text: &str) -> String {
 }
 
 /// The content of a request without its messageID, for comparing retries.
+/// What to remember of a message handled under a messageID (`key`: ncsID, port, messageID)
+/// with this content digest: the reply a retry gets. `None` without a messageID.
+fn processed_row(
+    key: Option<(String, String, String)>,
+    content: Option<String>,
+    reply: &Mos,
+) -> Option<ProcessedRow> {
+    key.zip(content).map(|((ncs, port, id), digest)| {
+        let reply = reply.to_xml();
+        (ncs, port, id, Processed { digest, reply })
+    })
+}
+
 fn content_digest(request: &Mos) -> String {
     let mut m = request.clone();
     m.message_id = None;
@@ -287,20 +300,7 @@ impl State {
         let ro_id_hint = crate::session::ro_id_of(&request.message).to_string();
         // A refusal, remembered under the messageID (see `handle`).
         let refused = |reply: Mos, needs_resync: Option<String>| {
-            let row = key
-                .clone()
-                .zip(content.clone())
-                .map(|((ncs, p, id), digest)| {
-                    (
-                        ncs,
-                        p,
-                        id,
-                        Processed {
-                            digest,
-                            reply: reply.to_xml(),
-                        },
-                    )
-                });
+            let row = processed_row(key.clone(), content.clone(), &reply);
             let outcome = Outcome {
                 reply,
                 change: None,
@@ -367,17 +367,7 @@ impl State {
                 None => fallback_doc.unwrap_or_default(),
             }),
         };
-        let processed = key.map(|(ncs, p, id)| {
-            (
-                ncs,
-                p,
-                id,
-                Processed {
-                    digest: content.unwrap_or_default(),
-                    reply: reply.to_xml(),
-                },
-            )
-        });
+        let processed = processed_row(key, content, &reply);
         let journal = matches!(change, RoChange::Journal(_));
         let committed = self.store.commit(&Commit {
             ro_id: Some(ro_id.clone()),

@@ -1023,7 +1023,6 @@ mod tests {
         let seq = s.receive("upper", None, "<mos/>").unwrap();
         let before = s.syncs_for_test();
         s.commit(&Commit {
-            owner: None,
             received: Some(seq),
             ..Commit::default()
         })

@@ -659,10 +659,12 @@ impl MosCodec {
             Ctx::Message { .. } if self.discarding => None,
             Ctx::Message { .. } => {
                 let start = self.rel(self.root_start).min(src.len());
-                // The envelope comes first: a few KB show the messageID if it is there.
-                let head = lossy_text(&src[start..src.len().min(start + 8192)], encoding);
-                let own = &head[..nested_mos(&head).unwrap_or(head.len())];
-                let message_id = super::peek_message_id(own).map(str::to_owned);
+                // The envelope comes first: a few KB show the messageID if it is there,
+                // before any nested `<mos>` (that of a message after the cut).
+                let head = &src[start..src.len().min(start + 8192)];
+                let own = &head[..nested_mos_start(head, encoding).unwrap_or(head.len())];
+                let message_id =
+                    super::peek_message_id(&lossy_text(own, encoding)).map(str::to_owned);
                 Some(FrameError::Truncated { message_id })
             }
             _ => Some(FrameError::Malformed {
@@ -1288,21 +1290,27 @@ fn decode_text(bytes: &[u8], encoding: WireEncoding) -> Result<String, FrameErro
     }
 }
 
-/// Where a `<mos>` start tag nested after the root's begins in `text` (a `<mos` followed by
-/// a space, `>` or `/`), if one does.
-fn nested_mos(text: &str) -> Option<usize> {
-    let mut from = 1;
-    while let Some(i) = text.get(from..)?.find("<mos") {
-        let at = from + i;
-        match text.as_bytes().get(at + 4) {
-            Some(b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') => return Some(at),
-            _ => from = at + 4,
+/// Where the first `<mos` start tag after the root's begins in the wire bytes `b` of a
+/// message, if one does.
+fn nested_mos_start(b: &[u8], encoding: WireEncoding) -> Option<usize> {
+    fn first<E: Units>(b: &[u8]) -> Option<usize> {
+        let mut i = E::W;
+        while let Some(p) = find_unit::<E>(b, i, b.len(), b'<') {
+            if is_mos_start::<E>(b, p) == Some(true) {
+                return Some(p);
+            }
+            i = p + E::W;
         }
+        None
     }
-    None
+    match encoding {
+        WireEncoding::Utf16Be => first::<BeUnits>(b),
+        WireEncoding::Utf16Le => first::<LeUnits>(b),
+        WireEncoding::Utf8 => first::<Utf8Units>(b),
+    }
 }
 
-/// Text of possibly cut bytes, bad code units replaced (for peeking only).
+/// Text of possibly cut bytes, bad code units replaced (for excerpts and peeking only).
 fn lossy_text(bytes: &[u8], encoding: WireEncoding) -> String {
     let units = |read: fn([u8; 2]) -> u16| {
         let units = bytes.chunks_exact(2).map(|c| read([c[0], c[1]]));
@@ -1414,22 +1422,7 @@ fn ascii_block<const LO: usize>(bytes: &[u8], k: usize) -> Option<[u8; ASCII_BLO
 
 /// A short printable rendering of junk bytes.
 fn excerpt(bytes: &[u8], encoding: WireEncoding) -> String {
-    let text: String = match encoding {
-        WireEncoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-        WireEncoding::Utf16Be | WireEncoding::Utf16Le => {
-            let be = encoding == WireEncoding::Utf16Be;
-            let units = bytes.chunks_exact(2).map(|c| {
-                if be {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                }
-            });
-            char::decode_utf16(units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect()
-        }
-    };
+    let text = lossy_text(bytes, encoding);
     let mut out = String::new();
     for c in text.chars().take(EXCERPT_UNITS) {
         if c.is_control() {

@@ -183,7 +183,8 @@ impl Devices for NmosDevices {
             None
         };
         let ready = prepared.filter(|_| at.is_none()).and_then(|p| {
-            if p.versions == sender_versions(route) {
+            let now = route.connections.iter().map(|c| &c.sender_version);
+            if p.versions.iter().eq(now) {
                 return Some(p.take);
             }
             info!(

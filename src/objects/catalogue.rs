@@ -480,7 +480,7 @@ impl MemoryCatalogue {
 }
 
 /// Equal apart from what the catalogue itself sets (revision, status, changed, changedBy).
-fn same_content(a: &MosObj, b: &MosObj) -> bool {
+pub(crate) fn same_content(a: &MosObj, b: &MosObj) -> bool {
     let mut b = b.clone();
     b.revision = a.revision;
     b.status = a.status.clone();

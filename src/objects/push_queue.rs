@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::mos::structures::MosObj;
 
-use super::catalogue::{ChangeKind, ObjectChange, next_revision};
+use super::catalogue::{ChangeKind, ObjectChange, next_revision, same_content};
 
 /// Changes waiting for one NCS (module docs).
 #[derive(Debug, Default)]
@@ -120,14 +120,14 @@ impl PushQueue {
     /// others; a newer change for its objID that arrived meanwhile wins.
     pub fn put_back(&mut self, change: ObjectChange) {
         let id = change.object.id.clone();
-        if self.waiting.contains_key(&id) {
-            // Newer than the one put back: merge the two in order.
-            let (kind, object) = self.waiting.remove(&id).expect("checked");
+        let newer = self.waiting.remove(&id);
+        if newer.is_some() {
             self.order.retain(|o| *o != id);
-            self.insert_front(change);
+        }
+        self.insert_front(change);
+        // A newer change that arrived meanwhile is merged after it, in order.
+        if let Some((kind, object)) = newer {
             self.merge(kind, object);
-        } else {
-            self.insert_front(change);
         }
     }
 
@@ -177,13 +177,10 @@ fn older(rev: u32, told: u32) -> bool {
     (1..=499).contains(&behind)
 }
 
-/// The same object as last told: the same revision and content, whatever the status.
+/// The same object as last told: the same revision of the same content (one revision of a
+/// catalogue object has one content and one change time).
 fn same_as_told(told: &MosObj, now: &MosObj) -> bool {
-    told.revision == now.revision && {
-        let mut now = now.clone();
-        now.status = told.status.clone();
-        *told == now
-    }
+    told.revision == now.revision && same_content(told, now)
 }
 
 #[cfg(test)]

@@ -631,25 +631,11 @@ async fn a_restart_mid_show_keeps_the_item_on_air_playing() {
 
     // While the gateway is down, a router panel puts CAM1 back on the receiver: I2, on air
     // before the stop, is STOP after it.
-    let in1 = s.studio.receiver_id("MIX-IN1").unwrap();
-    let mixer = s.studio.device_id("MIXER").unwrap();
-    let url = format!(
-        "{}/single/receivers/{in1}/staged",
-        s.studio.connection_url(mixer)
+    let url = staged_url(&s.studio, "MIXER", "receivers", "MIX-IN1");
+    let switch = activate_elsewhere(
+        url,
+        serde_json::json!({"sender_id": cam1, "master_enable": true}),
     );
-    let switch = async move {
-        let answer = reqwest::Client::new()
-            .patch(&url)
-            .json(&serde_json::json!({
-                "sender_id": cam1,
-                "master_enable": true,
-                "activation": {"mode": "activate_immediate"}
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-    };
     drop(ncs);
     let s = restart_after(s, switch).await;
     let mut upper = s.ncs.accept().await;
@@ -663,8 +649,6 @@ async fn a_receiver_switched_by_another_controller_stops_its_item() {
     let s = start("").await;
     let cam1 = s.studio.sender_id("CAM1-V").unwrap().to_string();
     let cam2 = s.studio.sender_id("CAM2-V").unwrap().to_string();
-    let in1 = s.studio.receiver_id("MIX-IN1").unwrap();
-    let mixer = s.studio.device_id("MIXER").unwrap();
     let (mut ncs, mut upper) = s.create(&[item("I1", &cam1, "PGM")]).await;
     wait_statuses(&mut upper, &[("I1", "READY")], 10).await;
     ncs.ok(&ro_ctrl("I1", "EXECUTE")).await;
@@ -672,21 +656,11 @@ async fn a_receiver_switched_by_another_controller_stops_its_item() {
 
     // A router panel (another IS-05 controller) puts CAM2 on the receiver: the registry
     // shows it, and the item is no longer on air.
-    let url = format!(
-        "{}/single/receivers/{in1}/staged",
-        s.studio.connection_url(mixer)
-    );
-    let answer = reqwest::Client::new()
-        .patch(&url)
-        .json(&serde_json::json!({
-            "sender_id": cam2,
-            "master_enable": true,
-            "activation": {"mode": "activate_immediate"}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    activate_elsewhere(
+        staged_url(&s.studio, "MIXER", "receivers", "MIX-IN1"),
+        serde_json::json!({"sender_id": cam2, "master_enable": true}),
+    )
+    .await;
     wait_statuses(&mut upper, &[("I1", "STOP")], 5).await;
     s.gw.stop().await;
 }
@@ -708,21 +682,11 @@ async fn a_sender_whose_stream_moved_after_ready_is_taken_with_its_new_transport
 
     // CAM1's stream moves to another multicast group (its own IS-05 sender activated by
     // someone else): same manifest_href, new SDP, new IS-04 version.
-    let cam1_device = s.studio.device_id("CAM1").unwrap();
-    let url = format!(
-        "{}/single/senders/{cam1}/staged",
-        s.studio.connection_url(cam1_device)
-    );
-    let answer = reqwest::Client::new()
-        .patch(&url)
-        .json(&serde_json::json!({
-            "transport_params": [{"destination_ip": "239.77.77.77"}],
-            "activation": {"mode": "activate_immediate"}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    activate_elsewhere(
+        staged_url(&s.studio, "CAM1", "senders", "CAM1-V"),
+        serde_json::json!({"transport_params": [{"destination_ip": "239.77.77.77"}]}),
+    )
+    .await;
     let version = s.studio.resource(ResourceType::Senders, cam1).unwrap()["version"].clone();
     let mut catalogue = s.service.discovery().catalogue();
     let seen = tokio::time::timeout(Duration::from_secs(5), async {
@@ -752,6 +716,33 @@ async fn a_sender_whose_stream_moved_after_ready_is_taken_with_its_new_transport
     );
     assert!(sdp.contains("239.77.77.77"), "{sdp}");
     s.gw.stop().await;
+}
+
+/// The IS-05 `staged` URL of the receiver or sender (`kind`) labelled `label` on `device`.
+fn staged_url(studio: &StudioHandle, device: &str, kind: &str, label: &str) -> String {
+    let id = match kind {
+        "receivers" => studio.receiver_id(label),
+        _ => studio.sender_id(label),
+    }
+    .unwrap();
+    let device = studio.device_id(device).unwrap();
+    format!(
+        "{}/single/{kind}/{id}/staged",
+        studio.connection_url(device)
+    )
+}
+
+/// Another IS-05 controller (a router panel) PATCHes `url` with `body` and an immediate
+/// activation; the device must accept it.
+async fn activate_elsewhere(url: String, mut body: serde_json::Value) {
+    body["activation"] = serde_json::json!({"mode": "activate_immediate"});
+    let answer = reqwest::Client::new()
+        .patch(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------
